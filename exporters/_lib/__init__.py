@@ -1,0 +1,1 @@
+"""Shared code of every collector: specs, label decoders, BPF loading, the scrape-time collector."""

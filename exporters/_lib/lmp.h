@@ -1,0 +1,47 @@
+/* Helpers shared by every LMP collector: in-kernel log2 histograms and map-overflow counting.
+ * Each <name>.bpf.c includes it; the exporter also puts it in front of the collector's source when
+ * compiling, because BCC rewrites map calls (lmp_overflow.lookup) only in the file it compiles. */
+#ifndef LMP_H
+#define LMP_H
+
+#include <uapi/linux/ptrace.h>
+
+/* 40 log2 slots reach 2^39 (9 minutes in ns, 512 GiB in bytes); larger values land in the last slot. */
+#define LMP_HIST_SLOTS 40
+
+/* A histogram as the exporter reads it: slot k counts values in [2^(k-1), 2^k) (slot 1 also holds 0),
+ * so its Prometheus upper bound `le` is 2^k. `sum` keeps the exact total for the `_sum` series. */
+struct lmp_hist {
+    u64 slots[LMP_HIST_SLOTS];
+    u64 sum;
+};
+
+/* Histograms live in per-CPU maps, so plain increments are safe: no other CPU writes this copy. */
+static __always_inline void lmp_hist_observe(struct lmp_hist *h, u64 value)
+{
+    u32 slot = bpf_log2l(value);
+    if (slot >= LMP_HIST_SLOTS)
+        slot = LMP_HIST_SLOTS - 1;
+    h->slots[slot]++;
+    h->sum += value;
+}
+
+/* Every map has a fixed size. When an insert fails because a map is full, the event is counted here,
+ * at the map's index (LMP_MAP_<name>, passed by the exporter as -D flags from the spec), and exported as
+ * lmp_exporter_map_overflow_total{map}. */
+#ifndef LMP_MAX_MAPS
+#define LMP_MAX_MAPS 1
+#endif
+BPF_PERCPU_ARRAY(lmp_overflow, u64, LMP_MAX_MAPS);
+
+static __always_inline void lmp_count_overflow(u32 index)
+{
+    u64 *n = lmp_overflow.lookup(&index);
+    if (n)
+        (*n)++;
+}
+/* BCC does not rewrite map calls inside macros, so collectors write hash updates out in full:
+ *   u64 *v = m.lookup_or_try_init(&key, &zero); if (v) *v += n; else LMP_OVERFLOW(m); */
+#define LMP_OVERFLOW(map) lmp_count_overflow(LMP_MAP_##map)
+
+#endif /* LMP_H */

@@ -1,0 +1,177 @@
+"""A collector's spec (<name>.yaml): loaded, validated and turned into plain typed objects."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import yamlfile
+from .yamlfile import YamlError
+
+SCHEMA = Path(__file__).with_name("spec.schema.json")
+KERNEL_UNIT_SCALE = {"nanoseconds": 1e-9, "microseconds": 1e-6, "bytes": 1.0}
+BASE_UNIT_SUFFIX = {"nanoseconds": "_seconds", "microseconds": "_seconds", "bytes": "_bytes"}
+
+
+@dataclass(frozen=True)
+class Label:
+    name: str
+    field: str  # the field of the BPF map key it is read from
+    decoder: str
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Histogram:
+    kernel_unit: str
+    min_slot: int
+    max_slot: int
+
+    @property
+    def scale(self) -> float:
+        return KERNEL_UNIT_SCALE[self.kernel_unit]
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    type: str
+    help: str
+    map: str
+    labels: tuple[Label, ...] = ()
+    histogram: Histogram | None = None
+    when: str | None = None
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    type: str
+    default: bool | int
+    help: str
+
+
+@dataclass(frozen=True)
+class InternalMap:
+    name: str
+    help: str
+    when: str | None = None
+
+
+@dataclass
+class Spec:
+    name: str
+    summary: str
+    directory: Path
+    tracepoints: tuple[str, ...] = ()
+    raw_tracepoints: tuple[str, ...] = ()
+    options: dict[str, Option] = field(default_factory=dict)
+    metrics: tuple[Metric, ...] = ()
+    internal_maps: tuple[InternalMap, ...] = ()
+    kind: str = "collector"
+
+    @property
+    def source(self) -> Path:
+        return self.directory / f"{self.name}.bpf.c"
+
+    @property
+    def readme(self) -> Path:
+        return self.directory / "README.md"
+
+    def active(self, values: dict[str, bool | int]) -> tuple[list[Metric], list[str]]:
+        """The metrics and all map names (metrics' first) that exist with these option values."""
+        on = lambda when: when is None or bool(values.get(when))  # noqa: E731
+        metrics = [m for m in self.metrics if on(m.when)]
+        maps = [m.map for m in metrics] + [m.name for m in self.internal_maps if on(m.when)]
+        return metrics, maps
+
+
+def _metric(raw: dict[str, Any]) -> Metric:
+    labels = tuple(
+        Label(l["name"], l.get("field", l["name"]), l["decoder"], tuple(l.get("values", ())))
+        for l in raw.get("labels", ())
+    )
+    hist = raw.get("histogram")
+    return Metric(
+        name=raw["name"], type=raw["type"], help=raw["help"],
+        map=raw.get("map", raw["name"].removeprefix("lmp_")), labels=labels,
+        histogram=Histogram(**hist) if hist else None, when=raw.get("when"),
+    )
+
+
+def _check(spec: Spec, doc: Any, path: Path) -> None:
+    """Rules the JSON schema cannot say; each error points at the offending metric's line."""
+    for i, m in enumerate(spec.metrics):
+        def fail(reason: str) -> None:
+            raise YamlError(path, yamlfile.line_of(doc, ["metrics", i]), f"metric {m.name}: {reason}")
+        if m.type == "counter" and not m.name.endswith("_total"):
+            fail("a counter's name ends in _total")
+        if m.type != "counter" and m.name.endswith("_total"):
+            fail("only counters end in _total")
+        if m.type == "histogram":
+            if m.histogram is None:
+                fail("a histogram needs `histogram: {kernel_unit, min_slot, max_slot}`")
+            elif m.histogram.min_slot > m.histogram.max_slot:
+                fail("histogram min_slot is above max_slot")
+            elif not m.name.endswith(BASE_UNIT_SUFFIX[m.histogram.kernel_unit]):
+                fail(f"a histogram of {m.histogram.kernel_unit} is named in base units, "
+                     f"ending in {BASE_UNIT_SUFFIX[m.histogram.kernel_unit]}")
+        elif m.histogram is not None:
+            fail("only histograms take `histogram:`")
+        for label in m.labels:
+            if (label.decoder == "enum") != bool(label.values):
+                fail(f"label {label.name}: `values` goes with decoder enum, and only with it")
+        if m.when is not None and m.when not in spec.options:
+            fail(f"`when: {m.when}` names no option of this collector")
+    if len({m.name for m in spec.metrics}) != len(spec.metrics):
+        raise YamlError(path, yamlfile.line_of(doc, ["metrics"]), "metric names repeat")
+    for name, opt in spec.options.items():
+        if isinstance(opt.default, bool) != (opt.type == "bool"):
+            raise YamlError(path, yamlfile.line_of(doc, ["options", name]),
+                            f"option {name}: default {opt.default!r} is not a {opt.type}")
+
+
+def load(path: Path) -> Spec:
+    """Load and validate a spec file; raise YamlError (`file:line: reason`) when it is wrong."""
+    doc = yamlfile.load(path, SCHEMA)
+    folder = path.parent.name
+    if doc["name"] != folder or path.name != f"{folder}.yaml":
+        raise YamlError(path, yamlfile.line_of(doc, ["name"]),
+                        f"name {doc['name']!r} must match its folder and file name ({folder}/{folder}.yaml)")
+    requires = doc.get("requires") or {}
+    spec = Spec(
+        name=doc["name"], summary=doc["summary"], directory=path.parent, kind=doc.get("kind", "collector"),
+        tracepoints=tuple(requires.get("tracepoints", ())),
+        raw_tracepoints=tuple(requires.get("raw_tracepoints", ())),
+        options={k: Option(k, v["type"], v["default"], v["help"]) for k, v in (doc.get("options") or {}).items()},
+        metrics=tuple(_metric(m) for m in doc["metrics"]),
+        internal_maps=tuple(InternalMap(m["name"], m["help"], m.get("when")) for m in doc.get("internal_maps", ())),
+    )
+    _check(spec, doc, path)
+    return spec
+
+
+def parse_option(spec: Spec, assignment: str) -> tuple[str, bool | int]:
+    """`name=value` from the command line, checked against the spec's options."""
+    name, sep, text = assignment.partition("=")
+    opt = spec.options.get(name)
+    if not sep or opt is None:
+        known = ", ".join(spec.options) or "none"
+        raise ValueError(f"{spec.name}: unknown option {assignment!r} (options: {known})")
+    return name, coerce_option(opt, text)
+
+
+def coerce_option(opt: Option, value: Any) -> bool | int:
+    if opt.type == "bool":
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("1", "true", "yes", "on"):
+            return True
+        if str(value).lower() in ("0", "false", "no", "off"):
+            return False
+    elif not isinstance(value, bool):
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            pass
+    raise ValueError(f"option {opt.name} takes a {opt.type}, not {value!r}")

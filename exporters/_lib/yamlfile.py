@@ -1,0 +1,70 @@
+"""Load a YAML file and validate it against a JSON schema, with errors that name the file and line."""
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+
+class YamlError(ValueError):
+    """A YAML file that cannot be used; str() is `file:line: reason`, ready to show a user."""
+
+    def __init__(self, path: Path | str, line: int | None, reason: str) -> None:
+        self.path, self.line, self.reason = str(path), line, reason
+        where = f"{self.path}:{line}" if line else self.path
+        super().__init__(f"{where}: {reason}")
+
+
+@cache
+def load_schema(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def parse(text: str, path: Path | str) -> Any:
+    """Parse YAML text, keeping line numbers (ruamel's round-trip nodes carry them)."""
+    try:
+        return YAML(typ="rt").load(text)
+    except MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line = mark.line + 1 if mark else None
+        raise YamlError(path, line, f"invalid YAML: {err.problem or err.context}") from None
+
+
+def line_of(doc: Any, location: list[str | int]) -> int | None:
+    """The 1-based line of the deepest node along `location` that still carries a position."""
+    node, line = doc, None
+    for key in location:
+        if isinstance(node, CommentedMap) and key in node:
+            line = node.lc.key(key)[0] + 1
+        elif isinstance(node, CommentedSeq) and isinstance(key, int) and key < len(node):
+            line = node.lc.item(key)[0] + 1
+        else:
+            break
+        node = node[key]
+    return line
+
+
+def validate(doc: Any, schema_path: Path, path: Path | str) -> None:
+    validator = jsonschema.Draft202012Validator(load_schema(schema_path))
+    errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = jsonschema.exceptions.best_match(errors)
+        where = ".".join(str(p) for p in err.absolute_path) or "top level"
+        raise YamlError(path, line_of(doc, list(err.absolute_path)), f"{where}: {err.message}")
+
+
+def load(path: Path, schema_path: Path) -> Any:
+    """Read, parse and validate `path`; raise YamlError naming the file and line of the first problem."""
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise YamlError(path, None, err.strerror or str(err)) from None
+    doc = parse(text, path)
+    validate(doc, schema_path, path)
+    return doc

@@ -1,0 +1,83 @@
+/* syscalls: counts every system call and every failed one, by syscall number and errno.
+ *
+ * One probe on raw_syscalls:sys_exit sees both the syscall number (args->id) and its return value
+ * (args->ret), so counting calls and errors costs a single program run per syscall. Counts go into
+ * per-CPU arrays: no locking, no hashing on the hot path. */
+#include "lmp.h"
+
+/* Syscall numbers index the arrays: x86_64 has about 470, so 1024 leaves room for new ones. */
+#define MAX_SYSCALLS 1024
+/* Distinct (syscall, errno) pairs: a busy host shows a few hundred. */
+#define MAX_ERROR_PAIRS 4096
+/* Threads inside a syscall at once, for the optional latency histogram. */
+#define MAX_THREADS 16384
+
+struct error_key {
+    u32 syscall;
+    u32 errno;
+};
+
+BPF_PERCPU_ARRAY(syscalls_total, u64, MAX_SYSCALLS);
+BPF_PERCPU_HASH(syscall_errors_total, struct error_key, u64, MAX_ERROR_PAIRS);
+
+/* -DFILTER_TGID=<pid> counts one process only (like syscount -p); 0 counts every process. */
+static __always_inline bool skip_process(void)
+{
+#if FILTER_TGID
+    return (bpf_get_current_pid_tgid() >> 32) != FILTER_TGID;
+#else
+    return false;
+#endif
+}
+
+#if LATENCY
+/* Optional (-DLATENCY=1): timing each call needs a second probe and a hash keyed by thread, which
+ * costs several times more than the counters (see README, Overhead). */
+BPF_HASH(syscall_start, u32, u64, MAX_THREADS);
+BPF_PERCPU_ARRAY(syscall_latency_seconds, struct lmp_hist, MAX_SYSCALLS);
+
+TRACEPOINT_PROBE(raw_syscalls, sys_enter)
+{
+    if (skip_process())
+        return 0;
+    u32 tid = bpf_get_current_pid_tgid();
+    u64 now = bpf_ktime_get_ns();
+    if (syscall_start.update(&tid, &now))
+        LMP_OVERFLOW(syscall_start);
+    return 0;
+}
+#endif
+
+TRACEPOINT_PROBE(raw_syscalls, sys_exit)
+{
+    if (skip_process())
+        return 0;
+    u32 nr = args->id;
+    u64 *calls = syscalls_total.lookup(&nr);
+    if (calls)
+        (*calls)++;
+
+    /* The kernel returns errors as -errno, in [-4095, -1]. */
+    long ret = args->ret;
+    if (ret < 0 && ret >= -4095) {
+        struct error_key key = {.syscall = nr, .errno = -ret};
+        u64 zero = 0;
+        u64 *errors = syscall_errors_total.lookup_or_try_init(&key, &zero);
+        if (errors)
+            (*errors)++;
+        else
+            LMP_OVERFLOW(syscall_errors_total);
+    }
+
+#if LATENCY
+    u32 tid = bpf_get_current_pid_tgid();
+    u64 *start = syscall_start.lookup(&tid);
+    if (start) {
+        struct lmp_hist *hist = syscall_latency_seconds.lookup(&nr);
+        if (hist)
+            lmp_hist_observe(hist, bpf_ktime_get_ns() - *start);
+        syscall_start.delete(&tid);
+    }
+#endif
+    return 0;
+}

@@ -1,0 +1,1 @@
+"""LMP, the Linux Microscope: the `lmp` command and what it runs."""

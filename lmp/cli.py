@@ -1,0 +1,125 @@
+"""The `lmp` command: one entry point for everything a user runs."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from exporters._lib import bpf, catalog
+from exporters._lib.exporter import EXIT_USAGE, serve
+from exporters._lib.spec import Spec, coerce_option, parse_option
+from exporters._lib.yamlfile import YamlError
+
+from . import config as configs
+
+
+def can_run(spec: Spec) -> tuple[bool, str]:
+    """Whether this kernel has every hook the collector requires, and if not, which are missing."""
+    try:
+        missing = bpf.missing_hooks(spec)
+    except (bpf.LoadError, PermissionError) as err:
+        return False, str(err)
+    return (not missing, "missing " + ", ".join(missing) if missing else "")
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    cfg = configs.load(args.config)
+    rows = []
+    for name in catalog.names():
+        spec = catalog.load(name)
+        ok, why = can_run(spec)
+        c = cfg.collectors.get(name)
+        rows.append({"name": name, "kind": spec.kind, "can_run": ok, "why_not": why,
+                     "enabled": bool(c and c.enabled), "listen": c.listen if c else "",
+                     "summary": spec.summary})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'COLLECTOR':<12} {'RUNS HERE':<10} {'ENABLED':<8} {'LISTEN':<16} SUMMARY")
+    for r in rows:
+        runs = "yes" if r["can_run"] else "no"
+        print(f"{r['name']:<12} {runs:<10} {'yes' if r['enabled'] else 'no':<8} {r['listen']:<16} {r['summary']}")
+        if r["why_not"]:
+            print(f"{'':<12} why not: {r['why_not']}")
+    return 0
+
+
+def cmd_exporter(args: argparse.Namespace) -> int:
+    extra = [Path(d) for d in args.collector_dir]
+    try:
+        spec = catalog.load(args.name, extra)
+    except KeyError:
+        print(f"lmp exporter: no collector named {args.name!r}; collectors: "
+              f"{', '.join(catalog.names(extra))}", file=sys.stderr)
+        return EXIT_USAGE
+    cfg = configs.load(args.config)
+    configured = cfg.collectors.get(spec.name)
+    values = {k: o.default for k, o in spec.options.items()}
+    if configured:
+        values.update(configured.options)
+    for assignment in args.option:
+        name, value = parse_option(spec, assignment)
+        values[name] = coerce_option(spec.options[name], value)
+    listen = args.listen or (configured.listen if configured else None)
+    if not listen:
+        print(f"lmp exporter {spec.name}: no listen address in {cfg.path}; pass --listen HOST:PORT",
+              file=sys.stderr)
+        return EXIT_USAGE
+    return serve(spec, listen, values)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .run import run
+    return run(configs.load(args.config))
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from bench.__main__ import main as bench_main
+    return bench_main(args.rest)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lmp", description="LMP, the Linux Microscope: eBPF metrics of the kernel.")
+    p.add_argument("--config", type=Path, default=None,
+                   help=f"configuration file (default: $LMP_CONFIG or {configs.DEFAULT_PATH})")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    ls = sub.add_parser("list", help="list the collectors, whether they can run here, and their ports")
+    ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ls.set_defaults(func=cmd_list)
+
+    ex = sub.add_parser("exporter", help="run one collector as an exporter serving /metrics")
+    ex.add_argument("name", help="collector name (see `lmp list`)")
+    ex.add_argument("--listen", help="HOST:PORT to serve /metrics on (default: from the config)")
+    ex.add_argument("--option", "-o", action="append", default=[], metavar="NAME=VALUE",
+                    help="set a collector option, e.g. -o latency=true (repeatable)")
+    ex.add_argument("--collector-dir", action="append", default=[], metavar="DIR",
+                    help="also look for collectors in DIR (a folder of collector folders)")
+    ex.set_defaults(func=cmd_exporter)
+
+    rn = sub.add_parser("run", help="run every enabled collector and a local Prometheus, in the foreground")
+    rn.set_defaults(func=cmd_run)
+
+    bn = sub.add_parser("bench", help="measure overhead, start-up, memory and scrape cost; print a table")
+    bn.add_argument("rest", nargs=argparse.REMAINDER)
+    bn.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except YamlError as err:
+        print(f"lmp: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as err:
+        print(f"lmp: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""config/lmp.yaml: read, validated against config/lmp.schema.json and against the collectors' specs."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from exporters._lib import catalog, yamlfile
+from exporters._lib.spec import coerce_option
+from exporters._lib.yamlfile import YamlError
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PATH = ROOT / "config" / "lmp.yaml"
+SCHEMA = ROOT / "config" / "lmp.schema.json"
+
+
+@dataclass
+class CollectorConfig:
+    name: str
+    listen: str
+    enabled: bool = True
+    options: dict[str, bool | int] = field(default_factory=dict)  # every option, defaults filled in
+
+
+@dataclass
+class PrometheusConfig:
+    enabled: bool = True
+    listen: str = "127.0.0.1:9490"
+    scrape_interval: str = "5s"
+    retention: str = "7d"
+    data_dir: str = "/var/lib/lmp/prometheus"
+
+
+@dataclass
+class Config:
+    path: Path
+    prometheus: PrometheusConfig
+    collectors: dict[str, CollectorConfig]
+
+
+def path_from_env() -> Path:
+    return Path(os.environ.get("LMP_CONFIG", DEFAULT_PATH))
+
+
+def load(path: Path | None = None) -> Config:
+    """Read and check the config; YamlError (`file:line: reason`) names the first problem."""
+    path = path or path_from_env()
+    doc = yamlfile.load(path, SCHEMA) or {}
+    collectors: dict[str, CollectorConfig] = {}
+    for name, raw in (doc.get("collectors") or {}).items():
+        line = yamlfile.line_of(doc, ["collectors", name])
+        try:
+            spec = catalog.load(name)
+        except KeyError:
+            raise YamlError(path, line, f"no collector named {name!r} (collectors: "
+                                        f"{', '.join(catalog.names())})") from None
+        options = {k: o.default for k, o in spec.options.items()}
+        for key, value in (raw.get("options") or {}).items():
+            where = yamlfile.line_of(doc, ["collectors", name, "options", key])
+            if key not in spec.options:
+                raise YamlError(path, where, f"collector {name} has no option {key!r} "
+                                             f"(options: {', '.join(spec.options) or 'none'})")
+            try:
+                options[key] = coerce_option(spec.options[key], value)
+            except ValueError as err:
+                raise YamlError(path, where, str(err)) from None
+        collectors[name] = CollectorConfig(name, raw["listen"], raw.get("enabled", True), options)
+    return Config(path, PrometheusConfig(**(doc.get("prometheus") or {})), collectors)
