@@ -65,4 +65,11 @@ def load(path: Path | None = None) -> Config:
             except ValueError as err:
                 raise YamlError(path, where, str(err)) from None
         collectors[name] = CollectorConfig(name, raw["listen"], raw.get("enabled", True), options)
-    return Config(path, PrometheusConfig(**(doc.get("prometheus") or {})), collectors)
+    prometheus = PrometheusConfig(**(doc.get("prometheus") or {}))
+    seen = {prometheus.listen: ["prometheus", "listen"]} if prometheus.enabled else {}
+    for c in collectors.values():
+        if c.enabled and c.listen in seen:
+            raise YamlError(path, yamlfile.line_of(doc, ["collectors", c.name, "listen"]),
+                            f"collector {c.name}: listen {c.listen} is already used by {seen[c.listen][-2]}")
+        seen[c.listen] = ["collectors", c.name, "listen"]
+    return Config(path, prometheus, collectors)

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import threading
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
+from prometheus_client import CollectorRegistry, ProcessCollector, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 
 from . import bpf
 from .collector import BpfCollector
@@ -21,6 +24,23 @@ def parse_listen(listen: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"listen address {listen!r} is not HOST:PORT")
     return host.strip("[]") or "0.0.0.0", int(port)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # no line per scrape on stderr
+        pass
+
+
+def bind(host: str, port: int, registry: CollectorRegistry) -> ThreadingWSGIServer:
+    """A listening /metrics server (OpenMetrics and gzip by the request's headers, as client_python
+    does). It is bound now but serves only once serve_forever() runs: scrapes made while the kernel code
+    compiles wait in the listen queue instead of getting an empty answer."""
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+
+    class Server(ThreadingWSGIServer):
+        address_family = family
+
+    return make_server(host, port, make_wsgi_app(registry), Server, handler_class=_QuietHandler)
 
 
 def say(name: str, message: str) -> None:
@@ -43,10 +63,13 @@ def serve(spec: Spec, listen: str, values: dict[str, bool | int]) -> int:
         say(name, f"this kernel lacks the hook(s) it requires: {', '.join(missing)}")
         return EXIT_UNSUPPORTED
 
+    stop = threading.Event()  # set by SIGINT/SIGTERM, even while BCC compiles
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
     try:  # bind before loading anything, so a busy port leaves nothing attached
-        server, thread = start_http_server(port, host, registry)
+        server = bind(host, port, registry)
     except OSError as err:
         say(name, f"cannot listen on {listen}: {err.strerror or err}")
         return EXIT_FAILED
@@ -54,19 +77,19 @@ def serve(spec: Spec, listen: str, values: dict[str, bool | int]) -> int:
         loaded = bpf.load(spec, values)
     except bpf.LoadError as err:
         say(name, str(err))
-        server.shutdown()
+        server.server_close()
         return EXIT_FAILED
 
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
     try:
         registry.register(BpfCollector(spec, loaded, values))
+        thread.start()
         url = f"http://{listen if host != '0.0.0.0' else f'localhost:{port}'}/metrics"
         say(name, f"attached {len(loaded.attached())} program(s) in {loaded.seconds:.2f} s; serving {url}")
         stop.wait()
     finally:
         loaded.close()
-        server.shutdown()
-        thread.join(timeout=5)
+        if thread.is_alive():
+            server.shutdown()
+        server.server_close()
     return 0

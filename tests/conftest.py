@@ -1,0 +1,130 @@
+"""Shared test fixtures: start real exporters, scrape them, and check the machine is left as found."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+ROOT = Path(__file__).resolve().parent.parent
+LMP = [sys.executable, "-m", "lmp"]
+START_TIMEOUT = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bpf_program_ids() -> set[int]:
+    out = subprocess.run(["bpftool", "-j", "prog", "show"], check=True, capture_output=True, text=True).stdout
+    return {p["id"] for p in json.loads(out or "[]")}
+
+
+def check_histograms(families: dict) -> None:
+    """Every histogram: buckets cumulative (non-decreasing), +Inf equal to _count, _sum not negative."""
+    for family in families.values():
+        if family.type != "histogram":
+            continue
+        series: dict[tuple, list] = {}
+        for s in family.samples:
+            key = tuple(sorted((k, v) for k, v in s.labels.items() if k != "le"))
+            series.setdefault(key, []).append(s)
+        for key, samples in series.items():
+            buckets = [(float(s.labels["le"]), s.value) for s in samples if s.name.endswith("_bucket")]
+            count = next(s.value for s in samples if s.name.endswith("_count"))
+            total = next(s.value for s in samples if s.name.endswith("_sum"))
+            values = [v for _, v in sorted(buckets)]
+            assert values == sorted(values), f"{family.name}{key}: buckets not cumulative"
+            assert buckets[-1] == (float("inf"), count), f"{family.name}{key}: +Inf != _count"
+            assert total >= 0
+
+
+@dataclass
+class Scrape:
+    families: dict
+
+    def value(self, name: str, **labels: str) -> float:
+        """A sample's value, 0 when the series does not exist yet (counters start absent)."""
+        for family in self.families.values():
+            for s in family.samples:
+                if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                    return s.value
+        return 0.0
+
+    def bucket(self, name: str, le: float, **labels: str) -> float:
+        for s in self.families[name].samples if name in self.families else ():
+            if s.name == f"{name}_bucket" and float(s.labels["le"]) == le and \
+                    all(s.labels.get(k) == v for k, v in labels.items()):
+                return s.value
+        return 0.0
+
+
+class Exporter:
+    def __init__(self, name: str, args: list[str], port: int) -> None:
+        self.name, self.port = name, port
+        self.url = f"http://127.0.0.1:{port}/metrics"
+        self.proc = subprocess.Popen([*LMP, "exporter", name, "--listen", f"127.0.0.1:{port}", *args],
+                                     stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"exporter {name} exited {self.proc.returncode}: {self.proc.stderr.read()}")
+            try:
+                self.text()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError(f"exporter {name} did not answer within {START_TIMEOUT} s")
+
+    def text(self, headers: dict[str, str] | None = None) -> str:
+        with urllib.request.urlopen(urllib.request.Request(self.url, headers=headers or {}), timeout=10) as r:
+            return r.read().decode()
+
+    def scrape(self) -> Scrape:
+        families = {f.name: f for f in text_string_to_metric_families(self.text())}
+        check_histograms(families)  # the invariants hold on every scrape
+        return Scrape(families)
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=20)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc.stderr.close()
+
+
+@pytest.fixture
+def exporter() -> Iterator:
+    """Factory: exporter("syscalls", "-o", "latency=true") starts a real exporter on a free port.
+    At teardown each is stopped by its PID, must exit 0 and leave no BPF program behind."""
+    before = bpf_program_ids()
+    started: list[Exporter] = []
+
+    def start(name: str, *args: str) -> Exporter:
+        started.append(Exporter(name, list(args), free_port()))
+        return started[-1]
+
+    yield start
+    codes = [e.stop() for e in started]
+    assert codes == [0] * len(started), f"exporters exited with {codes}"
+    assert bpf_program_ids() <= before, "BPF programs left loaded after the exporters stopped"
+
+
+def run_lmp(*args: str, env: dict[str, str] | None = None, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([*LMP, *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})}, **kw)

@@ -1,0 +1,52 @@
+"""biolatency: O_DIRECT writes to a file on the real disk must appear as write requests of that disk."""
+from __future__ import annotations
+
+import mmap
+import os
+import tempfile
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+WRITES = 29
+BLOCK = 4096
+
+
+def disk_of(path: Path) -> str:
+    """The whole disk holding `path` (a partition's parent), as block tracepoints name it."""
+    st = os.stat(path)
+    sysfs = Path(os.path.realpath(f"/sys/dev/block/{os.major(st.st_dev)}:{os.minor(st.st_dev)}"))
+    return sysfs.parent.name if (sysfs / "partition").exists() else sysfs.name
+
+
+def test_direct_writes_are_counted_for_their_disk(exporter):
+    bio = exporter("biolatency")
+    folder = Path(tempfile.mkdtemp(dir=ROOT, prefix=".biotest-"))  # the repo's disk, not a tmpfs
+    disk = disk_of(folder)
+    path = folder / "data"
+    buf = mmap.mmap(-1, BLOCK)  # O_DIRECT needs an aligned buffer; mmap gives a page
+    buf.write(b"l" * BLOCK)
+    before = bio.scrape()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_DIRECT, 0o600)
+    try:
+        for i in range(WRITES):
+            os.pwrite(fd, buf, i * BLOCK)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+        path.unlink()
+        folder.rmdir()
+    after = bio.scrape()
+
+    write = {"disk": disk, "op": "write"}
+    requests = after.value("lmp_block_io_requests_total", **write) - before.value("lmp_block_io_requests_total", **write)
+    written = after.value("lmp_block_io_bytes_total", **write) - before.value("lmp_block_io_bytes_total", **write)
+    done = after.value("lmp_block_io_latency_seconds_count", **write) - \
+        before.value("lmp_block_io_latency_seconds_count", **write)
+    spent = after.value("lmp_block_io_latency_seconds_sum", **write) - \
+        before.value("lmp_block_io_latency_seconds_sum", **write)
+    assert requests >= WRITES
+    assert written >= WRITES * BLOCK
+    assert done >= WRITES
+    assert 0 < spent / done < 1.0  # a 4 KiB write takes more than nothing and less than a second
+    assert after.value("lmp_exporter_map_overflow_total", map="inflight") == 0

@@ -1,0 +1,82 @@
+"""syscalls: the counts must match a workload whose calls we know exactly."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+RARE_CALLS = 23   # sched_get_priority_min: nothing else on a host calls it
+MISSING_OPENS = 17  # openat on a path that does not exist: ENOENT
+
+# The workload waits on stdin so that exporters can be started (and filtered) on its PID first.
+WORKLOAD = f"""
+import os, sys
+sys.stdin.readline()
+for _ in range({RARE_CALLS}):
+    os.sched_get_priority_min(os.SCHED_OTHER)
+for _ in range({MISSING_OPENS}):
+    try:
+        open("/nonexistent/lmp-test", "rb")
+    except FileNotFoundError:
+        pass
+print("done", flush=True)
+sys.stdin.readline()
+"""
+
+
+@pytest.fixture
+def workload():
+    proc = subprocess.Popen([sys.executable, "-c", WORKLOAD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+
+    def go() -> None:
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().strip() == "done"
+
+    yield proc, go
+    proc.stdin.close()
+    assert proc.wait(timeout=10) == 0
+
+
+def test_counts_match_workload_exactly(exporter, workload):
+    proc, go = workload
+    everyone = exporter("syscalls")
+    only_it = exporter("syscalls", "-o", f"filter_tgid={proc.pid}")
+    before_all, before_it = everyone.scrape(), only_it.scrape()
+    go()
+    after_all, after_it = everyone.scrape(), only_it.scrape()
+
+    rare = "sched_get_priority_min"
+    assert after_all.value("lmp_syscalls_total", syscall=rare) - \
+        before_all.value("lmp_syscalls_total", syscall=rare) == RARE_CALLS
+    assert after_it.value("lmp_syscalls_total", syscall=rare) - \
+        before_it.value("lmp_syscalls_total", syscall=rare) == RARE_CALLS
+    enoent = {"syscall": "openat", "errno": "ENOENT"}
+    assert after_it.value("lmp_syscall_errors_total", **enoent) - \
+        before_it.value("lmp_syscall_errors_total", **enoent) == MISSING_OPENS
+    # The filtered exporter saw the workload's openat calls and nothing from other processes.
+    assert after_it.value("lmp_syscalls_total", syscall="openat") - \
+        before_it.value("lmp_syscalls_total", syscall="openat") == MISSING_OPENS
+    assert after_all.value("lmp_syscall_errors_total", **enoent) - \
+        before_all.value("lmp_syscall_errors_total", **enoent) >= MISSING_OPENS
+    assert "lmp_syscall_latency_seconds" not in after_all.families  # off by default
+
+
+def test_latency_option_times_each_call(exporter, workload):
+    proc, go = workload
+    timed = exporter("syscalls", "-o", "latency=true", "-o", f"filter_tgid={proc.pid}")
+    before = timed.scrape()
+    go()
+    after = timed.scrape()
+    name = "lmp_syscall_latency_seconds"
+    rare = {"syscall": "sched_get_priority_min"}
+    assert after.value(f"{name}_count", **rare) - before.value(f"{name}_count", **rare) == RARE_CALLS
+    spent = after.value(f"{name}_sum", **rare) - before.value(f"{name}_sum", **rare)
+    # Each call takes well under a millisecond and more than nothing.
+    assert 0 < spent / RARE_CALLS < 1e-3
+    assert after.value(f"{name}_count", syscall="openat") - \
+        before.value(f"{name}_count", syscall="openat") == MISSING_OPENS
+    # The trace-only sys_enter probe is attached as well.
+    assert after.value("lmp_exporter_program_attached", hook="raw_syscalls:sys_enter") == 1
