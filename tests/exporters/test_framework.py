@@ -1,0 +1,160 @@
+"""The exporter framework against a real kernel: bad inputs, protocol details, decoders, map overflow."""
+from __future__ import annotations
+
+import gzip
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from exporters._lib import catalog
+from exporters._lib.decoders import syscall_names
+from tests.conftest import LMP, bpf_program_ids, free_port, run_lmp
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SCHED_GET_PRIORITY_MIN = {name: nr for nr, name in syscall_names().items()}["sched_get_priority_min"]
+
+
+def copy_collector(tmp_path: Path, src: str, name: str, spec_text: str) -> Path:
+    """A collector folder `name` in tmp_path with src's kernel code and the given spec."""
+    folder = tmp_path / name
+    folder.mkdir()
+    shutil.copy(catalog.EXPORTERS_DIR / src / f"{src}.bpf.c", folder / f"{name}.bpf.c")
+    (folder / f"{name}.yaml").write_text(spec_text)
+    return tmp_path
+
+
+def test_unknown_collector_exits_2_and_lists_the_collectors():
+    result = run_lmp("exporter", "nosuch", "--listen", "127.0.0.1:1")
+    assert result.returncode == 2
+    assert "no collector named 'nosuch'" in result.stderr
+    for name in ("syscalls", "runqlat", "biolatency"):
+        assert name in result.stderr
+
+
+@pytest.mark.parametrize("spec_text, line, reason", [
+    ("name: broken\nsummary: x\nrequires: {tracepoints: [raw_syscalls:sys_exit]}\nmetrics:\n"
+     "  - {name: lmp_x_total, type: countr, help: h}\n", 5, "'countr' is not one of"),
+    ("name: broken\nsummary: x\nrequires: {}\nmetrics:\n  - name: lmp_x\n    type: counter\n    help: h\n",
+     5, "a counter's name ends in _total"),
+    ("name: broken\nsummary: x\nrequires: {tracepoints: [a:b]\nmetrics: []\n", 4, "invalid YAML"),
+])
+def test_malformed_spec_names_file_line_and_reason(tmp_path, spec_text, line, reason):
+    before = bpf_program_ids()
+    extra = copy_collector(tmp_path, "syscalls", "broken", spec_text)
+    result = run_lmp("exporter", "broken", "--collector-dir", str(extra), "--listen", f"127.0.0.1:{free_port()}")
+    assert result.returncode == 2, result.stderr
+    assert f"broken.yaml:{line}:" in result.stderr
+    assert reason in result.stderr
+    assert bpf_program_ids() <= before
+
+
+def test_missing_hook_is_named_and_nothing_is_attached(tmp_path):
+    before = bpf_program_ids()
+    spec = (catalog.EXPORTERS_DIR / "syscalls" / "syscalls.yaml").read_text().replace("name: syscalls", "name: needs")
+    spec = spec.replace("tracepoints: [raw_syscalls:sys_exit]", "tracepoints: [raw_syscalls:sys_exit, lmp:no_such_event]")
+    extra = copy_collector(tmp_path, "syscalls", "needs", spec)
+    result = run_lmp("exporter", "needs", "--collector-dir", str(extra), "--listen", f"127.0.0.1:{free_port()}")
+    assert result.returncode == 3
+    assert "lacks the hook(s) it requires: lmp:no_such_event" in result.stderr
+    assert bpf_program_ids() <= before
+
+
+def test_port_in_use_is_refused_before_anything_is_attached():
+    before = bpf_program_ids()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_lmp("exporter", "syscalls", "--listen", f"127.0.0.1:{port}")
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+    assert bpf_program_ids() <= before
+
+
+def test_not_root_is_refused_with_a_clear_message():
+    result = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *LMP,
+                             "exporter", "syscalls", "--listen", f"127.0.0.1:{free_port()}"],
+                            capture_output=True, text=True, timeout=60, cwd="/")
+    assert result.returncode == 1, result.stderr
+    assert "must run as root" in result.stderr
+
+
+def test_unknown_option_is_refused():
+    result = run_lmp("exporter", "syscalls", "-o", "nosuch=1", "--listen", f"127.0.0.1:{free_port()}")
+    assert result.returncode == 2
+    assert "unknown option 'nosuch=1' (options: latency, filter_tgid)" in result.stderr
+
+
+def test_openmetrics_gzip_self_metrics_and_promtool(exporter):
+    e = exporter("syscalls")
+    request = urllib.request.Request(e.url, headers={"Accept": "application/openmetrics-text; version=1.0.0",
+                                                     "Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.headers["Content-Type"].startswith("application/openmetrics-text")
+        assert response.headers["Content-Encoding"] == "gzip"
+        body = gzip.decompress(response.read()).decode()
+    assert body.rstrip().endswith("# EOF")
+    assert "# TYPE lmp_syscalls counter" in body
+    text = e.text()
+    for line in ('lmp_exporter_scrape_success{collector="syscalls"} 1.0',
+                 'lmp_exporter_program_attached{collector="syscalls",hook="raw_syscalls:sys_exit"} 1.0',
+                 'lmp_exporter_map_overflow_total{collector="syscalls",map="syscall_errors_total"} 0.0'):
+        assert line in text
+    assert f'kernel="{platform.release()}"' in next(l for l in text.splitlines() if l.startswith("lmp_exporter_build_info{"))
+    lint = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+@pytest.fixture
+def cgroup():
+    """A cgroup v2 directory nested under this test's own cgroup, removed afterwards."""
+    own = Path("/proc/self/cgroup").read_text().splitlines()
+    path = next(line.split(":", 2)[2] for line in own if line.startswith("0::"))
+    root = Path("/sys/fs/cgroup/unified") if Path("/sys/fs/cgroup/unified/cgroup.procs").exists() else Path("/sys/fs/cgroup")
+    group = root / path.lstrip("/") / f"lmp-test-{os.getpid()}"
+    group.mkdir()
+    yield group, "/" + str(group.relative_to(root))
+    group.rmdir()
+
+
+CALLER = "import os, sys\nsys.stdin.readline()\nos.sched_get_priority_min(os.SCHED_OTHER)\n"
+
+
+def call_once(cgroup_dir: Path | None = None) -> tuple[int, str]:
+    """Start a process, optionally move it into a cgroup, let it make one sched_get_priority_min call."""
+    proc = subprocess.Popen([sys.executable, "-c", CALLER], stdin=subprocess.PIPE, text=True)
+    if cgroup_dir is not None:
+        (cgroup_dir / "cgroup.procs").write_text(str(proc.pid))
+    comm = Path(f"/proc/{proc.pid}/comm").read_text().strip()
+    proc.communicate("go\n", timeout=30)
+    assert proc.returncode == 0
+    return proc.pid, comm
+
+
+def test_decoders_name_the_real_process_cgroup_and_comm(exporter, cgroup):
+    group_dir, group_path = cgroup
+    probe = exporter("probe", "--collector-dir", str(FIXTURES), "-o", f"syscall_nr={SCHED_GET_PRIORITY_MIN}",
+                     "-o", "capacity=64")
+    pid, comm = call_once(group_dir)
+    scrape = probe.scrape()
+    assert scrape.value("lmp_probe_calls_total", pid=str(pid), cgroup=group_path, comm=comm) == 1
+
+
+def test_a_full_map_counts_what_it_dropped(exporter):
+    capacity, callers = 4, 7
+    probe = exporter("probe", "--collector-dir", str(FIXTURES), "-o", f"syscall_nr={SCHED_GET_PRIORITY_MIN}",
+                     "-o", f"capacity={capacity}")
+    for _ in range(callers):
+        call_once()
+    scrape = probe.scrape()
+    assert scrape.value("lmp_exporter_map_entries", map="probe_calls_total") == capacity
+    assert scrape.value("lmp_exporter_map_capacity", map="probe_calls_total") == capacity
+    assert scrape.value("lmp_exporter_map_overflow_total", map="probe_calls_total") == callers - capacity
+    assert sum(s.value for s in scrape.families["lmp_probe_calls"].samples) == capacity

@@ -1,0 +1,37 @@
+"""config/lmp.yaml: the shipped one loads; a bad edit is refused with its line and reason."""
+from __future__ import annotations
+
+import pytest
+
+from exporters._lib.yamlfile import YamlError
+from lmp import config as configs
+
+SHIPPED = configs.DEFAULT_PATH.read_text()
+
+
+def test_shipped_config_loads_with_defaults_filled_in():
+    cfg = configs.load(configs.DEFAULT_PATH)
+    assert set(cfg.collectors) == {"syscalls", "runqlat", "biolatency"}
+    assert cfg.collectors["syscalls"].options == {"latency": False, "filter_tgid": 0}
+    assert cfg.prometheus.listen == "127.0.0.1:9490"
+
+
+@pytest.mark.parametrize("old, new, reason", [
+    ("  runqlat:\n", "  runqlatt:\n", "no collector named 'runqlatt'"),
+    ("latency: false", "latency: maybe", "is not of type"),
+    ("latency: false", "latencyy: false", "has no option 'latencyy'"),
+    ("listen: 127.0.0.1:9452", "listen: 127.0.0.1:9451", "already used by syscalls"),
+    ("listen: 127.0.0.1:9453", "listen: nowhere", "does not match"),
+    ("scrape_interval: 5s", "scrape_interval: often", "does not match"),
+    ("  enabled: true\n  listen: 127.0.0.1:9490", "  enabled: true\n listen: 127.0.0.1:9490", "invalid YAML"),
+])
+def test_bad_edit_names_line_and_reason(tmp_path, old, new, reason):
+    assert old in SHIPPED
+    edited = SHIPPED.replace(old, new, 1)
+    path = tmp_path / "lmp.yaml"
+    path.write_text(edited)
+    with pytest.raises(YamlError) as err:
+        configs.load(path)
+    assert reason in err.value.reason
+    changed_line = next(i for i, (a, b) in enumerate(zip(SHIPPED.splitlines(), edited.splitlines()), 1) if a != b)
+    assert abs(err.value.line - changed_line) <= 1, str(err.value)

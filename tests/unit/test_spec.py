@@ -1,0 +1,79 @@
+"""Specs: every shipped spec loads; a bad one is refused with its file, line and reason."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from exporters._lib import catalog, spec as specs
+from exporters._lib.yamlfile import YamlError
+
+GOOD = """name: demo
+summary: A demo.
+requires:
+  tracepoints: [sched:sched_switch]
+options:
+  verbose: {type: bool, default: false, help: More.}
+metrics:
+  - name: lmp_demo_latency_seconds
+    type: histogram
+    help: Demo latency.
+    when: verbose
+    labels:
+      - {name: op, decoder: enum, values: [read, write]}
+    histogram: {kernel_unit: nanoseconds, min_slot: 10, max_slot: 20}
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "demo") -> Path:
+    (tmp_path / name).mkdir()
+    path = tmp_path / name / f"{name}.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("name", catalog.names())
+def test_every_shipped_spec_loads_and_has_its_files(name):
+    spec = catalog.load(name)
+    assert spec.source.is_file() and spec.readme.is_file()
+    assert spec.tracepoints or spec.raw_tracepoints
+    for metric in spec.metrics:  # each metric's map is declared in the kernel code
+        assert f"({metric.map}," in spec.source.read_text()
+
+
+def test_good_spec_loads(tmp_path):
+    spec = specs.load(write(tmp_path, GOOD))
+    metric = spec.metrics[0]
+    assert metric.map == "demo_latency_seconds"
+    assert metric.labels[0].values == ("read", "write")
+    assert spec.active({"verbose": False})[0] == [] and spec.active({"verbose": True})[0] == [metric]
+
+
+@pytest.mark.parametrize("old, new, line, reason", [
+    ("type: histogram", "type: histo", 9, "'histo' is not one of"),
+    ("when: verbose", "when: quiet", 8, "`when: quiet` names no option"),
+    ("lmp_demo_latency_seconds", "lmp_demo_latency_ms", 8, "ending in _seconds"),
+    ("min_slot: 10", "min_slot: 30", 8, "min_slot is above max_slot"),
+    ("values: [read, write]", "values: []", 13, "should be non-empty"),
+    ("default: false", "default: 3", 6, "default 3 is not a bool"),
+    ("  tracepoints: [sched:sched_switch]", "  tracepoints: [sched_switch]", 4, "does not match"),
+    ("name: demo", "name: other", 1, "must match its folder"),
+    ("help: Demo latency.", "help: [unclosed", 11, "invalid YAML"),
+])
+def test_bad_spec_names_line_and_reason(tmp_path, old, new, line, reason):
+    assert old in GOOD
+    with pytest.raises(YamlError) as err:
+        specs.load(write(tmp_path, GOOD.replace(old, new, 1)))
+    assert err.value.line == line, str(err.value)
+    assert reason in err.value.reason
+    assert str(err.value).startswith(f"{tmp_path}/demo/demo.yaml:{line}: ")
+
+
+def test_options_from_the_command_line():
+    spec = catalog.load("syscalls")
+    assert specs.parse_option(spec, "latency=yes") == ("latency", True)
+    assert specs.parse_option(spec, "filter_tgid=42") == ("filter_tgid", 42)
+    with pytest.raises(ValueError, match="takes a int"):
+        specs.parse_option(spec, "filter_tgid=many")
+    with pytest.raises(ValueError, match="unknown option"):
+        specs.parse_option(spec, "latency")
