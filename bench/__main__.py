@@ -136,18 +136,20 @@ def startup_and_memory(runs: int) -> list[list[str]]:
 
 def scrape_latency(sizes: tuple[int, ...], runs: int) -> list[list[str]]:
     """/metrics through the real path (BPF map -> collector -> client_python -> HTTP) on a filled map."""
-    from prometheus_client import CollectorRegistry
+    from prometheus_client import CollectorRegistry, ProcessCollector
 
     from exporters._lib import bpf, catalog
-    from exporters._lib.collector import BpfCollector
-    from exporters._lib.exporter import bind
+    from exporters._lib.collector import BpfCollector, SelfCollector
+    from exporters._lib.exporter import MetricsApp, bind
 
     spec = catalog.load("series", [HERE])
     loaded = bpf.load(spec, {})
-    registry = CollectorRegistry()
-    registry.register(BpfCollector(spec, loaded, {}))
+    app = MetricsApp(CollectorRegistry())
+    app.collector = BpfCollector(spec, loaded, {})
+    app.registry.register(SelfCollector(app.collector))
+    ProcessCollector(registry=app.registry)
     port = free_port()
-    server = bind("127.0.0.1", port, registry)
+    server = bind("127.0.0.1", port, app)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     table = loaded.bpf.get_table("bench_series_total")
     rows = []

@@ -1,22 +1,22 @@
-"""The scrape-time collector: reads a collector's BPF maps and yields Prometheus metric families.
+"""The scrape-time collector: reads a collector's BPF maps and renders them as metrics.
 
-Follows client_python's custom-collector idiom (see prometheus_client/process_collector.py): nothing is
-counted in user space; every scrape reads the kernel's maps and builds fresh families."""
+Nothing is counted in user space: every scrape reads the kernel's maps. The spec's metrics are rendered by
+exposition.py (fast, cached label sets); the exporter's own metrics (lmp_exporter_*) are a client_python
+custom collector, the idiom of prometheus_client/process_collector.py."""
 from __future__ import annotations
 
-import ctypes
 import logging
 import platform
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any, Callable
 
-from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily,
-                                    Metric as Family)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric as Family
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from . import decoders
+from . import decoders, exposition
 from .bpf import Loaded
 from .spec import Histogram, Metric, Spec
 
@@ -34,29 +34,37 @@ def read_map(table: Any) -> list[tuple[Any, Any]]:
         return list(table.items())
 
 
-def per_cpu(table: Any, value: Any) -> list[Any]:
-    """A per-CPU map's value holds one element per CPU; any other map's value is the one element."""
-    return list(value) if hasattr(table, "total_cpu") else [value]
+def total(value: Any) -> int:
+    """A counter's value: batch reads give ints (per-CPU maps: an array of them), key-by-key reads
+    give ctypes numbers."""
+    if isinstance(value, int):
+        return value
+    if hasattr(value, "value"):
+        return value.value
+    return sum(value)
 
 
-def _int(x: Any) -> int:
-    return int(getattr(x, "value", x))
+def hist_sum(value: Any) -> tuple[list[int], int]:
+    """Slots and sum of a histogram value, added up over CPUs for per-CPU maps."""
+    per_cpu = list(value) if hasattr(value, "__len__") else [value]
+    slots = [sum(column) for column in zip(*(h.slots for h in per_cpu))]
+    return slots, sum(h.sum for h in per_cpu)
 
 
-def _key_reader(metric: Metric) -> Callable[[Any], tuple[str, ...]]:
+def _key_decoder(metric: Metric) -> Callable[[Any], tuple[str, ...]]:
     """Key -> label values. A struct key is read by field; a scalar key is the one label's value."""
     fields = [(label.field, decoders.make(label.decoder, label.values)) for label in metric.labels]
 
-    def read(key: Any) -> tuple[str, ...]:
+    def decode(key: Any) -> tuple[str, ...]:
         if not fields:
             return ()
-        if isinstance(key, ctypes.Structure):
-            return tuple(decode(getattr(key, name)) for name, decode in fields)
+        if hasattr(key, "_fields_"):
+            return tuple(fn(getattr(key, name)) for name, fn in fields)
         return (fields[0][1](getattr(key, "value", key)),)
-    return read
+    return decode
 
 
-def histogram_buckets(slots: list[int], hist: Histogram) -> list[tuple[str, float]]:
+def histogram_buckets(slots: list[int], hist: Histogram) -> list[tuple[str, int]]:
     """Cumulative Prometheus buckets from log2 slots: slot k's upper bound is 2^k kernel units."""
     buckets, running = [], sum(slots[: hist.min_slot])
     for k in range(hist.min_slot, hist.max_slot + 1):
@@ -66,97 +74,119 @@ def histogram_buckets(slots: list[int], hist: Histogram) -> list[tuple[str, floa
     return buckets
 
 
-class BpfCollector(Collector):
-    """Yields one family per metric in the spec (those the chosen options turn on), then self metrics."""
+class MapMetric:
+    """One spec metric bound to its BPF map, with the label sets of keys seen so far cached."""
+
+    def __init__(self, metric: Metric, table: Any) -> None:
+        self.metric, self.table = metric, table
+        self.names = [label.name for label in metric.labels]
+        self.decode = _key_decoder(metric)
+        self.label_cache: dict[Any, str] = {}
+        self.entries = 0
+
+    def _labels(self, key: Any) -> str:
+        raw = key if isinstance(key, int) else bytes(key)
+        inner = self.label_cache.get(raw)
+        if inner is None:
+            if len(self.label_cache) > 4 * self.table.max_entries:  # keys churn (cgroups come and go)
+                self.label_cache.clear()
+            inner = self.label_cache[raw] = exposition.labels(self.names, self.decode(key))
+        return inner
+
+    def render(self, openmetrics: bool) -> str:
+        m = self.metric
+        items = read_map(self.table)
+        self.entries = len(items)
+        out = [exposition.header(m.name, m.type, m.help, openmetrics)]
+        if m.histogram is None:
+            sums: dict[str, int] = {}
+            for key, value in items:
+                n = total(value)
+                if n:
+                    inner = self._labels(key)
+                    sums[inner] = sums.get(inner, 0) + n
+            out += [f"{m.name}{exposition.braces(inner)} {n}\n" for inner, n in sums.items()]
+            return "".join(out)
+        hists: dict[str, tuple[list[int], int]] = {}
+        for key, value in items:
+            slots, value_sum = hist_sum(value)
+            if value_sum or any(slots):
+                inner = self._labels(key)
+                if inner in hists:
+                    old_slots, old_sum = hists[inner]
+                    slots, value_sum = [a + b for a, b in zip(old_slots, slots)], old_sum + value_sum
+                hists[inner] = (slots, value_sum)
+        for inner, (slots, value_sum) in hists.items():
+            sep = "," if inner else ""
+            buckets = histogram_buckets(slots, m.histogram)
+            out += [f'{m.name}_bucket{{{inner}{sep}le="{le}"}} {count}\n' for le, count in buckets]
+            out.append(f"{m.name}_count{exposition.braces(inner)} {buckets[-1][1]}\n")
+            out.append(f"{m.name}_sum{exposition.braces(inner)} "
+                       f"{exposition.number(value_sum * m.histogram.scale)}\n")
+        return "".join(out)
+
+
+class BpfCollector:
+    """Renders every metric of the spec that the chosen options turn on; remembers how the last
+    scrape went for the self metrics."""
 
     def __init__(self, spec: Spec, loaded: Loaded, values: dict[str, bool | int]) -> None:
         self.spec, self.loaded = spec, loaded
-        self.metrics, _ = spec.active(values)
-        self.tables = {m.map: loaded.bpf.get_table(m.map) for m in self.metrics}
-        self.key_readers = {m.name: _key_reader(m) for m in self.metrics}
-        self.overflow = loaded.bpf.get_table("lmp_overflow")
+        metrics, _ = spec.active(values)
+        self.maps = [MapMetric(m, loaded.bpf.get_table(m.map)) for m in metrics]
+        self.lock = threading.Lock()  # scrapes may overlap; the label caches are shared
+        self.last_duration, self.last_success = 0.0, 1
+
+    def render(self, openmetrics: bool) -> str:
+        with self.lock:
+            started, ok, parts = time.perf_counter(), 1, []
+            for m in self.maps:
+                try:
+                    parts.append(m.render(openmetrics))
+                except Exception:  # one broken map must not hide the others
+                    log.exception("%s: reading map %s failed", self.spec.name, m.metric.map)
+                    ok = 0
+            self.last_duration, self.last_success = time.perf_counter() - started, ok
+        return "".join(parts)
+
+
+class SelfCollector(Collector):
+    """lmp_exporter_*: scrape duration and success, programs attached, map fill and overflow, versions."""
+
+    def __init__(self, bpf_collector: BpfCollector) -> None:
+        self.c = bpf_collector
+        self.overflow = bpf_collector.loaded.bpf.get_table("lmp_overflow")
         self.build = {"version": VERSION, "kernel": platform.release(), "bcc_version": _bcc_version()}
 
     def collect(self) -> Iterator[Family]:
-        started, ok = time.perf_counter(), 1
-        entries: dict[str, int] = {}
-        for metric in self.metrics:
-            try:
-                items = read_map(self.tables[metric.map])
-                entries[metric.map] = len(items)
-                yield self._family(metric, items)
-            except Exception:  # one broken map must not hide the others
-                log.exception("%s: reading map %s failed", self.spec.name, metric.map)
-                ok = 0
-        yield from self._self_metrics(entries)
-        duration = GaugeMetricFamily("lmp_exporter_scrape_duration_seconds",
-                                     "Time this scrape took to read the BPF maps.", labels=["collector"])
-        duration.add_metric([self.spec.name], time.perf_counter() - started)
-        success = GaugeMetricFamily("lmp_exporter_scrape_success",
-                                    "1 if every map of the collector was read in this scrape.", labels=["collector"])
-        success.add_metric([self.spec.name], ok)
-        yield duration
-        yield success
-
-    def _family(self, metric: Metric, items: list[tuple[Any, Any]]) -> Family:
-        table, read_key = self.tables[metric.map], self.key_readers[metric.name]
-        names = [label.name for label in metric.labels]
-        if metric.histogram is not None:
-            hists: dict[tuple[str, ...], tuple[list[int], int]] = {}
-            for key, value in items:
-                for h in per_cpu(table, value):
-                    if not h.sum and not any(h.slots):
-                        continue
-                    labels = read_key(key)
-                    slots, total = hists.get(labels, ([0] * len(h.slots), 0))
-                    hists[labels] = ([a + b for a, b in zip(slots, h.slots)], total + h.sum)
-            family: Family = HistogramMetricFamily(metric.name, metric.help, labels=names)
-            for labels, (slots, total) in hists.items():
-                family.add_metric(list(labels), histogram_buckets(slots, metric.histogram),
-                                  sum_value=total * metric.histogram.scale)
-            return family
-        counts: dict[tuple[str, ...], int] = {}
-        for key, value in items:
-            n = sum(_int(x) for x in per_cpu(table, value))
-            if n:
-                labels = read_key(key)
-                counts[labels] = counts.get(labels, 0) + n
-        cls = CounterMetricFamily if metric.type == "counter" else GaugeMetricFamily
-        family = cls(metric.name, metric.help, labels=names)
-        for labels, n in counts.items():
-            family.add_metric(list(labels), n)
-        return family
-
-    def _self_metrics(self, entries: dict[str, int]) -> Iterator[Family]:
-        name = self.spec.name
-        attached = GaugeMetricFamily("lmp_exporter_program_attached",
-                                     "1 if the collector's program is attached to this hook.",
-                                     labels=["collector", "hook"])
-        for hook, ok in self.loaded.attached().items():
-            attached.add_metric([name, hook], int(ok))
-        yield attached
+        name, loaded = self.c.spec.name, self.c.loaded
+        yield self._gauge("lmp_exporter_scrape_duration_seconds", "Time the last scrape took to read the BPF maps.",
+                          [([name], self.c.last_duration)])
+        yield self._gauge("lmp_exporter_scrape_success", "1 if every map of the collector was read in the last scrape.",
+                          [([name], self.c.last_success)])
+        yield self._gauge("lmp_exporter_program_attached", "1 if the collector's program is attached to this hook.",
+                          [([name, hook], int(ok)) for hook, ok in loaded.attached().items()], "hook")
         overflow = CounterMetricFamily("lmp_exporter_map_overflow_total",
                                        "Events dropped because a fixed-size BPF map was full.",
                                        labels=["collector", "map"])
         for index, (_, value) in enumerate(read_map(self.overflow)):
-            if index < len(self.loaded.maps):
-                overflow.add_metric([name, self.loaded.maps[index]], sum(_int(x) for x in value))
+            if index < len(loaded.maps):
+                overflow.add_metric([name, loaded.maps[index]], total(value))
         yield overflow
-        used = GaugeMetricFamily("lmp_exporter_map_entries", "Entries in a BPF hash map at this scrape.",
-                                 labels=["collector", "map"])
-        capacity = GaugeMetricFamily("lmp_exporter_map_capacity", "Entries a BPF hash map can hold.",
-                                     labels=["collector", "map"])
-        for map_name, count in entries.items():
-            table = self.tables[map_name]
-            if table.ttype in HASH_TYPES:
-                used.add_metric([name, map_name], count)
-                capacity.add_metric([name, map_name], table.max_entries)
-        yield used
-        yield capacity
-        info = GaugeMetricFamily("lmp_exporter_build_info", "Versions this exporter runs with; always 1.",
-                                 labels=["collector", *self.build])
-        info.add_metric([name, *self.build.values()], 1)
-        yield info
+        hashes = [m for m in self.c.maps if m.table.ttype in HASH_TYPES]
+        yield self._gauge("lmp_exporter_map_entries", "Entries in a BPF hash map at the last scrape.",
+                          [([name, m.metric.map], m.entries) for m in hashes], "map")
+        yield self._gauge("lmp_exporter_map_capacity", "Entries a BPF hash map can hold.",
+                          [([name, m.metric.map], m.table.max_entries) for m in hashes], "map")
+        yield self._gauge("lmp_exporter_build_info", "Versions this exporter runs with; always 1.",
+                          [([name, *self.build.values()], 1)], *self.build)
+
+    @staticmethod
+    def _gauge(metric: str, help_text: str, samples: list[tuple[list[str], float]], *extra: str) -> GaugeMetricFamily:
+        family = GaugeMetricFamily(metric, help_text, labels=["collector", *extra])
+        for label_values, value in samples:
+            family.add_metric(label_values, value)
+        return family
 
 
 def _bcc_version() -> str:

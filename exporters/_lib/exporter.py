@@ -1,6 +1,7 @@
 """One collector as its own process: check, bind, compile and attach, then serve /metrics until told to stop."""
 from __future__ import annotations
 
+import gzip
 import os
 import signal
 import socket
@@ -8,11 +9,11 @@ import sys
 import threading
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import CollectorRegistry, ProcessCollector, make_wsgi_app
-from prometheus_client.exposition import ThreadingWSGIServer
+from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client.exposition import ThreadingWSGIServer, choose_encoder
 
 from . import bpf
-from .collector import BpfCollector
+from .collector import BpfCollector, SelfCollector
 from .spec import Spec
 
 EXIT_USAGE, EXIT_FAILED, EXIT_UNSUPPORTED = 2, 1, 3
@@ -31,16 +32,40 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-def bind(host: str, port: int, registry: CollectorRegistry) -> ThreadingWSGIServer:
-    """A listening /metrics server (OpenMetrics and gzip by the request's headers, as client_python
-    does). It is bound now but serves only once serve_forever() runs: scrapes made while the kernel code
-    compiles wait in the listen queue instead of getting an empty answer."""
+class MetricsApp:
+    """The WSGI app behind /metrics: the collector's BPF metrics, then client_python's registry (self and
+    process metrics). The format follows the Accept header as client_python chooses it (OpenMetrics when
+    asked, else text 0.0.4), and the body is gzipped when the client accepts it."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.collector: BpfCollector | None = None  # set once the kernel code is loaded
+
+    def __call__(self, environ: dict, start_response):  # type: ignore[no-untyped-def]
+        path = environ.get("PATH_INFO", "/")
+        if path not in ("/", "/metrics"):
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"not found: try /metrics\n"]
+        encoder, content_type = choose_encoder(environ.get("HTTP_ACCEPT", ""))
+        openmetrics = content_type.startswith("application/openmetrics-text")
+        body = (self.collector.render(openmetrics) if self.collector else "").encode() + encoder(self.registry)
+        headers = [("Content-Type", content_type)]
+        if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
+            body = gzip.compress(body, compresslevel=1)  # level 1: most of the saving, a fraction of the time
+            headers.append(("Content-Encoding", "gzip"))
+        start_response("200 OK", headers)
+        return [body]
+
+
+def bind(host: str, port: int, app: MetricsApp) -> ThreadingWSGIServer:
+    """A listening /metrics server. It is bound now but serves only once serve_forever() runs: scrapes
+    made while the kernel code compiles wait in the listen queue instead of getting an empty answer."""
     family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
 
     class Server(ThreadingWSGIServer):
         address_family = family
 
-    return make_server(host, port, make_wsgi_app(registry), Server, handler_class=_QuietHandler)
+    return make_server(host, port, app, Server, handler_class=_QuietHandler)
 
 
 def say(name: str, message: str) -> None:
@@ -68,8 +93,9 @@ def serve(spec: Spec, listen: str, values: dict[str, bool | int]) -> int:
         signal.signal(sig, lambda *_: stop.set())
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
+    app = MetricsApp(registry)
     try:  # bind before loading anything, so a busy port leaves nothing attached
-        server = bind(host, port, registry)
+        server = bind(host, port, app)
     except OSError as err:
         say(name, f"cannot listen on {listen}: {err.strerror or err}")
         return EXIT_FAILED
@@ -82,7 +108,8 @@ def serve(spec: Spec, listen: str, values: dict[str, bool | int]) -> int:
 
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     try:
-        registry.register(BpfCollector(spec, loaded, values))
+        app.collector = BpfCollector(spec, loaded, values)
+        registry.register(SelfCollector(app.collector))
         thread.start()
         url = f"http://{listen if host != '0.0.0.0' else f'localhost:{port}'}/metrics"
         say(name, f"attached {len(loaded.attached())} program(s) in {loaded.seconds:.2f} s; serving {url}")

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from prometheus_client.openmetrics import parser as openmetrics_parser
+
 from exporters._lib import catalog
 from exporters._lib.decoders import syscall_names
 from tests.conftest import LMP, bpf_program_ids, free_port, run_lmp
@@ -93,7 +95,7 @@ def test_unknown_option_is_refused():
 
 
 def test_openmetrics_gzip_self_metrics_and_promtool(exporter):
-    e = exporter("syscalls")
+    e = exporter("syscalls", "-o", "latency=true")  # with a histogram family too
     request = urllib.request.Request(e.url, headers={"Accept": "application/openmetrics-text; version=1.0.0",
                                                      "Accept-Encoding": "gzip"})
     with urllib.request.urlopen(request, timeout=10) as response:
@@ -102,6 +104,11 @@ def test_openmetrics_gzip_self_metrics_and_promtool(exporter):
         body = gzip.decompress(response.read()).decode()
     assert body.rstrip().endswith("# EOF")
     assert "# TYPE lmp_syscalls counter" in body
+    # client_python's OpenMetrics parser is strict: it rejects any line out of the format.
+    families = {f.name: f for f in openmetrics_parser.text_string_to_metric_families(body)}
+    assert families["lmp_syscalls"].type == "counter"
+    assert families["lmp_syscall_latency_seconds"].type == "histogram"
+    assert families["lmp_exporter_scrape_success"].samples[0].value == 1
     text = e.text()
     for line in ('lmp_exporter_scrape_success{collector="syscalls"} 1.0',
                  'lmp_exporter_program_attached{collector="syscalls",hook="raw_syscalls:sys_exit"} 1.0',
