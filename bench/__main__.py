@@ -53,69 +53,95 @@ class Exporter:
         self.seconds = time.monotonic() - started
 
     def memory_mb(self) -> dict[str, float]:
-        """Private (RSS not shared with other processes), proportional (PSS) and resident memory, MB."""
+        """MB of: private dirty memory (anonymous: what this process alone costs and the kernel cannot
+        reclaim), PSS (its share of everything it maps) and RSS (all it maps, shared libraries too)."""
         fields = {}
         for line in Path(f"/proc/{self.proc.pid}/smaps_rollup").read_text().splitlines()[1:]:
             key, value = line.split(":")
             fields[key] = int(value.split()[0]) / 1024
-        return {"private": fields["Private_Clean"] + fields["Private_Dirty"], "pss": fields["Pss"],
-                "rss": fields["Rss"]}
+        return {"private": fields["Private_Dirty"], "pss": fields["Pss"], "rss": fields["Rss"]}
 
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=30)
 
 
-def loop_ns(binary: Path, calls: int, runs: int) -> float:
-    """Median over `runs` of the loop's mean ns per getpid call."""
-    return statistics.median(float(subprocess.run([str(binary), str(calls)], capture_output=True, text=True,
+def loop_ns(binary: Path, calls: int, runs: int, cpu: int | None = None) -> float:
+    """Median over `runs` of the program's mean ns per operation (it prints that number)."""
+    pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
+    return statistics.median(float(subprocess.run([*pin, str(binary), str(calls)], capture_output=True, text=True,
                                                   check=True).stdout) for _ in range(runs))
 
 
-def with_syscount(binary: Path, calls: int, runs: int) -> float | None:
-    """The peer: bcc's syscount-bpfcc (raw_syscalls tracepoints too), attached while the loop runs."""
-    tool = shutil.which("syscount-bpfcc")
-    if tool is None:
-        return None
-    proc = subprocess.Popen([tool], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    while "Tracing" not in (proc.stdout.readline() or "Tracing"):  # printed once attached
-        pass
+def build(workdir: Path, name: str) -> Path:
+    binary = workdir / name
+    subprocess.run(["gcc", "-O2", "-o", str(binary), str(HERE / f"{name}.c")], check=True)
+    return binary
+
+
+class Syscount:
+    """The peer: bcc's syscount-bpfcc (raw_syscalls tracepoints too), attached until stopped."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(["syscount-bpfcc"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        while "Tracing" not in (self.proc.stdout.readline() or "Tracing"):  # printed once attached
+            pass
+
+    def stop(self) -> None:
+        self.proc.send_signal(2)
+        self.proc.communicate(timeout=30)
+
+
+class EmptyProgram:
+    """The floor: a program that does nothing, on the tracepoint the syscalls collector uses."""
+
+    def __init__(self) -> None:
+        from bcc import BPF
+        self.bpf = BPF(src_file=str(HERE / "empty.bpf.c").encode())
+
+    def stop(self) -> None:
+        self.bpf.cleanup()
+
+
+def added_cost(binary: Path, n: int, runs: int, start) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """(ns without, ns with) the probe `start()` attaches, measured back to back so that drift in this VM's
+    speed between configurations does not count as overhead. The loop runs on CPU 0."""
+    base = loop_ns(binary, n, runs, cpu=0)
+    probe = start()
     try:
-        return loop_ns(binary, calls, runs)
+        return base, loop_ns(binary, n, runs, cpu=0)
     finally:
-        proc.send_signal(2)
-        proc.communicate(timeout=30)
+        probe.stop()
 
 
-def overhead(calls: int, runs: int) -> tuple[list[list[str]], dict[str, Exporter]]:
-    from bcc import BPF
+def overhead(calls: int, runs: int) -> list[list[str]]:
     workdir = Path(tempfile.mkdtemp(prefix="lmp-bench-"))
-    binary = workdir / "getpid_loop"
-    subprocess.run(["gcc", "-O2", "-o", str(binary), str(HERE / "getpid_loop.c")], check=True)
     try:
-        base = loop_ns(binary, calls, runs)
-        empty = BPF(src_file=str(HERE / "empty.bpf.c").encode())
-        floor = loop_ns(binary, calls, runs)
-        empty.cleanup()
-        results = [("no probe", base), ("empty program on raw_syscalls:sys_exit (the floor)", floor)]
-        exporters: dict[str, Exporter] = {}
-        for label, name, options in [("syscalls", "syscalls", ()), ("syscalls -o latency=true", "syscalls", ("-o", "latency=true")),
-                                     ("runqlat", "runqlat", ()), ("biolatency", "biolatency", ())]:
-            exporter = Exporter(name, *options)
-            results.append((f"lmp exporter {label}", loop_ns(binary, calls, runs)))
-            exporter.stop()
-            exporters.setdefault(name, exporter)
-        peer = with_syscount(binary, calls, runs)
-        if peer is not None:
-            results.append(("syscount-bpfcc (bcc's tool, the peer)", peer))
+        binary = build(workdir, "getpid_loop")
+        probes = [("empty program on raw_syscalls:sys_exit (the floor)", EmptyProgram),
+                  ("lmp exporter syscalls", lambda: Exporter("syscalls")),
+                  ("lmp exporter syscalls -o latency=true", lambda: Exporter("syscalls", "-o", "latency=true")),
+                  ("lmp exporter runqlat", lambda: Exporter("runqlat")),
+                  ("lmp exporter biolatency", lambda: Exporter("biolatency"))]
+        if shutil.which("syscount-bpfcc"):
+            probes.append(("syscount-bpfcc (bcc's tool, the peer)", Syscount))
+        results = [(label, *added_cost(binary, calls, runs, start)) for label, start in probes]
     finally:
         shutil.rmtree(workdir)
-    rows = []
-    for label, ns in results:
-        added = ns - base
-        ratio = f"{added / (floor - base):.2f}x" if floor > base and label != "no probe" else ""
-        rows.append([label, f"{ns:.0f}", f"{added:+.0f}", ratio])
-    return rows, exporters
+    floor = results[0][2] - results[0][1]
+    return [[label, f"{base:.0f}", f"{with_probe:.0f}", f"{with_probe - base:+.0f}",
+             f"{(with_probe - base) / floor:.2f}x"] for label, base, with_probe in results]
+
+
+def switch_cost(trips: int, runs: int) -> list[list[str]]:
+    """runqlat's cost is per wake-up and context switch: a pipe round trip with and without it, both
+    processes on one CPU (across CPUs, this VM's wake-up IPIs vary by tens of microseconds)."""
+    workdir = Path(tempfile.mkdtemp(prefix="lmp-bench-"))
+    try:
+        base, traced = added_cost(build(workdir, "pingpong"), trips, runs, lambda: Exporter("runqlat"))
+    finally:
+        shutil.rmtree(workdir)
+    return [["lmp exporter runqlat", f"{base:.0f}", f"{traced:.0f}", f"{traced - base:+.0f}"]]
 
 
 def startup_and_memory(runs: int) -> list[list[str]]:
@@ -192,10 +218,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     print(f"kernel {subprocess.run(['uname', '-r'], capture_output=True, text=True).stdout.strip()}, "
           f"{len(__import__('os').sched_getaffinity(0))} CPUs; medians of {args.runs} runs\n", flush=True)
-    rows, _ = overhead(args.calls, args.runs)
-    print("Per-syscall cost (getpid loop of %d calls)\n" % args.calls)
-    print(table(["probe", "ns per call", "added ns", "added vs floor"], rows), "\n", flush=True)
-    print(table(["exporter", "start-up s (compile + attach + first answer)", "private MB", "PSS MB", "RSS MB"],
+    print("Per-syscall cost (getpid loop of %d calls on CPU 0)\n" % args.calls)
+    print(table(["probe", "ns per call without", "ns per call with", "added ns", "added vs floor"],
+                overhead(args.calls, args.runs)), "\n", flush=True)
+    print("Context-switch cost (pipe round trip between two processes: 2 wake-ups, 2+ switches)\n")
+    print(table(["probe", "ns per round trip without", "with", "added ns"], switch_cost(100_000, args.runs)),
+          "\n", flush=True)
+    print(table(["exporter", "start-up s (compile + attach + first answer)", "private dirty MB", "PSS MB", "RSS MB"],
                 startup_and_memory(max(1, args.runs // 2 + 1))), "\n", flush=True)
     print(table(["series", "/metrics median ms", "max ms", "body KiB"], scrape_latency((1000, 10000), 20)), "\n")
     print(table(["step", "seconds"], [["scripts/install.sh, second run (what `make run` adds before starting)",
