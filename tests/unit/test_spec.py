@@ -41,6 +41,12 @@ def test_every_shipped_spec_loads_and_has_its_files(name):
         assert f"({metric.map}," in spec.source.read_text()
 
 
+@pytest.mark.parametrize("name", catalog.names())
+def test_readme_table_lists_every_collector(name):
+    readme = (catalog.EXPORTERS_DIR.parent / "README.md").read_text()
+    assert f"| [{name}](exporters/{name}/README.md) |" in readme
+
+
 def test_good_spec_loads(tmp_path):
     spec = specs.load(write(tmp_path, GOOD))
     metric = spec.metrics[0]
