@@ -22,7 +22,7 @@ command -v apt-get >/dev/null || die "this script installs from Debian packages;
 # prometheus: the local server `make run` starts. bpftool: BTF offsets and `lmp` diagnostics.
 arch=$(dpkg --print-architecture)
 pkgs=(python3-bpfcc python3-venv bpftool prometheus "linux-headers-$arch" iproute2 procps)
-[ $with_test -eq 1 ] && pkgs+=(bpfcc-tools util-linux)
+[ $with_test -eq 1 ] && pkgs+=(bpfcc-tools util-linux gcc libc6-dev)  # syscount (the bench peer), setpriv, taskset, cc
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
