@@ -17,6 +17,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from lmp.run import wait_until_serving
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 COLLECTORS = ("syscalls", "runqlat", "biolatency")
@@ -38,18 +40,12 @@ class Exporter:
     """An exporter process; `seconds` is from spawn to its first /metrics answer."""
 
     def __init__(self, name: str, *options: str) -> None:
-        self.url = f"http://127.0.0.1:{free_port()}/metrics"
+        listen = f"127.0.0.1:{free_port()}"
         started = time.monotonic()
-        self.proc = subprocess.Popen([*LMP, "exporter", name, "--listen", self.url[7:-8], *options],
-                                     stderr=subprocess.DEVNULL)
-        while True:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"bench: exporter {name} exited with {self.proc.returncode}")
-            try:
-                get(self.url)
-                break
-            except OSError:
-                time.sleep(0.02)
+        self.proc = subprocess.Popen([*LMP, "exporter", name, "--listen", listen, *options], stderr=subprocess.DEVNULL)
+        if not wait_until_serving(self.proc, f"http://{listen}/metrics", started + 60):
+            self.stop()
+            raise SystemExit(f"bench: exporter {name} did not start (exit code {self.proc.returncode})")
         self.seconds = time.monotonic() - started
 
     def memory_mb(self) -> dict[str, float]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from exporters._lib import bpf, catalog
 from exporters._lib.exporter import EXIT_USAGE, serve
-from exporters._lib.spec import Spec, coerce_option, parse_option
+from exporters._lib.spec import Spec, parse_option
 from exporters._lib.yamlfile import YamlError
 
 from . import config as configs
@@ -60,7 +60,7 @@ def cmd_exporter(args: argparse.Namespace) -> int:
         values.update(configured.options)
     for assignment in args.option:
         name, value = parse_option(spec, assignment)
-        values[name] = coerce_option(spec.options[name], value)
+        values[name] = value
     listen = args.listen or (configured.listen if configured else None)
     if not listen:
         print(f"lmp exporter {spec.name}: no listen address in {cfg.path}; pass --listen HOST:PORT",

@@ -4,8 +4,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from exporters._lib import catalog, yamlfile
+from exporters._lib.exporter import parse_listen
 from exporters._lib.spec import coerce_option
 from exporters._lib.yamlfile import YamlError
 
@@ -45,7 +47,7 @@ def path_from_env() -> Path:
 def load(path: Path | None = None) -> Config:
     """Read and check the config; YamlError (`file:line: reason`) names the first problem."""
     path = path or path_from_env()
-    doc = yamlfile.load(path, SCHEMA) or {}
+    doc = yamlfile.load(path, SCHEMA)
     collectors: dict[str, CollectorConfig] = {}
     for name, raw in (doc.get("collectors") or {}).items():
         line = yamlfile.line_of(doc, ["collectors", name])
@@ -66,10 +68,26 @@ def load(path: Path | None = None) -> Config:
                 raise YamlError(path, where, str(err)) from None
         collectors[name] = CollectorConfig(name, raw["listen"], raw.get("enabled", True), options)
     prometheus = PrometheusConfig(**(doc.get("prometheus") or {}))
-    seen = {prometheus.listen: ["prometheus", "listen"]} if prometheus.enabled else {}
-    for c in collectors.values():
-        if c.enabled and c.listen in seen:
-            raise YamlError(path, yamlfile.line_of(doc, ["collectors", c.name, "listen"]),
-                            f"collector {c.name}: listen {c.listen} is already used by {seen[c.listen][-2]}")
-        seen[c.listen] = ["collectors", c.name, "listen"]
+    listeners = [("prometheus", prometheus.listen, ["prometheus", "listen"])] if prometheus.enabled else []
+    listeners += [(c.name, c.listen, ["collectors", c.name, "listen"]) for c in collectors.values() if c.enabled]
+    _check_listeners(path, doc, listeners)
     return Config(path, prometheus, collectors)
+
+
+WILDCARDS = ("0.0.0.0", "::", "")
+
+
+def _check_listeners(path: Path, doc: Any, listeners: list[tuple[str, str, list[str]]]) -> None:
+    """Each listen address is HOST:PORT with a real port, and no two enabled services take one port."""
+    taken: dict[int, tuple[str, str]] = {}
+    for owner, listen, location in listeners:
+        try:
+            host, port = parse_listen(listen)
+        except ValueError as err:
+            raise YamlError(path, yamlfile.line_of(doc, location), f"{owner}: {err}") from None
+        if port in taken:
+            other, other_host = taken[port]
+            if host == other_host or host in WILDCARDS or other_host in WILDCARDS:
+                raise YamlError(path, yamlfile.line_of(doc, location),
+                                f"{owner}: port {port} is already used by {other}")
+        taken[port] = (owner, host)

@@ -15,7 +15,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from exporters._lib.exporter import parse_listen
+from exporters._lib.exporter import scrape_url
 
 from .config import CollectorConfig, Config
 
@@ -28,45 +28,37 @@ def _die_with_parent() -> None:
     ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)
 
 
-def target(listen: str) -> str:
-    """Where to reach a listen address from this host: 0.0.0.0 becomes loopback, IPv6 gets brackets."""
-    host, port = parse_listen(listen)
-    host = "127.0.0.1" if host == "0.0.0.0" else f"[{host}]" if ":" in host else host
-    return f"{host}:{port}"
+def wait_until_serving(proc: subprocess.Popen, url: str, deadline: float,
+                       stopping: threading.Event | None = None) -> bool:
+    """True once `url` answers 200; False if the process exits, time runs out or we are stopping."""
+    while time.monotonic() < deadline and proc.poll() is None and not (stopping and stopping.is_set()):
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.1)
+    return False
 
 
-def url(listen: str, path: str = "") -> str:
-    return f"http://{target(listen)}{path}"
-
-
-def _answers(address: str) -> bool:
-    try:
-        with urllib.request.urlopen(address, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
-def start_exporters(cfg: Config, collectors: list[CollectorConfig]) -> dict[str, subprocess.Popen]:
-    procs = {c.name: subprocess.Popen([sys.executable, "-m", "lmp", "--config", str(cfg.path), "exporter", c.name],
-                                      preexec_fn=_die_with_parent) for c in collectors}
+def start_exporters(cfg: Config, collectors: list[CollectorConfig], procs: dict[str, subprocess.Popen],
+                    stopping: threading.Event) -> None:
+    """Start every collector's exporter into `procs` (the caller's, so that it can stop what started
+    even if this is interrupted), then wait for each; drop those that exit."""
+    for c in collectors:
+        procs[c.name] = subprocess.Popen([sys.executable, "-m", "lmp", "--config", str(cfg.path), "exporter", c.name],
+                                         preexec_fn=_die_with_parent)
     deadline = time.monotonic() + START_TIMEOUT
-    waiting = dict(procs)
-    while waiting and time.monotonic() < deadline:
-        for c in collectors:
-            proc = waiting.get(c.name)
-            if proc is None:
-                continue
-            if proc.poll() is not None:
-                print(f"lmp run: collector {c.name} exited with code {proc.returncode}; the others go on",
-                      file=sys.stderr)
-                del waiting[c.name], procs[c.name]
-            elif _answers(url(c.listen, "/metrics")):
-                del waiting[c.name]
-        time.sleep(0.2)
-    for name in waiting:
-        print(f"lmp run: collector {name} did not answer within {START_TIMEOUT:.0f} s", file=sys.stderr)
-    return procs
+    for c in collectors:
+        proc = procs[c.name]
+        if wait_until_serving(proc, scrape_url(c.listen), deadline, stopping) or stopping.is_set():
+            continue
+        if proc.poll() is None:
+            print(f"lmp run: collector {c.name} did not answer within {START_TIMEOUT:.0f} s", file=sys.stderr)
+        else:
+            print(f"lmp run: collector {c.name} exited with code {proc.returncode}; the others go on",
+                  file=sys.stderr)
+            del procs[c.name]
 
 
 def prometheus_config(cfg: Config, running: list[CollectorConfig]) -> str:
@@ -74,7 +66,8 @@ def prometheus_config(cfg: Config, running: list[CollectorConfig]) -> str:
     lines = ["global:", f"  scrape_interval: {cfg.prometheus.scrape_interval}",
              f"  evaluation_interval: {cfg.prometheus.scrape_interval}", "scrape_configs:"]
     for c in running:
-        lines += [f"  - job_name: lmp_{c.name}", "    static_configs:", f"      - targets: ['{target(c.listen)}']"]
+        target = scrape_url(c.listen, "").removeprefix("http://")
+        lines += [f"  - job_name: lmp_{c.name}", "    static_configs:", f"      - targets: ['{target}']"]
     return "\n".join(lines) + "\n"
 
 
@@ -88,12 +81,12 @@ def start_prometheus(cfg: Config, running: list[CollectorConfig], tmp: Path) -> 
     config_file.write_text(prometheus_config(cfg, running))
     data = Path(cfg.prometheus.data_dir)
     data.mkdir(parents=True, exist_ok=True)
-    log = open(data / "prometheus.log", "ab")
-    return subprocess.Popen(
-        [binary, f"--config.file={config_file}", f"--storage.tsdb.path={data}",
-         f"--storage.tsdb.retention.time={cfg.prometheus.retention}",
-         f"--web.listen-address={cfg.prometheus.listen}"],
-        stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+    with open(data / "prometheus.log", "ab") as log:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [binary, f"--config.file={config_file}", f"--storage.tsdb.path={data}",
+             f"--storage.tsdb.retention.time={cfg.prometheus.retention}",
+             f"--web.listen-address={cfg.prometheus.listen}"],
+            stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
 
 
 def stop(procs: list[subprocess.Popen]) -> None:
@@ -118,16 +111,20 @@ def run(cfg: Config) -> int:
     procs: dict[str, subprocess.Popen] = {}
     prometheus = None
     try:
-        procs = start_exporters(cfg, enabled)
+        start_exporters(cfg, enabled, procs, stopping)
         running = [c for c in enabled if c.name in procs]
         if cfg.prometheus.enabled and not stopping.is_set():
             prometheus = start_prometheus(cfg, running, tmp)
-        print("\nLMP is running. Ctrl-C stops everything.")
-        for c in running:
-            print(f"  {c.name:<12} {url(c.listen, '/metrics')}")
-        if prometheus:
-            print(f"  {'prometheus':<12} {url(cfg.prometheus.listen, '/')}  (jobs lmp_<collector>)")
-        sys.stdout.flush()
+        if not procs and prometheus is None:
+            print("lmp run: nothing is running (no collector started); see the messages above", file=sys.stderr)
+            return 1
+        if not stopping.is_set():
+            print("\nLMP is running. Ctrl-C stops everything.")
+            for c in running:
+                print(f"  {c.name:<12} {scrape_url(c.listen)}")
+            if prometheus:
+                print(f"  {'prometheus':<12} {scrape_url(cfg.prometheus.listen, '/')}  (jobs lmp_<collector>)")
+            sys.stdout.flush()
         while not stopping.wait(1.0):
             for name, proc in list(procs.items()):
                 if proc.poll() is not None:

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -15,6 +16,9 @@ from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.utils import floatToGoString
+
+from lmp.run import wait_until_serving
 
 ROOT = Path(__file__).resolve().parent.parent
 LMP = [sys.executable, "-m", "lmp"]
@@ -30,6 +34,17 @@ def free_port() -> int:
 def bpf_program_ids() -> set[int]:
     out = subprocess.run(["bpftool", "-j", "prog", "show"], check=True, capture_output=True, text=True).stdout
     return {p["id"] for p in json.loads(out or "[]")}
+
+
+def programs_of(pid: int) -> set[int]:
+    """The BPF programs a process holds open (prog_id in its file descriptors' fdinfo)."""
+    ids = set()
+    for info in Path(f"/proc/{pid}/fdinfo").iterdir():
+        try:
+            ids.update(int(line.split()[1]) for line in info.read_text().splitlines() if line.startswith("prog_id:"))
+        except OSError:  # closed meanwhile
+            continue
+    return ids
 
 
 def check_histograms(families: dict) -> None:
@@ -55,38 +70,41 @@ def check_histograms(families: dict) -> None:
 class Scrape:
     families: dict
 
-    def value(self, name: str, **labels: str) -> float:
-        """A sample's value, 0 when the series does not exist yet (counters start absent)."""
+    def value(self, name: str, default: float | None = None, **labels: str) -> float:
+        """A sample's value. A missing series fails the test unless a default is given (a counter
+        whose labels were not seen yet is absent, which is 0)."""
         for family in self.families.values():
             for s in family.samples:
                 if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
                     return s.value
-        return 0.0
+        if default is None:
+            raise AssertionError(f"no sample {name}{labels} in the scrape")
+        return default
 
-    def bucket(self, name: str, le: float, **labels: str) -> float:
-        for s in self.families[name].samples if name in self.families else ():
-            if s.name == f"{name}_bucket" and float(s.labels["le"]) == le and \
-                    all(s.labels.get(k) == v for k, v in labels.items()):
-                return s.value
-        return 0.0
+    def bucket(self, name: str, le: float, default: float | None = None, **labels: str) -> float:
+        les = [float(s.labels["le"]) for s in self.families[name].samples if s.name == f"{name}_bucket"] \
+            if name in self.families else []
+        assert not les or le in les, f"{name} has no bucket le={le}"
+        return self.value(f"{name}_bucket", default, le=floatToGoString(le), **labels)
+
+
+def delta(before: Scrape, after: Scrape, name: str, **labels: str) -> float:
+    """How much a series grew between two scrapes; it must exist in the later one."""
+    return after.value(name, **labels) - before.value(name, 0.0, **labels)
 
 
 class Exporter:
     def __init__(self, name: str, args: list[str], port: int) -> None:
         self.name, self.port = name, port
         self.url = f"http://127.0.0.1:{port}/metrics"
+        self.stderr = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe nobody reads, so it never blocks
         self.proc = subprocess.Popen([*LMP, "exporter", name, "--listen", f"127.0.0.1:{port}", *args],
-                                     stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"exporter {name} exited {self.proc.returncode}: {self.proc.stderr.read()}")
-            try:
-                self.text()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise AssertionError(f"exporter {name} did not answer within {START_TIMEOUT} s")
+                                     stderr=self.stderr, text=True)
+        if not wait_until_serving(self.proc, self.url, time.monotonic() + START_TIMEOUT):
+            self.stop()
+            self.stderr.seek(0)
+            raise AssertionError(f"exporter {name} did not start: {self.stderr.read()}")
+        self.programs = programs_of(self.proc.pid)
 
     def text(self, headers: dict[str, str] | None = None) -> str:
         with urllib.request.urlopen(urllib.request.Request(self.url, headers=headers or {}), timeout=10) as r:
@@ -105,24 +123,25 @@ class Exporter:
             if self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait()
-            self.proc.stderr.close()
+            self.stderr.close()
 
 
 @pytest.fixture
 def exporter() -> Iterator:
     """Factory: exporter("syscalls", "-o", "latency=true") starts a real exporter on a free port.
-    At teardown each is stopped by its PID, must exit 0 and leave no BPF program behind."""
-    before = bpf_program_ids()
+    At teardown each is stopped by its PID, must exit 0, and none of its BPF programs may remain."""
     started: list[Exporter] = []
 
     def start(name: str, *args: str) -> Exporter:
         started.append(Exporter(name, list(args), free_port()))
+        assert started[-1].programs, f"exporter {name} holds no BPF program"
         return started[-1]
 
     yield start
     codes = [e.stop() for e in started]
     assert codes == [0] * len(started), f"exporters exited with {codes}"
-    assert bpf_program_ids() <= before, "BPF programs left loaded after the exporters stopped"
+    left = set().union(*(e.programs for e in started)) & bpf_program_ids() if started else set()
+    assert not left, f"BPF programs {left} still loaded after their exporters stopped"
 
 
 def run_lmp(*args: str, env: dict[str, str] | None = None, timeout: float = 60, **kw) -> subprocess.CompletedProcess:

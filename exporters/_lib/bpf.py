@@ -43,16 +43,20 @@ class Loaded:
     bpf: Any  # bcc.BPF
     maps: list[str]  # in overflow-index order
     seconds: float  # compile + load + attach
+    required: tuple[str, ...] = ()  # the hooks the spec requires
+    closed: bool = False
 
     def attached(self) -> dict[str, bool]:
-        """Each hook the programs use, and whether its attachment is open."""
-        hooks = {tp.decode(): fd >= 0 for tp, fd in self.bpf.tracepoint_fds.items()}
-        hooks.update({tp.decode(): fd >= 0 for tp, fd in self.bpf.raw_tracepoint_fds.items()})
-        return hooks
+        """Every required hook and every hook a program is attached to: True where attached. A
+        required hook no program attached to (a handler renamed or compiled out) shows False."""
+        open_hooks = {tp.decode() for tp in (*self.bpf.tracepoint_fds, *self.bpf.raw_tracepoint_fds)}
+        return {hook: hook in open_hooks for hook in sorted({*self.required, *open_hooks})}
 
     def close(self) -> None:
         """Detach every program and free the maps."""
-        self.bpf.cleanup()
+        if not self.closed:
+            self.closed = True
+            self.bpf.cleanup()
 
 
 def give_back_memory() -> None:
@@ -81,6 +85,6 @@ def load(spec: Spec, values: dict[str, bool | int]) -> Loaded:
     except Exception as err:  # BCC raises plain Exception for compile and attach failures
         raise LoadError(f"{spec.name}: BCC could not compile or attach {spec.source.name}: {err}") from None
     _, maps = spec.active(values)
-    loaded = Loaded(bpf, maps, time.monotonic() - started)
+    loaded = Loaded(bpf, maps, time.monotonic() - started, (*spec.tracepoints, *spec.raw_tracepoints))
     give_back_memory()
     return loaded

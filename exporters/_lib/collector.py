@@ -5,6 +5,7 @@ exposition.py (fast, cached label sets); the exporter's own metrics (lmp_exporte
 custom collector, the idiom of prometheus_client/process_collector.py."""
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import platform
 import threading
@@ -21,8 +22,7 @@ from .bpf import Loaded
 from .spec import Histogram, Metric, Spec
 
 log = logging.getLogger("lmp.exporter")
-VERSION = "0.1.0"
-HASH_TYPES = {1, 5, 9}  # BPF_MAP_TYPE_HASH, PERCPU_HASH, LRU_HASH: the maps that can fill up
+HASH_TYPES = {1, 5, 9, 10}  # BPF_MAP_TYPE_HASH, PERCPU_HASH, LRU_HASH, LRU_PERCPU_HASH: maps that fill up
 
 
 def read_map(table: Any) -> list[tuple[Any, Any]]:
@@ -82,7 +82,6 @@ class MapMetric:
         self.names = [label.name for label in metric.labels]
         self.decode = _key_decoder(metric)
         self.label_cache: dict[Any, str] = {}
-        self.entries = 0
 
     def _labels(self, key: Any) -> str:
         raw = key if isinstance(key, int) else bytes(key)
@@ -96,7 +95,6 @@ class MapMetric:
     def render(self, openmetrics: bool) -> str:
         m = self.metric
         items = read_map(self.table)
-        self.entries = len(items)
         out = [exposition.header(m.name, m.type, m.help, openmetrics)]
         if m.histogram is None:
             sums: dict[str, int] = {}
@@ -122,23 +120,27 @@ class MapMetric:
             out += [f'{m.name}_bucket{{{inner}{sep}le="{le}"}} {count}\n' for le, count in buckets]
             out.append(f"{m.name}_count{exposition.braces(inner)} {buckets[-1][1]}\n")
             out.append(f"{m.name}_sum{exposition.braces(inner)} "
-                       f"{exposition.number(value_sum * m.histogram.scale)}\n")
+                       f"{floatToGoString(value_sum * m.histogram.scale)}\n")
         return "".join(out)
 
 
 class BpfCollector:
     """Renders every metric of the spec that the chosen options turn on; remembers how the last
-    scrape went for the self metrics."""
+    scrape went, and how full each hash map was, for the self metrics."""
 
     def __init__(self, spec: Spec, loaded: Loaded, values: dict[str, bool | int]) -> None:
         self.spec, self.loaded = spec, loaded
-        metrics, _ = spec.active(values)
+        metrics, maps = spec.active(values)
         self.maps = [MapMetric(m, loaded.bpf.get_table(m.map)) for m in metrics]
+        self.tables = {name: loaded.bpf.get_table(name) for name in maps}
         self.lock = threading.Lock()  # scrapes may overlap; the label caches are shared
         self.last_duration, self.last_success = 0.0, 1
+        self.entries: dict[str, int] = {}
 
     def render(self, openmetrics: bool) -> str:
         with self.lock:
+            if self.loaded.closed:
+                return ""
             started, ok, parts = time.perf_counter(), 1, []
             for m in self.maps:
                 try:
@@ -146,8 +148,14 @@ class BpfCollector:
                 except Exception:  # one broken map must not hide the others
                     log.exception("%s: reading map %s failed", self.spec.name, m.metric.map)
                     ok = 0
+            self.entries = {name: len(read_map(t)) for name, t in self.tables.items() if t.ttype in HASH_TYPES}
             self.last_duration, self.last_success = time.perf_counter() - started, ok
         return "".join(parts)
+
+    def close(self) -> None:
+        """Detach and free the BPF programs and maps once no scrape is reading them."""
+        with self.lock:
+            self.loaded.close()
 
 
 class SelfCollector(Collector):
@@ -156,10 +164,12 @@ class SelfCollector(Collector):
     def __init__(self, bpf_collector: BpfCollector) -> None:
         self.c = bpf_collector
         self.overflow = bpf_collector.loaded.bpf.get_table("lmp_overflow")
-        self.build = {"version": VERSION, "kernel": platform.release(), "bcc_version": _bcc_version()}
+        self.build = {"version": _version("lmp"), "kernel": platform.release(), "bcc_version": _bcc_version()}
 
     def collect(self) -> Iterator[Family]:
         name, loaded = self.c.spec.name, self.c.loaded
+        if loaded.closed:
+            return
         yield self._gauge("lmp_exporter_scrape_duration_seconds", "Time the last scrape took to read the BPF maps.",
                           [([name], self.c.last_duration)])
         yield self._gauge("lmp_exporter_scrape_success", "1 if every map of the collector was read in the last scrape.",
@@ -173,11 +183,11 @@ class SelfCollector(Collector):
             if index < len(loaded.maps):
                 overflow.add_metric([name, loaded.maps[index]], total(value))
         yield overflow
-        hashes = [m for m in self.c.maps if m.table.ttype in HASH_TYPES]
+        entries = self.c.entries
         yield self._gauge("lmp_exporter_map_entries", "Entries in a BPF hash map at the last scrape.",
-                          [([name, m.metric.map], m.entries) for m in hashes], "map")
+                          [([name, map_name], n) for map_name, n in entries.items()], "map")
         yield self._gauge("lmp_exporter_map_capacity", "Entries a BPF hash map can hold.",
-                          [([name, m.metric.map], m.table.max_entries) for m in hashes], "map")
+                          [([name, map_name], self.c.tables[map_name].max_entries) for map_name in entries], "map")
         yield self._gauge("lmp_exporter_build_info", "Versions this exporter runs with; always 1.",
                           [([name, *self.build.values()], 1)], *self.build)
 
@@ -187,6 +197,13 @@ class SelfCollector(Collector):
         for label_values, value in samples:
             family.add_metric(label_values, value)
         return family
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _bcc_version() -> str:

@@ -23,7 +23,7 @@ def _syscall_table() -> dict[int, str]:
     for include in (Path(f"/usr/include/{machine}-linux-gnu"), Path("/usr/include")):
         header = include / headers if headers else None
         if header and header.is_file():
-            for name, number in re.findall(r"#define __NR3?2?_(\w+)\s+(\d+)\b", header.read_text()):
+            for name, number in re.findall(r"#define __NR(?:3264)?_(\w+)\s+(\d+)\b", header.read_text()):
                 table.setdefault(int(number), name)
             break
     if not table:

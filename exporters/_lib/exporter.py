@@ -68,6 +68,13 @@ def bind(host: str, port: int, app: MetricsApp) -> ThreadingWSGIServer:
     return make_server(host, port, app, Server, handler_class=_QuietHandler)
 
 
+def scrape_url(listen: str, path: str = "/metrics") -> str:
+    """Where to reach a listen address from this host: 0.0.0.0 becomes loopback, IPv6 gets brackets."""
+    host, port = parse_listen(listen)
+    host = "127.0.0.1" if host in ("0.0.0.0", "") else f"[{host}]" if ":" in host else host
+    return f"http://{host}:{port}{path}"
+
+
 def say(name: str, message: str) -> None:
     print(f"lmp exporter {name}: {message}", file=sys.stderr, flush=True)
 
@@ -107,16 +114,16 @@ def serve(spec: Spec, listen: str, values: dict[str, bool | int]) -> int:
         return EXIT_FAILED
 
     thread = threading.Thread(target=server.serve_forever, daemon=True)
+    collector = app.collector = BpfCollector(spec, loaded, values)
     try:
-        app.collector = BpfCollector(spec, loaded, values)
-        registry.register(SelfCollector(app.collector))
+        registry.register(SelfCollector(collector))
         thread.start()
-        url = f"http://{listen if host != '0.0.0.0' else f'localhost:{port}'}/metrics"
-        say(name, f"attached {len(loaded.attached())} program(s) in {loaded.seconds:.2f} s; serving {url}")
+        say(name, f"attached {len(loaded.attached())} program(s) in {loaded.seconds:.2f} s; "
+                  f"serving {scrape_url(listen)}")
         stop.wait()
     finally:
-        loaded.close()
         if thread.is_alive():
-            server.shutdown()
+            server.shutdown()  # no new scrapes; one still being answered holds the collector's lock
+        collector.close()
         server.server_close()
     return 0

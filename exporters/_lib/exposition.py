@@ -6,8 +6,6 @@ values of a BPF key never change, so they are escaped and joined once, cached by
 and a scrape only adds the numbers. Self and process metrics still go through client_python."""
 from __future__ import annotations
 
-from prometheus_client.utils import floatToGoString
-
 
 def escape_help(text: str) -> str:
     return text.replace("\\", r"\\").replace("\n", r"\n")
@@ -24,10 +22,6 @@ def labels(names: list[str], values: tuple[str, ...]) -> str:
 
 def braces(inner: str) -> str:
     return "{" + inner + "}" if inner else ""
-
-
-def number(value: int | float) -> str:
-    return str(value) if isinstance(value, int) else floatToGoString(value)
 
 
 def header(name: str, kind: str, help_text: str, openmetrics: bool) -> str:

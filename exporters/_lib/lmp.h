@@ -9,8 +9,9 @@
 /* 40 log2 slots reach 2^39 (9 minutes in ns, 512 GiB in bytes); larger values land in the last slot. */
 #define LMP_HIST_SLOTS 40
 
-/* A histogram as the exporter reads it: slot k counts values in [2^(k-1), 2^k) (slot 1 also holds 0),
- * so its Prometheus upper bound `le` is 2^k. `sum` keeps the exact total for the `_sum` series. */
+/* A histogram as the exporter reads it: slot 0 counts values 0 and 1, slot k counts values in
+ * (2^(k-1), 2^k], so its Prometheus upper bound `le` ("less than or equal") is 2^k.
+ * `sum` keeps the exact total for the `_sum` series. */
 struct lmp_hist {
     u64 slots[LMP_HIST_SLOTS];
     u64 sum;
@@ -19,7 +20,8 @@ struct lmp_hist {
 /* Histograms live in per-CPU maps, so plain increments are safe: no other CPU writes this copy. */
 static __always_inline void lmp_hist_observe(struct lmp_hist *h, u64 value)
 {
-    u32 slot = bpf_log2l(value);
+    /* bpf_log2l(x) is floor(log2(x)) + 1, so x - 1 puts an exact power of two in its own bucket. */
+    u32 slot = value > 1 ? bpf_log2l(value - 1) : 0;
     if (slot >= LMP_HIST_SLOTS)
         slot = LMP_HIST_SLOTS - 1;
     h->slots[slot]++;

@@ -101,30 +101,44 @@ def _metric(raw: dict[str, Any]) -> Metric:
 
 def _check(spec: Spec, doc: Any, path: Path) -> None:
     """Rules the JSON schema cannot say; each error points at the offending metric's line."""
+    families: set[str] = set()
+    maps: set[str] = set()
     for i, m in enumerate(spec.metrics):
-        def fail(reason: str) -> None:
-            raise YamlError(path, yamlfile.line_of(doc, ["metrics", i]), f"metric {m.name}: {reason}")
+        def fail(reason: str, *key: str | int) -> None:
+            raise YamlError(path, yamlfile.line_of(doc, ["metrics", i, *key]), f"metric {m.name}: {reason}")
         if m.type == "counter" and not m.name.endswith("_total"):
-            fail("a counter's name ends in _total")
+            fail("a counter's name ends in _total", "name")
         if m.type != "counter" and m.name.endswith("_total"):
-            fail("only counters end in _total")
+            fail("only counters end in _total", "name")
         if m.type == "histogram":
             if m.histogram is None:
                 fail("a histogram needs `histogram: {kernel_unit, min_slot, max_slot}`")
             elif m.histogram.min_slot > m.histogram.max_slot:
-                fail("histogram min_slot is above max_slot")
+                fail("histogram min_slot is above max_slot", "histogram", "min_slot")
             elif not m.name.endswith(BASE_UNIT_SUFFIX[m.histogram.kernel_unit]):
                 fail(f"a histogram of {m.histogram.kernel_unit} is named in base units, "
-                     f"ending in {BASE_UNIT_SUFFIX[m.histogram.kernel_unit]}")
+                     f"ending in {BASE_UNIT_SUFFIX[m.histogram.kernel_unit]}", "name")
         elif m.histogram is not None:
-            fail("only histograms take `histogram:`")
-        for label in m.labels:
+            fail("only histograms take `histogram:`", "histogram")
+        for j, label in enumerate(m.labels):
             if (label.decoder == "enum") != bool(label.values):
-                fail(f"label {label.name}: `values` goes with decoder enum, and only with it")
+                fail(f"label {label.name}: `values` goes with decoder enum, and only with it", "labels", j)
         if m.when is not None and m.when not in spec.options:
-            fail(f"`when: {m.when}` names no option of this collector")
-    if len({m.name for m in spec.metrics}) != len(spec.metrics):
-        raise YamlError(path, yamlfile.line_of(doc, ["metrics"]), "metric names repeat")
+            fail(f"`when: {m.when}` names no option of this collector", "when")
+        family = m.name.removesuffix("_total")  # OpenMetrics names a counter's family without it
+        if family in families:
+            fail(f"another metric already has the family name {family}", "name")
+        if m.map in maps:
+            fail(f"map {m.map} already feeds another metric", "map" if "map" in doc["metrics"][i] else "name")
+        families.add(family)
+        maps.add(m.map)
+    for i, internal in enumerate(spec.internal_maps):
+        where = yamlfile.line_of(doc, ["internal_maps", i])
+        if internal.name in maps:
+            raise YamlError(path, where, f"internal map {internal.name} has the name of another map")
+        if internal.when is not None and internal.when not in spec.options:
+            raise YamlError(path, where, f"internal map {internal.name}: `when: {internal.when}` names no option")
+        maps.add(internal.name)
     for name, opt in spec.options.items():
         if isinstance(opt.default, bool) != (opt.type == "bool"):
             raise YamlError(path, yamlfile.line_of(doc, ["options", name]),

@@ -52,9 +52,8 @@ def line_of(doc: Any, location: list[str | int]) -> int | None:
 
 def validate(doc: Any, schema_path: Path, path: Path | str) -> None:
     validator = jsonschema.Draft202012Validator(load_schema(schema_path))
-    errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
-    if errors:
-        err = jsonschema.exceptions.best_match(errors)
+    err = jsonschema.exceptions.best_match(validator.iter_errors(doc))
+    if err is not None:
         where = ".".join(str(p) for p in err.absolute_path) or "top level"
         raise YamlError(path, line_of(doc, list(err.absolute_path)), f"{where}: {err.message}")
 
@@ -66,5 +65,7 @@ def load(path: Path, schema_path: Path) -> Any:
     except OSError as err:
         raise YamlError(path, None, err.strerror or str(err)) from None
     doc = parse(text, path)
+    if doc is None:
+        raise YamlError(path, None, "the file is empty")
     validate(doc, schema_path, path)
     return doc

@@ -6,7 +6,8 @@
  * runqlat, on tracepoints only. */
 #include "lmp.h"
 
-/* Threads queued at once across all CPUs; a full map is counted as an overflow, never grows. */
+/* Threads queued at once across all CPUs. An LRU hash: when an event is lost (a tracepoint program
+ * is skipped while another BPF program runs on the same CPU) its entry would otherwise stay forever. */
 #define MAX_QUEUED 16384
 
 /* prev_state's low byte holds the task-state bits (TASK_REPORT: S, D, T, t, X, Z, P, I); bit 0x100
@@ -14,7 +15,7 @@
  * Format since v4.14 (commit efb40f588b43, "sched/tracing: Fix trace_sched_switch task-state"). */
 #define TASK_STATE_BITS 0xff
 
-BPF_HASH(queued_at, u32, u64, MAX_QUEUED);
+BPF_TABLE("lru_hash", u32, u64, queued_at, MAX_QUEUED);
 BPF_PERCPU_ARRAY(runqueue_latency_seconds, struct lmp_hist, 1);
 
 static __always_inline int enqueue(u32 tid)
@@ -22,8 +23,7 @@ static __always_inline int enqueue(u32 tid)
     if (tid == 0) /* the idle task never waits */
         return 0;
     u64 now = bpf_ktime_get_ns();
-    if (queued_at.update(&tid, &now))
-        LMP_OVERFLOW(queued_at);
+    queued_at.update(&tid, &now);
     return 0;
 }
 

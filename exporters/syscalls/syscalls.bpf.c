@@ -9,7 +9,8 @@
 #define MAX_SYSCALLS 1024
 /* Distinct (syscall, errno) pairs: a busy host shows a few hundred. */
 #define MAX_ERROR_PAIRS 4096
-/* Threads inside a syscall at once, for the optional latency histogram. */
+/* Threads inside a syscall at once, for the optional latency histogram. An LRU hash: threads that
+ * exit inside exit()/exit_group() never reach sys_exit, and the oldest such entries are evicted. */
 #define MAX_THREADS 16384
 
 struct error_key {
@@ -33,7 +34,7 @@ static __always_inline bool skip_process(void)
 #if LATENCY
 /* Optional (-DLATENCY=1): timing each call needs a second probe and a hash keyed by thread, which
  * costs several times more than the counters (see README, Overhead). */
-BPF_HASH(syscall_start, u32, u64, MAX_THREADS);
+BPF_TABLE("lru_hash", u32, u64, syscall_start, MAX_THREADS);
 BPF_PERCPU_ARRAY(syscall_latency_seconds, struct lmp_hist, MAX_SYSCALLS);
 
 TRACEPOINT_PROBE(raw_syscalls, sys_enter)
@@ -42,8 +43,7 @@ TRACEPOINT_PROBE(raw_syscalls, sys_enter)
         return 0;
     u32 tid = bpf_get_current_pid_tgid();
     u64 now = bpf_ktime_get_ns();
-    if (syscall_start.update(&tid, &now))
-        LMP_OVERFLOW(syscall_start);
+    syscall_start.update(&tid, &now);
     return 0;
 }
 #endif
@@ -56,6 +56,8 @@ TRACEPOINT_PROBE(raw_syscalls, sys_exit)
     u64 *calls = syscalls_total.lookup(&nr);
     if (calls)
         (*calls)++;
+    else /* a number past the array: x32 syscalls (bit 30 set) or a kernel far newer than this code */
+        LMP_OVERFLOW(syscalls_total);
 
     /* The kernel returns errors as -errno, in [-4095, -1]. */
     long ret = args->ret;

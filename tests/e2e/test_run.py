@@ -12,7 +12,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from tests.conftest import LMP, bpf_program_ids, free_port
+from tests.conftest import LMP, bpf_program_ids, free_port, programs_of
 
 COLLECTORS = ("syscalls", "runqlat", "biolatency")
 
@@ -72,7 +72,6 @@ def ctrl_c(run: subprocess.Popen) -> str:
 
 
 def test_run_serves_prometheus_and_ctrl_c_leaves_nothing(tmp_path):
-    before_programs = bpf_program_ids()
     before_tmp = set(Path(tempfile.gettempdir()).glob("lmp-run-*"))
     ports = {name: free_port() for name in (*COLLECTORS, "prometheus")}
     run = start(write_config(tmp_path, ports))
@@ -83,6 +82,8 @@ def test_run_serves_prometheus_and_ctrl_c_leaves_nothing(tmp_path):
         wait_for(all_targets_up)
         started = children(run.pid)
         assert len(started) == len(COLLECTORS) + 1  # the exporters and Prometheus
+        held = set().union(*(programs_of(pid) for pid in started))
+        assert held, "the exporters hold no BPF programs"
         success = query(ports["prometheus"], "lmp_exporter_scrape_success == 1")
         assert {r["metric"]["collector"] for r in success} == set(COLLECTORS)
         assert wait_for(lambda: query(ports["prometheus"], 'lmp_syscalls_total{syscall="read"} > 0'))
@@ -94,7 +95,7 @@ def test_run_serves_prometheus_and_ctrl_c_leaves_nothing(tmp_path):
         assert f"{name:<12} http://127.0.0.1:{ports[name]}/metrics" in output
     assert f"http://127.0.0.1:{ports['prometheus']}/" in output
     assert not [pid for pid in started if alive(pid)], "processes left running"
-    assert bpf_program_ids() <= before_programs, "BPF programs left attached"
+    assert not held & bpf_program_ids(), "BPF programs left attached"
     assert set(Path(tempfile.gettempdir()).glob("lmp-run-*")) == before_tmp, "temporary files left"
 
 

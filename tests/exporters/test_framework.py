@@ -154,12 +154,13 @@ def test_decoders_name_the_real_process_cgroup_and_comm(exporter, cgroup):
     assert scrape.value("lmp_probe_calls_total", pid=str(pid), cgroup=group_path, comm=comm) == 1
 
 
-def test_a_full_map_counts_what_it_dropped(exporter):
+def test_a_full_map_counts_what_it_dropped(exporter, cgroup):
     capacity, callers = 4, 7
+    group_dir, _ = cgroup
     probe = exporter("probe", "--collector-dir", str(FIXTURES), "-o", f"syscall_nr={SCHED_GET_PRIORITY_MIN}",
-                     "-o", f"capacity={capacity}")
+                     "-o", f"capacity={capacity}", "-o", f"filter_cgroup={os.stat(group_dir).st_ino}")
     for _ in range(callers):
-        call_once()
+        call_once(group_dir)
     scrape = probe.scrape()
     assert scrape.value("lmp_exporter_map_entries", map="probe_calls_total") == capacity
     assert scrape.value("lmp_exporter_map_capacity", map="probe_calls_total") == capacity

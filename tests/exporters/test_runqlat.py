@@ -5,6 +5,8 @@ import os
 import subprocess
 import time
 
+from tests.conftest import delta
+
 HOGS = 3
 SECONDS = 2.0
 NAME = "lmp_runqueue_latency_seconds"
@@ -22,13 +24,13 @@ def test_three_hogs_on_one_cpu_wait_in_the_run_queue(exporter):
     elapsed = time.monotonic() - started
     after = runqlat.scrape()
 
-    count = after.value(f"{NAME}_count") - before.value(f"{NAME}_count")
-    waited = after.value(f"{NAME}_sum") - before.value(f"{NAME}_sum")
+    count = delta(before, after, f"{NAME}_count")
+    waited = delta(before, after, f"{NAME}_sum")
     # With three runnable hogs on one CPU, two are always waiting: about 2 x elapsed seconds of waiting.
     assert waited >= 0.75 * (HOGS - 1) * SECONDS, f"only {waited:.2f} s of run-queue wait"
-    assert waited <= (HOGS - 1) * elapsed + 1.0
+    assert waited <= HOGS * elapsed + 1.0  # the hogs' waits, and other threads stuck behind them
     assert count >= 100  # the scheduler switches between them every few milliseconds
     assert waited / count >= 1e-3, f"mean wait {waited / count * 1e3:.2f} ms"
     # Most of that wait is in waits of a millisecond or more.
-    short = after.bucket(NAME, 2**20 * 1e-9) - before.bucket(NAME, 2**20 * 1e-9)
+    short = after.bucket(NAME, 2**20 * 1e-9) - before.bucket(NAME, 2**20 * 1e-9, default=0.0)
     assert count - short >= HOGS * 10

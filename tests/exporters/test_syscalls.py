@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from tests.conftest import delta
+
 RARE_CALLS = 23   # sched_get_priority_min: nothing else on a host calls it
 MISSING_OPENS = 17  # openat on a path that does not exist: ENOENT
 
@@ -49,18 +51,13 @@ def test_counts_match_workload_exactly(exporter, workload):
     after_all, after_it = everyone.scrape(), only_it.scrape()
 
     rare = "sched_get_priority_min"
-    assert after_all.value("lmp_syscalls_total", syscall=rare) - \
-        before_all.value("lmp_syscalls_total", syscall=rare) == RARE_CALLS
-    assert after_it.value("lmp_syscalls_total", syscall=rare) - \
-        before_it.value("lmp_syscalls_total", syscall=rare) == RARE_CALLS
+    assert delta(before_all, after_all, "lmp_syscalls_total", syscall=rare) == RARE_CALLS
+    assert delta(before_it, after_it, "lmp_syscalls_total", syscall=rare) == RARE_CALLS
     enoent = {"syscall": "openat", "errno": "ENOENT"}
-    assert after_it.value("lmp_syscall_errors_total", **enoent) - \
-        before_it.value("lmp_syscall_errors_total", **enoent) == MISSING_OPENS
+    assert delta(before_it, after_it, "lmp_syscall_errors_total", **enoent) == MISSING_OPENS
     # The filtered exporter saw the workload's openat calls and nothing from other processes.
-    assert after_it.value("lmp_syscalls_total", syscall="openat") - \
-        before_it.value("lmp_syscalls_total", syscall="openat") == MISSING_OPENS
-    assert after_all.value("lmp_syscall_errors_total", **enoent) - \
-        before_all.value("lmp_syscall_errors_total", **enoent) >= MISSING_OPENS
+    assert delta(before_it, after_it, "lmp_syscalls_total", syscall="openat") == MISSING_OPENS
+    assert delta(before_all, after_all, "lmp_syscall_errors_total", **enoent) >= MISSING_OPENS
     assert "lmp_syscall_latency_seconds" not in after_all.families  # off by default
 
 
@@ -72,11 +69,10 @@ def test_latency_option_times_each_call(exporter, workload):
     after = timed.scrape()
     name = "lmp_syscall_latency_seconds"
     rare = {"syscall": "sched_get_priority_min"}
-    assert after.value(f"{name}_count", **rare) - before.value(f"{name}_count", **rare) == RARE_CALLS
-    spent = after.value(f"{name}_sum", **rare) - before.value(f"{name}_sum", **rare)
+    assert delta(before, after, f"{name}_count", **rare) == RARE_CALLS
+    spent = delta(before, after, f"{name}_sum", **rare)
     # Each call takes well under a millisecond and more than nothing.
     assert 0 < spent / RARE_CALLS < 1e-3
-    assert after.value(f"{name}_count", syscall="openat") - \
-        before.value(f"{name}_count", syscall="openat") == MISSING_OPENS
+    assert delta(before, after, f"{name}_count", syscall="openat") == MISSING_OPENS
     # The trace-only sys_enter probe is attached as well.
     assert after.value("lmp_exporter_program_attached", hook="raw_syscalls:sys_enter") == 1

@@ -35,3 +35,33 @@ def test_bad_edit_names_line_and_reason(tmp_path, old, new, reason):
     assert reason in err.value.reason
     changed_line = next(i for i, (a, b) in enumerate(zip(SHIPPED.splitlines(), edited.splitlines()), 1) if a != b)
     assert abs(err.value.line - changed_line) <= 1, str(err.value)
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "lmp.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_a_disabled_collector_does_not_hold_its_port(tmp_path):
+    text = SHIPPED.replace("  syscalls:\n    enabled: true", "  syscalls:\n    enabled: false")
+    text = text.replace("listen: 127.0.0.1:9452", "listen: 127.0.0.1:9451")
+    assert configs.load(write(tmp_path, text)).collectors["runqlat"].listen == "127.0.0.1:9451"
+
+
+@pytest.mark.parametrize("new, reason", [
+    ("listen: 0.0.0.0:9451", "port 9451 is already used by syscalls"),
+    ("listen: :9451", "port 9451 is already used by syscalls"),
+    ("listen: 127.0.0.1:99999", "is not HOST:PORT"),
+])
+def test_ports_are_checked_with_their_line(tmp_path, new, reason):
+    text = SHIPPED.replace("listen: 127.0.0.1:9452", new)
+    with pytest.raises(YamlError) as err:
+        configs.load(write(tmp_path, text))
+    assert reason in err.value.reason
+    assert err.value.line == SHIPPED.splitlines().index("    listen: 127.0.0.1:9452") + 1
+
+
+def test_an_empty_config_is_refused(tmp_path):
+    with pytest.raises(YamlError, match="the file is empty"):
+        configs.load(write(tmp_path, "# nothing\n"))

@@ -57,9 +57,9 @@ def test_good_spec_loads(tmp_path):
 
 @pytest.mark.parametrize("old, new, line, reason", [
     ("type: histogram", "type: histo", 9, "'histo' is not one of"),
-    ("when: verbose", "when: quiet", 8, "`when: quiet` names no option"),
+    ("when: verbose", "when: quiet", 11, "`when: quiet` names no option"),
     ("lmp_demo_latency_seconds", "lmp_demo_latency_ms", 8, "ending in _seconds"),
-    ("min_slot: 10", "min_slot: 30", 8, "min_slot is above max_slot"),
+    ("min_slot: 10", "min_slot: 30", 14, "min_slot is above max_slot"),
     ("values: [read, write]", "values: []", 13, "should be non-empty"),
     ("default: false", "default: 3", 6, "default 3 is not a bool"),
     ("  tracepoints: [sched:sched_switch]", "  tracepoints: [sched_switch]", 4, "does not match"),
@@ -73,6 +73,18 @@ def test_bad_spec_names_line_and_reason(tmp_path, old, new, line, reason):
     assert err.value.line == line, str(err.value)
     assert reason in err.value.reason
     assert str(err.value).startswith(f"{tmp_path}/demo/demo.yaml:{line}: ")
+
+
+@pytest.mark.parametrize("extra, reason", [
+    # OpenMetrics would name this counter's family lmp_demo_latency_seconds too.
+    ("  - {name: lmp_demo_latency_seconds_total, type: counter, help: h}\n", "family name lmp_demo_latency_seconds"),
+    ("  - {name: lmp_demo_other_total, type: counter, help: h, map: demo_latency_seconds}\n",
+     "map demo_latency_seconds already feeds another metric"),
+    ("internal_maps:\n  - {name: demo_latency_seconds, help: h}\n", "has the name of another map"),
+])
+def test_names_and_maps_do_not_collide(tmp_path, extra, reason):
+    with pytest.raises(YamlError, match=reason):
+        specs.load(write(tmp_path, GOOD + extra))
 
 
 def test_options_from_the_command_line():
