@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import ctypes
+import re
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +12,7 @@ from typing import Any
 from .spec import Spec
 
 TRACEFS = Path("/sys/kernel/tracing")
+VMLINUX_BTF = Path("/sys/kernel/btf/vmlinux")
 LIB_DIR = Path(__file__).resolve().parent  # holds lmp.h
 
 
@@ -29,12 +32,50 @@ def missing_hooks(spec: Spec, tracefs: Path = TRACEFS) -> list[str]:
     return missing
 
 
+def btf_offsets(fields: tuple[str, ...], vmlinux: Path = VMLINUX_BTF) -> dict[str, int]:
+    """Byte offsets of struct fields ("task_struct.exit_code") in the running kernel, from its BTF.
+
+    The installed headers may not match the kernel, so a struct read through them returns garbage;
+    BTF describes the kernel that is running. bpftool prints each struct's members with their bit
+    offsets; reading stops once every struct asked for has been seen."""
+    wanted: dict[str, set[str]] = {}
+    for f in fields:
+        struct, member = f.split(".")
+        wanted.setdefault(struct, set()).add(member)
+    found: dict[str, int] = {}
+    if wanted:
+        if not vmlinux.exists():
+            raise LoadError(f"this kernel has no BTF ({vmlinux}); the collector needs {', '.join(fields)}")
+        proc = subprocess.Popen(["bpftool", "btf", "dump", "file", str(vmlinux)], stdout=subprocess.PIPE, text=True)
+        current, pending = None, set(wanted)
+        for line in proc.stdout:  # type: ignore[union-attr]
+            if line.startswith("["):
+                current = None
+                if not pending:
+                    break
+                match = re.match(r"\[\d+\] (?:STRUCT|UNION) '(\w+)'", line)
+                if match and match.group(1) in pending:
+                    current = match.group(1)
+                    pending.discard(current)
+            elif current and (m := re.match(r"\s+'(\w+)' type_id=\d+ bits_offset=(\d+)", line)):
+                if m.group(1) in wanted[current] and m.group(2).isdigit():
+                    found.setdefault(f"{current}.{m.group(1)}", int(m.group(2)) // 8)
+        proc.kill()
+        proc.wait()
+    missing = [f for f in fields if f not in found]
+    if missing:
+        raise LoadError(f"the kernel's BTF has no {', '.join(missing)}")
+    return found
+
+
 def cflags(spec: Spec, values: dict[str, bool | int]) -> list[str]:
-    """Options become -D<OPTION>=<int>; every map gets its overflow index as -DLMP_MAP_<map>=<i>."""
+    """Options become -D<OPTION>=<int>; every map gets its overflow index as -DLMP_MAP_<map>=<i>;
+    each BTF field its byte offset as -DBTF_<struct>_<field>=<n>."""
     _, maps = spec.active(values)
     flags = [f"-I{LIB_DIR}", f"-DLMP_MAX_MAPS={max(len(maps), 1)}"]
     flags += [f"-DLMP_MAP_{name}={i}" for i, name in enumerate(maps)]
     flags += [f"-D{name.upper()}={int(values[name])}" for name in spec.options]
+    flags += [f"-DBTF_{f.replace('.', '_')}={offset}" for f, offset in btf_offsets(spec.btf_fields).items()]
     return flags
 
 
@@ -80,8 +121,9 @@ def load(spec: Spec, values: dict[str, bool | int]) -> Loaded:
     from bcc import BPF  # imported here: BCC's import alone costs ~10 MB and 100 ms
 
     started = time.monotonic()
+    flags = cflags(spec, values)  # may raise LoadError (BTF)
     try:
-        bpf = BPF(text=source(spec), cflags=cflags(spec, values))
+        bpf = BPF(text=source(spec), cflags=flags)
     except Exception as err:  # BCC raises plain Exception for compile and attach failures
         raise LoadError(f"{spec.name}: BCC could not compile or attach {spec.source.name}: {err}") from None
     _, maps = spec.active(values)

@@ -53,7 +53,8 @@ def hist_sum(value: Any) -> tuple[list[int], int]:
 
 def _key_decoder(metric: Metric) -> Callable[[Any], tuple[str, ...]]:
     """Key -> label values. A struct key is read by field; a scalar key is the one label's value."""
-    fields = [(label.field, decoders.make(label.decoder, label.values)) for label in metric.labels]
+    fields = [(label.field, decoders.make(label.decoder, label.values, label.event, label.field))
+              for label in metric.labels]
 
     def decode(key: Any) -> tuple[str, ...]:
         if not fields:

@@ -8,11 +8,12 @@ import errno
 import os
 import platform
 import re
+import signal
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
-CGROUP2_ROOTS = (Path("/sys/fs/cgroup/unified"), Path("/sys/fs/cgroup"))
+TRACEFS = Path("/sys/kernel/tracing")
 
 
 def _syscall_table() -> dict[int, str]:
@@ -60,13 +61,22 @@ def disk(dev: int) -> str:
         return f"{major}:{minor}"
 
 
+def cgroup2_root(mountinfo: Path = Path("/proc/self/mountinfo")) -> Path:
+    """Where the cgroup v2 hierarchy is mounted: /sys/fs/cgroup on pure v2 hosts, /sys/fs/cgroup/unified
+    on hybrid ones. Field 5 of a mountinfo line is the mount point; the type follows the " - "."""
+    for line in mountinfo.read_text().splitlines():
+        fields, _, rest = line.partition(" - ")
+        if rest.split(" ", 1)[0] == "cgroup2":
+            return Path(fields.split()[4])
+    raise FileNotFoundError("no cgroup2 file system is mounted (see /proc/self/mountinfo)")
+
+
 class CgroupPaths:
     """cgroup v2 id -> path. The id bpf_get_current_cgroup_id() returns is the cgroup directory's inode,
     so a walk of the v2 hierarchy finds it; the walk is redone when an unknown id appears."""
 
-    def __init__(self, roots: tuple[Path, ...] = CGROUP2_ROOTS) -> None:
-        # Hybrid hosts mount v2 at /sys/fs/cgroup/unified; pure v2 hosts at /sys/fs/cgroup.
-        self.root = next((r for r in roots if (r / "cgroup.procs").exists()), roots[-1])
+    def __init__(self) -> None:
+        self.root = cgroup2_root()
         self.paths: dict[int, str] = {}
 
     def _walk(self) -> None:
@@ -85,20 +95,62 @@ class CgroupPaths:
         return self.paths.get(cgroup_id, f"cgroup_{cgroup_id}")
 
 
+@lru_cache(maxsize=64)
+def symbolic_names(event: str, field: str, tracefs: Path = TRACEFS) -> dict[int, str]:
+    """The names a tracepoint's print format gives a field's values: __print_symbolic(REC->reason,
+    { 2, "NOT_SPECIFIED" }, ...) in events/skb/kfree_skb/format. They come from the running kernel,
+    so new values (drop reasons, TCP states) are named without a change here."""
+    text = (tracefs / "events" / event.replace(":", "/") / "format").read_text()
+    start = text.find(f"__print_symbolic(REC->{field},")
+    if start < 0:
+        return {}
+    depth, end = 0, start
+    for end in range(text.index("(", start), len(text)):  # to the ')' that closes __print_symbolic(
+        depth += {"(": 1, ")": -1}.get(text[end], 0)
+        if depth == 0:
+            break
+    pairs = re.findall(r'\{\s*(-?(?:0x)?[0-9a-fA-F]+),\s*"([^"]*)"\s*\}', text[start:end])
+    return {int(n, 0): name for n, name in pairs}
+
+
+def signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"SIG{number}" if number else "none"
+
+
+@lru_cache(maxsize=1024)
+def irq(number: int) -> str:
+    """An interrupt number to what the kernel says handles it (/sys/kernel/irq/N/actions), with the number:
+    "24:virtio0-config"."""
+    try:
+        actions = Path(f"/sys/kernel/irq/{number}/actions").read_text().strip()
+    except OSError:
+        actions = ""
+    return f"{number}:{actions}" if actions else str(number)
+
+
 def comm(raw: bytes | str) -> str:
     return raw.decode(errors="replace").rstrip("\0") if isinstance(raw, bytes) else raw
 
 
-def make(decoder: str, values: tuple[str, ...] = ()) -> Callable[[object], str]:
+def make(decoder: str, values: tuple[str, ...] = (), event: str | None = None,
+         field: str = "") -> Callable[[object], str]:
     """The decoder function a spec label names."""
     if decoder == "enum":
         return lambda v: values[v] if 0 <= int(v) < len(values) else str(v)
+    if decoder == "symbolic":
+        names = symbolic_names(event or "", field)
+        return lambda v: names.get(int(v), str(v))
     simple: dict[str, Callable[[object], str]] = {
         "int": str,
         "syscall": lambda v: syscall(int(v)),
         "errno": lambda v: errno_name(int(v)),
         "disk": lambda v: disk(int(v)),
         "comm": lambda v: comm(bytes(v)) if not isinstance(v, (bytes, str)) else comm(v),
+        "signal": lambda v: signal_name(int(v)),
+        "irq": lambda v: irq(int(v)),
     }
     if decoder == "cgroup":
         paths = CgroupPaths()

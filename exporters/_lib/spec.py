@@ -1,7 +1,7 @@
 """A collector's spec (<name>.yaml): loaded, validated and turned into plain typed objects."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,9 @@ class Label:
     name: str
     field: str  # the field of the BPF map key it is read from
     decoder: str
-    values: tuple[str, ...] = ()
+    values: tuple[str, ...] = ()  # decoder enum: the names of 0, 1, 2, ...
+    event: str | None = None  # decoder symbolic: the tracepoint whose print format names the values
+    when: str | None = None  # an option that must be on for the label to exist
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class Spec:
     directory: Path
     tracepoints: tuple[str, ...] = ()
     raw_tracepoints: tuple[str, ...] = ()
+    btf_fields: tuple[str, ...] = ()  # struct.field offsets read from the kernel's BTF at load time
     options: dict[str, Option] = field(default_factory=dict)
     metrics: tuple[Metric, ...] = ()
     internal_maps: tuple[InternalMap, ...] = ()
@@ -79,16 +82,18 @@ class Spec:
         return self.directory / "README.md"
 
     def active(self, values: dict[str, bool | int]) -> tuple[list[Metric], list[str]]:
-        """The metrics and all map names (metrics' first) that exist with these option values."""
+        """The metrics (with their labels) and all map names (metrics' first) that exist with these
+        option values."""
         on = lambda when: when is None or bool(values.get(when))  # noqa: E731
-        metrics = [m for m in self.metrics if on(m.when)]
+        metrics = [replace(m, labels=tuple(l for l in m.labels if on(l.when))) for m in self.metrics if on(m.when)]
         maps = [m.map for m in metrics] + [m.name for m in self.internal_maps if on(m.when)]
         return metrics, maps
 
 
 def _metric(raw: dict[str, Any]) -> Metric:
     labels = tuple(
-        Label(l["name"], l.get("field", l["name"]), l["decoder"], tuple(l.get("values", ())))
+        Label(l["name"], l.get("field", l["name"]), l["decoder"], tuple(l.get("values", ())), l.get("event"),
+              l.get("when"))
         for l in raw.get("labels", ())
     )
     hist = raw.get("histogram")
@@ -123,6 +128,10 @@ def _check(spec: Spec, doc: Any, path: Path) -> None:
         for j, label in enumerate(m.labels):
             if (label.decoder == "enum") != bool(label.values):
                 fail(f"label {label.name}: `values` goes with decoder enum, and only with it", "labels", j)
+            if (label.decoder == "symbolic") != bool(label.event):
+                fail(f"label {label.name}: `event` goes with decoder symbolic, and only with it", "labels", j)
+            if label.when is not None and label.when not in spec.options:
+                fail(f"label {label.name}: `when: {label.when}` names no option of this collector", "labels", j)
         if m.when is not None and m.when not in spec.options:
             fail(f"`when: {m.when}` names no option of this collector", "when")
         family = m.name.removesuffix("_total")  # OpenMetrics names a counter's family without it
@@ -157,6 +166,7 @@ def load(path: Path) -> Spec:
         name=doc["name"], summary=doc["summary"], directory=path.parent, kind=doc.get("kind", "collector"),
         tracepoints=tuple(requires.get("tracepoints", ())),
         raw_tracepoints=tuple(requires.get("raw_tracepoints", ())),
+        btf_fields=tuple(requires.get("btf_fields", ())),
         options={k: Option(k, v["type"], v["default"], v["help"]) for k, v in (doc.get("options") or {}).items()},
         metrics=tuple(_metric(m) for m in doc["metrics"]),
         internal_maps=tuple(InternalMap(m["name"], m["help"], m.get("when")) for m in doc.get("internal_maps", ())),

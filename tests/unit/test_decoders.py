@@ -37,3 +37,29 @@ def test_cgroup_root_and_unknown_ids():
     paths = decoders.CgroupPaths()
     assert paths(os.stat(paths.root).st_ino) == "/"
     assert paths(1) in ("cgroup_1", "/")
+
+
+def test_symbolic_names_come_from_the_running_kernels_print_format():
+    states = decoders.symbolic_names("sock:inet_sock_set_state", "newstate")
+    assert states[1] == "TCP_ESTABLISHED" and states[10] == "TCP_LISTEN"
+    vectors = decoders.symbolic_names("irq:softirq_entry", "vec")
+    assert vectors[0] == "HI" and vectors[3] == "NET_RX"
+    reasons = decoders.symbolic_names("skb:kfree_skb", "reason")
+    assert reasons[2] == "NOT_SPECIFIED" and "NO_SOCKET" in reasons.values()
+    decode = decoders.make("symbolic", event="irq:softirq_entry", field="vec")
+    assert decode(7) == "SCHED" and decode(99) == "99"
+
+
+def test_signals_and_irqs():
+    assert decoders.signal_name(9) == "SIGKILL" and decoders.signal_name(0) == "none"
+    for irq_dir in Path("/sys/kernel/irq").iterdir():
+        actions = (irq_dir / "actions").read_text().strip()
+        assert decoders.irq(int(irq_dir.name)) == (f"{irq_dir.name}:{actions}" if actions else irq_dir.name)
+
+
+def test_cgroup2_root_is_where_mountinfo_says(tmp_path):
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text("30 24 0:26 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
+                         "35 24 0:31 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw\n")
+    assert decoders.cgroup2_root(mountinfo) == Path("/sys/fs/cgroup/unified")
+    assert (decoders.cgroup2_root() / "cgroup.procs").exists()
