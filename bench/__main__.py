@@ -1,126 +1,44 @@
 """`lmp bench` (or `python -m bench`): measures, in one run and side by side,
-- the added cost per syscall of each collector, of an empty program (the floor) and of bcc's syscount;
+- the added cost per syscall of the syscalls collector, of an empty program (the floor) and of bcc's syscount;
+- each collector's added cost per event it traces, against the floor and a bcc peer where one runs here;
 - each exporter's start-up (compile + attach until the first /metrics answer) and memory after start;
 - /metrics latency at 1k and 10k series; the time of a second, nothing-to-do install.
 Prints Markdown tables (the ones in docs/performance.md). Needs root, like the exporters."""
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
-from lmp.run import wait_until_serving
+from exporters._lib import catalog
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-COLLECTORS = ("syscalls", "runqlat", "biolatency")
-LMP = [sys.executable, "-m", "lmp"]
+from .harness import EmptyProgram, Exporter, Peer, added_cost, build, free_port, get, have
 
+ROOT = Path(__file__).resolve().parent.parent
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=30) as response:
-        return response.read()
+# collector: (loop in bench/loops, what one operation of it is, operations per run, bcc peer command)
+EVENTS: dict[str, tuple[str, str, int, tuple[str, ...]]] = {
+    "runqlat": ("pingpong", "pipe round trip: 2 wake-ups, 2 switches", 100_000, ("runqlat-bpfcc", "5")),
+    "biolatency": ("biolatency", "O_DIRECT 4 KiB read (one block request)", 3_000, ()),
+}
 
 
-class Exporter:
-    """An exporter process; `seconds` is from spawn to its first /metrics answer."""
-
-    def __init__(self, name: str, *options: str) -> None:
-        listen = f"127.0.0.1:{free_port()}"
-        started = time.monotonic()
-        self.proc = subprocess.Popen([*LMP, "exporter", name, "--listen", listen, *options], stderr=subprocess.DEVNULL)
-        if not wait_until_serving(self.proc, f"http://{listen}/metrics", started + 60):
-            self.stop()
-            raise SystemExit(f"bench: exporter {name} did not start (exit code {self.proc.returncode})")
-        self.seconds = time.monotonic() - started
-
-    def memory_mb(self) -> dict[str, float]:
-        """MB of: private dirty memory (anonymous: what this process alone costs and the kernel cannot
-        reclaim), PSS (its share of everything it maps) and RSS (all it maps, shared libraries too)."""
-        fields = {}
-        for line in Path(f"/proc/{self.proc.pid}/smaps_rollup").read_text().splitlines()[1:]:
-            key, value = line.split(":")
-            fields[key] = int(value.split()[0]) / 1024
-        return {"private": fields["Private_Dirty"], "pss": fields["Pss"], "rss": fields["Rss"]}
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
-
-
-def loop_ns(binary: Path, calls: int, runs: int, cpu: int | None = None) -> float:
-    """Median over `runs` of the program's mean ns per operation (it prints that number)."""
-    pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
-    return statistics.median(float(subprocess.run([*pin, str(binary), str(calls)], capture_output=True, text=True,
-                                                  check=True).stdout) for _ in range(runs))
-
-
-def build(workdir: Path, name: str) -> Path:
-    binary = workdir / name
-    subprocess.run(["gcc", "-O2", "-o", str(binary), str(HERE / f"{name}.c")], check=True)
-    return binary
-
-
-class Syscount:
-    """The peer: bcc's syscount-bpfcc (raw_syscalls tracepoints too), attached until stopped."""
-
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen(["syscount-bpfcc"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        while "Tracing" not in (self.proc.stdout.readline() or "Tracing"):  # printed once attached
-            pass
-
-    def stop(self) -> None:
-        self.proc.send_signal(2)
-        self.proc.communicate(timeout=30)
-
-
-class EmptyProgram:
-    """The floor: a program that does nothing, on the tracepoint the syscalls collector uses."""
-
-    def __init__(self) -> None:
-        from bcc import BPF
-        self.bpf = BPF(src_file=str(HERE / "empty.bpf.c").encode())
-
-    def stop(self) -> None:
-        self.bpf.cleanup()
-
-
-def added_cost(binary: Path, n: int, runs: int, start) -> tuple[float, float]:  # type: ignore[no-untyped-def]
-    """(ns without, ns with) the probe `start()` attaches, measured back to back so that drift in this VM's
-    speed between configurations does not count as overhead. The loop runs on CPU 0."""
-    base = loop_ns(binary, n, runs, cpu=0)
-    probe = start()
-    try:
-        return base, loop_ns(binary, n, runs, cpu=0)
-    finally:
-        probe.stop()
-
-
-def overhead(calls: int, runs: int) -> list[list[str]]:
+def syscall_overhead(calls: int, runs: int) -> list[list[str]]:
     workdir = Path(tempfile.mkdtemp(prefix="lmp-bench-"))
     try:
-        binary = build(workdir, "getpid_loop")
-        probes = [("empty program on raw_syscalls:sys_exit (the floor)", EmptyProgram),
+        binary = build(workdir, "getpid")
+        probes = [("empty program on raw_syscalls:sys_exit (the floor)", lambda: EmptyProgram(("raw_syscalls:sys_exit",))),
                   ("lmp exporter syscalls", lambda: Exporter("syscalls")),
-                  ("lmp exporter syscalls -o latency=true", lambda: Exporter("syscalls", "-o", "latency=true")),
-                  ("lmp exporter runqlat", lambda: Exporter("runqlat")),
-                  ("lmp exporter biolatency", lambda: Exporter("biolatency"))]
-        if shutil.which("syscount-bpfcc"):
-            probes.append(("syscount-bpfcc (bcc's tool, the peer)", Syscount))
+                  ("lmp exporter syscalls -o latency=true", lambda: Exporter("syscalls", "-o", "latency=true"))]
+        if have("syscount-bpfcc"):
+            probes.append(("syscount-bpfcc (bcc's tool, the peer)", lambda: Peer("syscount-bpfcc")))
         results = [(label, *added_cost(binary, calls, runs, start)) for label, start in probes]
     finally:
         shutil.rmtree(workdir)
@@ -129,20 +47,35 @@ def overhead(calls: int, runs: int) -> list[list[str]]:
              f"{(with_probe - base) / floor:.2f}x"] for label, base, with_probe in results]
 
 
-def switch_cost(trips: int, runs: int) -> list[list[str]]:
-    """runqlat's cost is per wake-up and context switch: a pipe round trip with and without it, both
-    processes on one CPU (across CPUs, this VM's wake-up IPIs vary by tens of microseconds)."""
+def event_costs(runs: int) -> list[list[str]]:
+    """Per collector: its loop without and with the exporter, with the floor (an empty program on each of
+    the collector's tracepoints), and with the bcc peer when it runs on this kernel."""
+    rows = []
     workdir = Path(tempfile.mkdtemp(prefix="lmp-bench-"))
     try:
-        base, traced = added_cost(build(workdir, "pingpong"), trips, runs, lambda: Exporter("runqlat"))
+        for name, (loop, operation, n, peer) in EVENTS.items():
+            binary = build(workdir, loop)
+            spec = catalog.load(name)
+            base, with_exporter = added_cost(binary, n, runs, lambda: Exporter(name), cwd=ROOT)
+            floor_base, with_floor = added_cost(binary, n, runs, lambda: EmptyProgram(spec.tracepoints), cwd=ROOT)
+            added, floor = with_exporter - base, with_floor - floor_base
+            peer_cell = "no peer runs here"
+            if peer and have(peer[0]):
+                try:
+                    peer_base, with_peer = added_cost(binary, n, runs, lambda: Peer(*peer), cwd=ROOT)
+                    peer_cell = f"{peer[0]}: {with_peer - peer_base:+.0f}"
+                except RuntimeError as err:
+                    peer_cell = f"{peer[0]} fails here ({err})"
+            rows.append([name, operation, f"{base:.0f}", f"{added:+.0f}", f"{floor:+.0f}",
+                         f"{added / floor:.2f}x" if floor > 0 else "n/a", peer_cell])
     finally:
         shutil.rmtree(workdir)
-    return [["lmp exporter runqlat", f"{base:.0f}", f"{traced:.0f}", f"{traced - base:+.0f}"]]
+    return rows
 
 
 def startup_and_memory(runs: int) -> list[list[str]]:
     rows = []
-    for name in COLLECTORS:
+    for name in catalog.names():
         seconds, memory = [], []
         for _ in range(runs):
             exporter = Exporter(name)
@@ -157,14 +90,14 @@ def startup_and_memory(runs: int) -> list[list[str]]:
 
 
 def scrape_latency(sizes: tuple[int, ...], runs: int) -> list[list[str]]:
-    """/metrics through the real path (BPF map -> collector -> client_python -> HTTP) on a filled map."""
+    """/metrics through the real path (BPF map -> collector -> exposition -> HTTP) on a filled map."""
     from prometheus_client import CollectorRegistry, ProcessCollector
 
-    from exporters._lib import bpf, catalog
+    from exporters._lib import bpf
     from exporters._lib.collector import BpfCollector, SelfCollector
     from exporters._lib.exporter import MetricsApp, bind
 
-    spec = catalog.load("series", [HERE])
+    spec = catalog.load("series", [Path(__file__).resolve().parent])
     loaded = bpf.load(spec, {})
     app = MetricsApp(CollectorRegistry())
     app.collector = BpfCollector(spec, loaded, {})
@@ -179,9 +112,8 @@ def scrape_latency(sizes: tuple[int, ...], runs: int) -> list[list[str]]:
         for size in sizes:
             table.clear()
             for i in range(size):  # distinct (syscall, errno) label pairs
-                key = table.Key(i % 512, i // 512 + 1)
-                table[key] = table.Leaf(*([1] * table.total_cpu))
-            get(f"http://127.0.0.1:{port}/metrics")  # warm the decoders' caches, as a running exporter has
+                table[table.Key(i % 512, i // 512 + 1)] = table.Leaf(*([1] * table.total_cpu))
+            get(f"http://127.0.0.1:{port}/metrics")  # warm the label caches, as a running exporter has them
             times = []
             for _ in range(runs):
                 started = time.perf_counter()
@@ -192,7 +124,7 @@ def scrape_latency(sizes: tuple[int, ...], runs: int) -> list[list[str]]:
                          f"{len(body) / 1024:.0f}"])
     finally:
         server.shutdown()
-        loaded.close()
+        app.collector.close()
     return rows
 
 
@@ -212,16 +144,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calls", type=int, default=2_000_000, help="getpid calls per loop run")
     p.add_argument("--runs", type=int, default=5, help="repetitions; medians are shown")
     args = p.parse_args(argv)
-    print(f"kernel {subprocess.run(['uname', '-r'], capture_output=True, text=True).stdout.strip()}, "
-          f"{len(__import__('os').sched_getaffinity(0))} CPUs; medians of {args.runs} runs\n", flush=True)
-    print("Per-syscall cost (getpid loop of %d calls on CPU 0)\n" % args.calls)
+    print(f"kernel {os.uname().release}, {len(os.sched_getaffinity(0))} CPUs; medians of {args.runs} runs\n", flush=True)
+    print(f"Per-syscall cost (getpid loop of {args.calls} calls on CPU 0)\n")
     print(table(["probe", "ns per call without", "ns per call with", "added ns", "added vs floor"],
-                overhead(args.calls, args.runs)), "\n", flush=True)
-    print("Context-switch cost (pipe round trip between two processes: 2 wake-ups, 2+ switches)\n")
-    print(table(["probe", "ns per round trip without", "with", "added ns"], switch_cost(100_000, args.runs)),
-          "\n", flush=True)
+                syscall_overhead(args.calls, args.runs)), "\n", flush=True)
+    print("Per-event cost of each collector (its loop on CPU 0; floor: an empty program on each of its tracepoints)\n")
+    print(table(["collector", "operation", "ns per op without", "added ns", "floor added ns", "vs floor", "bcc peer added ns"],
+                event_costs(args.runs)), "\n", flush=True)
     print(table(["exporter", "start-up s (compile + attach + first answer)", "private dirty MB", "PSS MB", "RSS MB"],
-                startup_and_memory(max(1, args.runs // 2 + 1))), "\n", flush=True)
+                startup_and_memory(max(1, args.runs // 2))), "\n", flush=True)
     print(table(["series", "/metrics median ms", "max ms", "body KiB"], scrape_latency((1000, 10000), 20)), "\n")
     print(table(["step", "seconds"], [["scripts/install.sh, second run (what `make run` adds before starting)",
                                        install_seconds()]]))

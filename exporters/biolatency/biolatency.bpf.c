@@ -6,8 +6,8 @@
  * as bcc's biolatency -D, on tracepoints instead of kprobes. */
 #include "lmp.h"
 
-/* Requests in flight at once across all disks (NVMe queues can hold thousands). An LRU hash: a
- * completion that is never seen (a skipped program run, a device removed) must not leak its entry. */
+/* Requests in flight at once across all disks (NVMe queues can hold thousands). Each entry is deleted
+ * at completion and overwritten by the next request to the same sector, so lost events cannot pile up. */
 #define MAX_INFLIGHT 16384
 /* (disk, operation) pairs: 5 operations per disk. */
 #define MAX_DISK_OPS 1024
@@ -36,7 +36,7 @@ struct disk_op {
     u32 op;
 };
 
-BPF_TABLE("lru_hash", struct request_key, struct request, inflight, MAX_INFLIGHT);
+BPF_HASH(inflight, struct request_key, struct request, MAX_INFLIGHT);
 BPF_PERCPU_HASH(block_io_latency_seconds, struct disk_op, struct lmp_hist, MAX_DISK_OPS);
 BPF_PERCPU_HASH(block_io_requests_total, struct disk_op, u64, MAX_DISK_OPS);
 BPF_PERCPU_HASH(block_io_bytes_total, struct disk_op, u64, MAX_DISK_OPS);
@@ -65,7 +65,8 @@ TRACEPOINT_PROBE(block, block_rq_issue)
         .bytes = args->bytes,
         .op = decode_op(args->rwbs),
     };
-    inflight.update(&key, &req);
+    if (inflight.update(&key, &req))
+        LMP_OVERFLOW(inflight);
 
     struct disk_op dop = {.dev = args->dev, .op = req.op};
     u64 zero = 0;

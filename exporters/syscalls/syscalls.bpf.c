@@ -4,13 +4,13 @@
  * (args->ret), so counting calls and errors costs a single program run per syscall. Counts go into
  * per-CPU arrays: no locking, no hashing on the hot path. */
 #include "lmp.h"
+#include <asm/unistd.h> /* __NR_exit, __NR_exit_group */
 
 /* Syscall numbers index the arrays: x86_64 has about 470, so 1024 leaves room for new ones. */
 #define MAX_SYSCALLS 1024
 /* Distinct (syscall, errno) pairs: a busy host shows a few hundred. */
 #define MAX_ERROR_PAIRS 4096
-/* Threads inside a syscall at once, for the optional latency histogram. An LRU hash: threads that
- * exit inside exit()/exit_group() never reach sys_exit, and the oldest such entries are evicted. */
+/* Threads inside a syscall at once, for the optional latency histogram. */
 #define MAX_THREADS 16384
 
 struct error_key {
@@ -34,16 +34,21 @@ static __always_inline bool skip_process(void)
 #if LATENCY
 /* Optional (-DLATENCY=1): timing each call needs a second probe and a hash keyed by thread, which
  * costs several times more than the counters (see README, Overhead). */
-BPF_TABLE("lru_hash", u32, u64, syscall_start, MAX_THREADS);
+BPF_HASH(syscall_start, u32, u64, MAX_THREADS);
 BPF_PERCPU_ARRAY(syscall_latency_seconds, struct lmp_hist, MAX_SYSCALLS);
 
 TRACEPOINT_PROBE(raw_syscalls, sys_enter)
 {
     if (skip_process())
         return 0;
+    /* exit() and exit_group() never return: their entry would never be deleted. Syscall numbers are
+     * ABI, so the installed headers' __NR_ values are right even when the headers are older. */
+    if (args->id == __NR_exit || args->id == __NR_exit_group)
+        return 0;
     u32 tid = bpf_get_current_pid_tgid();
     u64 now = bpf_ktime_get_ns();
-    syscall_start.update(&tid, &now);
+    if (syscall_start.update(&tid, &now))
+        LMP_OVERFLOW(syscall_start);
     return 0;
 }
 #endif
