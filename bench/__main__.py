@@ -26,7 +26,16 @@ ROOT = Path(__file__).resolve().parent.parent
 # collector: (loop in bench/loops, what one operation of it is, operations per run, bcc peer command)
 EVENTS: dict[str, tuple[str, str, int, tuple[str, ...]]] = {
     "runqlat": ("pingpong", "pipe round trip: 2 wake-ups, 2 switches", 100_000, ("runqlat-bpfcc", "5")),
+    "offcpu": ("pingpong", "pipe round trip: 2 wake-ups, 2 switches", 100_000, ("offcputime-bpfcc",)),
     "biolatency": ("biolatency", "O_DIRECT 4 KiB read (one block request)", 3_000, ()),
+    "irq": ("biolatency", "O_DIRECT 4 KiB read (one disk interrupt)", 3_000, ("hardirqs-bpfcc", "-d", "5")),
+    "process": ("process", "fork, _exit, waitpid", 2_000, ("exitsnoop-bpfcc",)),
+    "tcp": ("tcp", "loopback connect, accept, close (~10 state changes)", 5_000, ("tcpstates-bpfcc",)),
+    "pagefault": ("pagefault", "first touch of an anonymous page", 200_000, ()),
+    "softirq": ("softirq", "UDP datagram over loopback (one NET_RX)", 50_000, ("softirqs-bpfcc", "-d", "5")),
+    "fileio": ("fileio", "64-byte write to /dev/null", 1_000_000, ()),
+    "signal": ("signal", "kill(self, SIGUSR1) to a handler", 200_000, ()),
+    "skbdrop": ("skbdrop", "UDP datagram to a closed loopback port (one drop)", 50_000, ()),
 }
 
 
@@ -57,7 +66,7 @@ def event_costs(runs: int) -> list[list[str]]:
             binary = build(workdir, loop)
             spec = catalog.load(name)
             base, with_exporter = added_cost(binary, n, runs, lambda: Exporter(name), cwd=ROOT)
-            floor_base, with_floor = added_cost(binary, n, runs, lambda: EmptyProgram(spec.tracepoints), cwd=ROOT)
+            floor_base, with_floor = added_cost(binary, n, runs, lambda: EmptyProgram(spec.tracepoints, spec.raw_tracepoints), cwd=ROOT)
             added, floor = with_exporter - base, with_floor - floor_base
             peer_cell = "no peer runs here"
             if peer and have(peer[0]):

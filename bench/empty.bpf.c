@@ -4,3 +4,9 @@ int empty(void *ctx)
 {
     return 0;
 }
+
+/* The same for raw tracepoints: BCC loads a function as one program type only. */
+int empty_raw(void *ctx)
+{
+    return 0;
+}

@@ -74,13 +74,15 @@ class Peer:
 
 
 class EmptyProgram:
-    """The floor: bench/empty.bpf.c attached to each of the given tracepoints."""
+    """The floor: bench/empty.bpf.c attached to each of the given tracepoints and raw tracepoints."""
 
-    def __init__(self, tracepoints: tuple[str, ...]) -> None:
+    def __init__(self, tracepoints: tuple[str, ...], raw_tracepoints: tuple[str, ...] = ()) -> None:
         from bcc import BPF
         self.bpf = BPF(src_file=str(HERE / "empty.bpf.c").encode())
         for tp in tracepoints:
             self.bpf.attach_tracepoint(tp=tp.encode(), fn_name=b"empty")
+        for tp in raw_tracepoints:
+            self.bpf.attach_raw_tracepoint(tp=tp.encode(), fn_name=b"empty_raw")
 
     def stop(self) -> None:
         self.bpf.cleanup()

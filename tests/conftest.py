@@ -1,6 +1,7 @@
 """Shared test fixtures: start real exporters, scrape them, and check the machine is left as found."""
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.utils import floatToGoString
 
+from exporters._lib.decoders import cgroup2_root
 from lmp.run import wait_until_serving
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,6 +144,31 @@ def exporter() -> Iterator:
     assert codes == [0] * len(started), f"exporters exited with {codes}"
     left = set().union(*(e.programs for e in started)) & bpf_program_ids() if started else set()
     assert not left, f"BPF programs {left} still loaded after their exporters stopped"
+
+
+@pytest.fixture
+def cgroup() -> Iterator[tuple[Path, str]]:
+    """A cgroup v2 directory nested under this test's own cgroup (never beside it): (directory, path
+    as the cgroup decoder names it). At teardown, processes left in it are killed and it is removed."""
+    root = cgroup2_root()
+    own = next(line.split(":", 2)[2] for line in Path("/proc/self/cgroup").read_text().splitlines()
+               if line.startswith("0::"))
+    group = root / own.lstrip("/") / f"lmp-test-{os.getpid()}-{next(_cgroup_serial)}"
+    group.mkdir()
+    try:
+        yield group, "/" + str(group.relative_to(root))
+    finally:
+        for pid in (group / "cgroup.procs").read_text().split():  # leftovers of a failed test
+            os.kill(int(pid), signal.SIGKILL)
+        for _ in range(100):  # a killed process leaves its cgroup a moment after the signal
+            try:
+                group.rmdir()
+                break
+            except OSError:
+                time.sleep(0.05)
+
+
+_cgroup_serial = itertools.count()
 
 
 def run_lmp(*args: str, env: dict[str, str] | None = None, timeout: float = 60, **kw) -> subprocess.CompletedProcess:

@@ -119,18 +119,6 @@ def test_openmetrics_gzip_self_metrics_and_promtool(exporter):
     assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
-@pytest.fixture
-def cgroup():
-    """A cgroup v2 directory nested under this test's own cgroup, removed afterwards."""
-    own = Path("/proc/self/cgroup").read_text().splitlines()
-    path = next(line.split(":", 2)[2] for line in own if line.startswith("0::"))
-    root = Path("/sys/fs/cgroup/unified") if Path("/sys/fs/cgroup/unified/cgroup.procs").exists() else Path("/sys/fs/cgroup")
-    group = root / path.lstrip("/") / f"lmp-test-{os.getpid()}"
-    group.mkdir()
-    yield group, "/" + str(group.relative_to(root))
-    group.rmdir()
-
-
 CALLER = "import os, sys\nsys.stdin.readline()\nos.sched_get_priority_min(os.SCHED_OTHER)\n"
 
 

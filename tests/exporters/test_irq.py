@@ -1,0 +1,81 @@
+"""irq: O_DIRECT writes to the repo's disk must raise that disk's interrupt once per request, and every
+interrupt's handler count must match the kernel's own count (/proc/interrupts) over the same window."""
+from __future__ import annotations
+
+import mmap
+import os
+import tempfile
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+NAME = "lmp_irq_handler_seconds"
+WRITES = 40
+BLOCK = 4096
+
+
+def interrupts() -> dict[int, int]:
+    """/proc/interrupts: how often the kernel took each numbered interrupt since boot, summed over CPUs."""
+    lines = Path("/proc/interrupts").read_text().splitlines()
+    cpus = len(lines[0].split())
+    counts = {}
+    for line in lines[1:]:
+        head, *fields = line.split()
+        if head.rstrip(":").isdigit():
+            counts[int(head.rstrip(":"))] = sum(int(f) for f in fields[:cpus])
+    return counts
+
+
+def disk_irqs(path: Path) -> set[int]:
+    """The interrupts of the device holding `path`: walk up its sysfs device to the one that owns them
+    (a PCI function's msi_irqs, or its legacy `irq`)."""
+    st = os.stat(path)
+    device = Path(os.path.realpath(f"/sys/dev/block/{os.major(st.st_dev)}:{os.minor(st.st_dev)}"))
+    for node in (device, *device.parents):
+        if (node / "msi_irqs").is_dir():
+            return {int(n) for n in os.listdir(node / "msi_irqs")}
+        if (node / "irq").is_file() and int((node / "irq").read_text()) > 0:
+            return {int((node / "irq").read_text())}
+    raise AssertionError(f"no interrupt found for the device of {path} ({device})")
+
+
+def handled(scrape, irq: int, series: str = "_count") -> float:
+    """Handler runs (or, with "_sum", seconds) counted for an interrupt, labelled "N:handler name"."""
+    for s in scrape.families[NAME].samples if NAME in scrape.families else ():
+        if s.name == NAME + series and s.labels["irq"].split(":")[0] == str(irq):
+            return s.value
+    return 0.0
+
+
+def test_disk_interrupts_match_the_kernel_count(exporter):
+    irq = exporter("irq")
+    folder = Path(tempfile.mkdtemp(dir=ROOT, prefix=".irqtest-"))  # the repo's disk, not a tmpfs
+    disk = disk_irqs(folder)
+    path = folder / "data"
+    buf = mmap.mmap(-1, BLOCK)  # O_DIRECT needs an aligned buffer; mmap gives a page
+    buf.write(b"l" * BLOCK)
+    kernel_before = interrupts()
+    before = irq.scrape()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_DIRECT, 0o600)
+    try:
+        for i in range(WRITES):
+            os.pwrite(fd, buf, i * BLOCK)  # waits for the completion, which the device signals
+    finally:
+        os.close(fd)
+        path.unlink()
+        folder.rmdir()
+    after = irq.scrape()
+    kernel_after = interrupts()
+
+    # The disk interrupted at least once per write (one request at a time, each completion signalled).
+    disk_runs = sum(handled(after, n) - handled(before, n) for n in disk)
+    assert disk_runs >= WRITES
+    # Every interrupt: the kernel's count, read just outside the two scrapes, is the same or a little
+    # higher. A line shared by several handlers runs each of them per interrupt.
+    for n, count in kernel_after.items():
+        kernel = count - kernel_before.get(n, 0)
+        actions = Path(f"/sys/kernel/irq/{n}/actions").read_text().strip().count(",") + 1
+        counted = handled(after, n) - handled(before, n)
+        assert kernel - (0.1 * kernel + 3) <= counted / actions <= kernel + os.cpu_count(), f"irq {n}"
+    spent = sum(handled(after, n, "_sum") - handled(before, n, "_sum") for n in disk)
+    assert 0 < spent / disk_runs < 1e-3  # a handler takes microseconds

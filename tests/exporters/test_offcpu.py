@@ -1,0 +1,131 @@
+"""offcpu: a process's sleeps, its uninterruptible disk waits and CPU hogs' preemptions must show up with
+the reason, the count and the duration the workload gives them."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+from tests.conftest import ROOT, delta
+
+NAME = "lmp_offcpu_seconds"
+SLEEPS, NAP = 7, 0.05  # seven 50 ms sleeps: each lands in (2^25, 2^26] ns, or the next bucket if late
+WRITES = 31  # synchronous O_DIRECT writes: each waits for the disk in uninterruptible sleep
+LOW, HIGH = 2**25 * 1e-9, 2**27 * 1e-9  # 33.5 ms and 134 ms: bucket bounds around a 50 ms sleep
+
+# The workload waits on stdin so that exporters can be started (and filtered) on its PID first; that
+# first wait began before they attached, so it is not timed.
+WORKLOAD = f"""
+import mmap, os, sys, time
+sys.stdin.readline()
+if sys.argv[1] == "sleep":
+    for _ in range({SLEEPS}):
+        time.sleep({NAP})
+else:
+    buf = mmap.mmap(-1, 4096)  # O_DIRECT needs an aligned buffer; mmap gives a page
+    buf.write(b"l" * 4096)
+    fd = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT | os.O_DIRECT, 0o600)
+    for i in range({WRITES}):
+        os.pwrite(fd, buf, i * 4096)
+    os.close(fd)
+print("done", flush=True)
+sys.stdin.readline()
+"""
+
+
+class Workload:
+    def __init__(self, *args: str, cgroup_dir: Path | None = None) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-c", WORKLOAD, *args], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        if cgroup_dir is not None:
+            (cgroup_dir / "cgroup.procs").write_text(str(self.proc.pid))
+
+    def go(self) -> None:
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+        assert self.proc.stdout.readline().strip() == "done"
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        try:
+            assert self.proc.wait(timeout=10) == 0
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def naps(before, after, **labels: str) -> float:
+    """Off-CPU periods between 33.5 ms and 134 ms: where a 50 ms sleep lands."""
+    return (after.bucket(NAME, HIGH, **labels) - before.bucket(NAME, HIGH, default=0.0, **labels)) - \
+           (after.bucket(NAME, LOW, **labels) - before.bucket(NAME, LOW, default=0.0, **labels))
+
+
+def test_sleeps_are_timed_by_process_and_by_cgroup(exporter, cgroup):
+    group_dir, group_path = cgroup
+    work = Workload("sleep", cgroup_dir=group_dir)
+    try:
+        only_it = exporter("offcpu", "-o", f"filter_tgid={work.proc.pid}")
+        by_cgroup = exporter("offcpu", "-o", "cgroup=true")
+        before_it, before_cg = only_it.scrape(), by_cgroup.scrape()
+        work.go()
+        after_it, after_cg = only_it.scrape(), by_cgroup.scrape()
+    finally:
+        work.close()
+
+    sleeping = {"reason": "sleeping"}
+    # The filtered exporter saw this process alone: its seven sleeps and no other wait of it ended.
+    assert delta(before_it, after_it, f"{NAME}_count", **sleeping) == SLEEPS
+    assert naps(before_it, after_it, **sleeping) == SLEEPS
+    slept = delta(before_it, after_it, f"{NAME}_sum", **sleeping)
+    assert SLEEPS * NAP <= slept <= SLEEPS * HIGH
+    assert "cgroup" not in next(s for s in after_it.families[NAME].samples).labels  # off by default
+    # The cgroup label names the cgroup the process ran in, and nothing else ran there.
+    in_group = {"reason": "sleeping", "cgroup": group_path}
+    assert delta(before_cg, after_cg, f"{NAME}_count", **in_group) == SLEEPS
+    assert naps(before_cg, after_cg, **in_group) == SLEEPS
+
+
+def test_direct_writes_wait_uninterruptibly(exporter):
+    folder = Path(tempfile.mkdtemp(dir=ROOT, prefix=".offcputest-"))  # the repo's disk, not a tmpfs
+    work = Workload("write", str(folder / "data"))
+    try:
+        only_it = exporter("offcpu", "-o", f"filter_tgid={work.proc.pid}")
+        before = only_it.scrape()
+        work.go()
+        after = only_it.scrape()
+    finally:
+        work.close()
+        (folder / "data").unlink(missing_ok=True)
+        folder.rmdir()
+    waits = delta(before, after, f"{NAME}_count", reason="uninterruptible")
+    waited = delta(before, after, f"{NAME}_sum", reason="uninterruptible")
+    # Each synchronous O_DIRECT write sleeps in D state until the disk's completion interrupt wakes it.
+    assert waits >= WRITES
+    assert 0 < waited / waits < 1.0
+    sleeping = {"reason": "sleeping"}
+    assert after.value(f"{NAME}_count", 0.0, **sleeping) == before.value(f"{NAME}_count", 0.0, **sleeping)  # D-state waits are not mistaken for interruptible sleeps
+
+
+def test_cpu_hogs_sharing_a_cpu_are_preempted(exporter, cgroup):
+    group_dir, group_path = cgroup
+    offcpu = exporter("offcpu", "-o", "cgroup=true")
+    cpu, seconds = max(os.sched_getaffinity(0)), 1.0
+    join = lambda: (group_dir / "cgroup.procs").write_text("0")  # noqa: E731 (the child moves itself in)
+    before = offcpu.scrape()
+    started = time.monotonic()
+    hogs = [subprocess.Popen(["taskset", "-c", str(cpu), "timeout", str(seconds), "sh", "-c", "while :; do :; done"],
+                             preexec_fn=join) for _ in range(2)]
+    for hog in hogs:
+        hog.wait(timeout=30)
+    elapsed = time.monotonic() - started
+    after = offcpu.scrape()
+    preempted = {"reason": "preempted", "cgroup": group_path}
+    # Two hogs on one CPU: one of them is always waiting, so about `seconds` of preempted time in all.
+    waited = delta(before, after, f"{NAME}_sum", **preempted)
+    assert 0.75 * seconds <= waited <= 2 * elapsed
+    assert delta(before, after, f"{NAME}_count", **preempted) >= 10  # the scheduler alternates them every few ms
