@@ -1,6 +1,7 @@
 """The benchmark's moving parts: exporters and peer tools as processes, the floor program, timed loops."""
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import statistics
@@ -10,6 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from exporters._lib.bpf import programs_held_by
 from lmp.run import wait_until_serving
 
 HERE = Path(__file__).resolve().parent
@@ -53,6 +55,16 @@ class Exporter:
         self.proc.terminate()
         self.proc.wait(timeout=30)
 
+    def program_cost(self, binary: Path, n: int, cwd: Path | None = None) -> tuple[float, float]:
+        """(program runs per operation, ns per run) of this exporter's programs over one loop run."""
+        ids = programs_held_by(self.proc.pid)
+        with BpfStats():
+            runs0, ns0 = program_runs(ids)
+            loop_ns(binary, n, 1, 0, cwd)
+            runs1, ns1 = program_runs(ids)
+        runs = runs1 - runs0
+        return runs / n, (ns1 - ns0) / runs if runs else 0.0
+
 
 class Peer:
     """A bcc tool doing the same job, attached until stopped; ready once it prints its first line."""
@@ -86,6 +98,28 @@ class EmptyProgram:
 
     def stop(self) -> None:
         self.bpf.cleanup()
+
+
+class BpfStats:
+    """While open, the kernel counts every BPF program's runs and run time (kernel.bpf_stats_enabled,
+    off by default because it adds two clock reads per run). Restores the setting on exit."""
+
+    SYSCTL = Path("/proc/sys/kernel/bpf_stats_enabled")
+
+    def __enter__(self) -> "BpfStats":
+        self.old = self.SYSCTL.read_text().strip()
+        self.SYSCTL.write_text("1")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.SYSCTL.write_text(self.old)
+
+
+def program_runs(ids: set[int]) -> tuple[int, int]:
+    """(runs, run time in ns) summed over the given programs, as the kernel counts them."""
+    out = subprocess.run(["bpftool", "-j", "prog", "show"], check=True, capture_output=True, text=True).stdout
+    progs = [p for p in json.loads(out or "[]") if p["id"] in ids]
+    return sum(p.get("run_cnt", 0) for p in progs), sum(p.get("run_time_ns", 0) for p in progs)
 
 
 def build(workdir: Path, name: str) -> Path:

@@ -19,6 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.utils import floatToGoString
 
+from exporters._lib.bpf import programs_held_by
 from exporters._lib.decoders import cgroup2_root
 from lmp.run import wait_until_serving
 
@@ -38,15 +39,7 @@ def bpf_program_ids() -> set[int]:
     return {p["id"] for p in json.loads(out or "[]")}
 
 
-def programs_of(pid: int) -> set[int]:
-    """The BPF programs a process holds open (prog_id in its file descriptors' fdinfo)."""
-    ids = set()
-    for info in Path(f"/proc/{pid}/fdinfo").iterdir():
-        try:
-            ids.update(int(line.split()[1]) for line in info.read_text().splitlines() if line.startswith("prog_id:"))
-        except OSError:  # closed meanwhile
-            continue
-    return ids
+programs_of = programs_held_by
 
 
 def check_histograms(families: dict) -> None:

@@ -100,6 +100,17 @@ class Loaded:
             self.bpf.cleanup()
 
 
+def programs_held_by(pid: int) -> set[int]:
+    """The ids of the BPF programs a process holds open (prog_id in its file descriptors' fdinfo)."""
+    ids = set()
+    for info in Path(f"/proc/{pid}/fdinfo").iterdir():
+        try:
+            ids.update(int(line.split()[1]) for line in info.read_text().splitlines() if line.startswith("prog_id:"))
+        except OSError:  # closed meanwhile
+            continue
+    return ids
+
+
 def give_back_memory() -> None:
     """BCC's compiler leaves ~25 MB of freed heap in the process; glibc returns it to the kernel."""
     try:

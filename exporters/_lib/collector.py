@@ -51,6 +51,11 @@ def hist_sum(value: Any) -> tuple[list[int], int]:
     return slots, sum(h.sum for h in per_cpu)
 
 
+def key_field(key: Any, field: str) -> int:
+    """A struct key's field, or a scalar key itself (a map keyed by one number has one label)."""
+    return getattr(key, field) if hasattr(key, "_fields_") else int(getattr(key, "value", key))
+
+
 def _key_decoder(metric: Metric) -> Callable[[Any], tuple[str, ...]]:
     """Key -> label values. A struct key is read by field; a scalar key is the one label's value."""
     fields = [(label.field, decoders.make(label.decoder, label.values, label.event, label.field))
@@ -83,6 +88,8 @@ class MapMetric:
         self.names = [label.name for label in metric.labels]
         self.decode = _key_decoder(metric)
         self.label_cache: dict[Any, str] = {}
+        self.cgroup_field = next((label.field for label in metric.labels if label.decoder == "cgroup"), None)
+        self.suspects: set[int] = set()
 
     def _labels(self, key: Any) -> str:
         raw = key if isinstance(key, int) else bytes(key)
@@ -90,12 +97,32 @@ class MapMetric:
         if inner is None:
             if len(self.label_cache) > 4 * self.table.max_entries:  # keys churn (cgroups come and go)
                 self.label_cache.clear()
-            inner = self.label_cache[raw] = exposition.labels(self.names, self.decode(key))
+            inner = exposition.labels(self.names, self.decode(key))
+            if self.cgroup_field is None or decoders.cgroups().known(key_field(key, self.cgroup_field)):
+                self.label_cache[raw] = inner  # an unresolved cgroup may resolve at the next scrape
         return inner
+
+    def forget_dead_cgroups(self, items: list[tuple[Any, Any]]) -> None:
+        """Delete the keys of cgroups that no longer exist, so that churning containers cannot fill the
+        map for good. An id is dead when two scrapes in a row cannot find it (a cgroup created since the
+        last walk is found by the next one); its series then ends."""
+        if self.cgroup_field is None:
+            return
+        paths = decoders.cgroups()
+        unknown = {key_field(key, self.cgroup_field) for key, _ in items} - {0}
+        unknown = {cg for cg in unknown if not paths.known(cg)}
+        for key, _ in items:
+            if key_field(key, self.cgroup_field) in unknown & self.suspects:
+                try:
+                    del self.table[key]
+                except KeyError:
+                    pass
+        self.suspects = unknown
 
     def render(self, openmetrics: bool) -> str:
         m = self.metric
         items = read_map(self.table)
+        self.forget_dead_cgroups(items)
         out = [exposition.header(m.name, m.type, m.help, openmetrics)]
         if m.histogram is None:
             sums: dict[str, int] = {}

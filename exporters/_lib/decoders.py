@@ -9,6 +9,7 @@ import os
 import platform
 import re
 import signal
+import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
@@ -78,6 +79,8 @@ class CgroupPaths:
     def __init__(self) -> None:
         self.root = cgroup2_root()
         self.paths: dict[int, str] = {}
+        self.walked = 0.0  # monotonic time of the last walk
+        self.missing: set[int] = set()  # ids the last walk did not find
 
     def _walk(self) -> None:
         paths: dict[int, str] = {}
@@ -87,12 +90,30 @@ class CgroupPaths:
                 paths[os.stat(top).st_ino] = "/" if rel == "." else "/" + rel
             except OSError:  # removed while we walked
                 continue
-        self.paths = paths
+        self.paths, self.walked, self.missing = paths, time.monotonic(), set()
 
     def __call__(self, cgroup_id: int) -> str:
-        if cgroup_id not in self.paths:
+        # A new id walks the hierarchy at once; an id the last walk missed (a removed cgroup) waits a
+        # second, so that dead ids cannot make every scrape walk again.
+        if cgroup_id not in self.paths and (cgroup_id not in self.missing or time.monotonic() - self.walked > 1.0):
             self._walk()
+            if cgroup_id not in self.paths:
+                self.missing.add(cgroup_id)
         return self.paths.get(cgroup_id, f"cgroup_{cgroup_id}")
+
+    def known(self, cgroup_id: int) -> bool:
+        return cgroup_id == 0 or not self(cgroup_id).startswith("cgroup_")
+
+
+_cgroups: CgroupPaths | None = None
+
+
+def cgroups() -> CgroupPaths:
+    """The one cgroup id -> path map of this process, shared by every label that decodes cgroups."""
+    global _cgroups
+    if _cgroups is None:
+        _cgroups = CgroupPaths()
+    return _cgroups
 
 
 @lru_cache(maxsize=64)
@@ -153,6 +174,6 @@ def make(decoder: str, values: tuple[str, ...] = (), event: str | None = None,
         "irq": lambda v: irq(int(v)),
     }
     if decoder == "cgroup":
-        paths = CgroupPaths()
+        paths = cgroups()
         return lambda v: paths(int(v))
     return simple[decoder]

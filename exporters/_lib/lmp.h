@@ -46,4 +46,26 @@ static __always_inline void lmp_count_overflow(u32 index)
  *   u64 *v = m.lookup_or_try_init(&key, &zero); if (v) *v += n; else LMP_OVERFLOW(m); */
 #define LMP_OVERFLOW(map) lmp_count_overflow(LMP_MAP_##map)
 
+/* Two options many collectors share; an undefined option is 0 in #if, so a collector without them
+ * can still call these.
+ * -DFILTER_TGID=<pid>: count one process only (like bcc's -p); 0 counts every process. */
+static __always_inline bool lmp_skip_tgid(void)
+{
+#if FILTER_TGID
+    return (bpf_get_current_pid_tgid() >> 32) != FILTER_TGID;
+#else
+    return false;
+#endif
+}
+
+/* -DCGROUP=1: key by the current task's cgroup v2 id (the `cgroup` label); 0 keeps one series. */
+static __always_inline u64 lmp_cgroup_id(void)
+{
+#if CGROUP
+    return bpf_get_current_cgroup_id();
+#else
+    return 0;
+#endif
+}
+
 #endif /* LMP_H */

@@ -8,8 +8,9 @@
 
 /* (operation, cgroup) pairs: two operations per cgroup; a busy container host has a few hundred. */
 #define MAX_KEYS 4096
-/* Threads inside a read or write at once. An LRU hash: an exit that is never seen (the program was
- * skipped, or the exporter started mid-call) must not leak its entry. */
+/* Threads inside a read or write at once. A plain hash (an LRU update costs several times more on a
+ * path this hot): sys_exit fires even for a thread killed mid-call, so each entry is deleted or
+ * overwritten by the thread's next call. */
 #define MAX_THREADS 16384
 
 /* Operations, in the order of the spec's `op` label values. */
@@ -31,28 +32,19 @@ struct entry {
     u32 op; /* an exit is paired only with an entry of its own operation */
     u32 pad;
 };
-BPF_TABLE("lru_hash", u32, struct entry, io_start, MAX_THREADS);
+BPF_HASH(io_start, u32, struct entry, MAX_THREADS);
 BPF_PERCPU_HASH(file_io_latency_seconds, struct io_key, struct lmp_hist, MAX_KEYS);
 #endif
-
-/* -DFILTER_TGID=<pid> counts one process only; 0 counts every process. */
-static __always_inline bool skip_process(void)
-{
-#if FILTER_TGID
-    return (bpf_get_current_pid_tgid() >> 32) != FILTER_TGID;
-#else
-    return false;
-#endif
-}
 
 #if LATENCY
 static __always_inline int on_enter(u32 op)
 {
-    if (skip_process())
+    if (lmp_skip_tgid())
         return 0;
     u32 tid = bpf_get_current_pid_tgid();
     struct entry e = {.ns = bpf_ktime_get_ns(), .op = op};
-    io_start.update(&tid, &e);
+    if (io_start.update(&tid, &e))
+        LMP_OVERFLOW(io_start);
     return 0;
 }
 
@@ -64,12 +56,9 @@ TRACEPOINT_PROBE(syscalls, sys_enter_pwrite64) { return on_enter(OP_WRITE); }
 
 static __always_inline int on_exit(u32 op, long ret)
 {
-    if (skip_process())
+    if (lmp_skip_tgid())
         return 0;
-    struct io_key key = {.op = op};
-#if CGROUP
-    key.cgroup = bpf_get_current_cgroup_id();
-#endif
+    struct io_key key = {.op = op, .cgroup = lmp_cgroup_id()};
     u64 zero = 0;
     u64 *calls = file_io_calls_total.lookup_or_try_init(&key, &zero);
     if (calls)

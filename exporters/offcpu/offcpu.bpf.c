@@ -8,8 +8,9 @@
  * tracepoint. */
 #include "lmp.h"
 
-/* Threads off the CPU at once: every sleeping thread on the host. An LRU hash: when it is full the
- * oldest sleepers are evicted (their long sleep is then not timed) rather than new ones being lost. */
+/* Threads off the CPU at once: every sleeping thread on the host. A plain hash, not an LRU one: an
+ * LRU update costs several times more on this, the hottest path (see runqlat). Entries do not leak:
+ * each is deleted when its thread runs again, and dead threads (X, Z) are never stored. */
 #define MAX_THREADS 32768
 /* (reason, cgroup) pairs: 4 reasons for each cgroup seen. */
 #define MAX_SERIES 4096
@@ -42,8 +43,8 @@ struct reason_key {
     u32 pad; /* zeroed so that equal keys hash equally */
 };
 
-BPF_TABLE("lru_hash", u32, struct off_cpu, off_since, MAX_THREADS);
-BPF_PERCPU_HASH(offcpu_seconds, struct reason_key, struct lmp_hist, MAX_SERIES);
+BPF_HASH(off_since, u32, struct off_cpu, MAX_THREADS);
+BPF_PERCPU_HASH(offcpu_duration_seconds, struct reason_key, struct lmp_hist, MAX_SERIES);
 
 static __always_inline u32 reason_of(long state)
 {
@@ -57,46 +58,33 @@ static __always_inline u32 reason_of(long state)
     return REASON_OTHER; /* T stopped, t traced, P parked */
 }
 
-/* -DFILTER_TGID=<pid> times one process only; 0 times every thread. Called while the thread going
- * off the CPU is current; only its entries are stored, so the switch-in side needs no filter. */
-static __always_inline bool skip_process(void)
-{
-#if FILTER_TGID
-    return (bpf_get_current_pid_tgid() >> 32) != FILTER_TGID;
-#else
-    return false;
-#endif
-}
-
 TRACEPOINT_PROBE(sched, sched_switch)
 {
     /* prev is still current here, so the current-task helpers describe the thread going off. Its
      * cgroup is taken now: when it comes back as `next`, current is another thread. */
     u64 now = bpf_ktime_get_ns();
     u32 prev = args->prev_pid;
-    if (prev != 0 && !(args->prev_state & STATE_DEAD) && !skip_process()) { /* pid 0: the idle task */
-        struct off_cpu off = {.since_ns = now, .reason = reason_of(args->prev_state)};
-#if CGROUP
-        off.cgroup = bpf_get_current_cgroup_id();
-#endif
-        off_since.update(&prev, &off);
+    if (prev != 0 && !(args->prev_state & STATE_DEAD) && !lmp_skip_tgid()) { /* pid 0: the idle task */
+        struct off_cpu off = {.since_ns = now, .cgroup = lmp_cgroup_id(), .reason = reason_of(args->prev_state)};
+        if (off_since.update(&prev, &off))
+            LMP_OVERFLOW(off_since);
     }
 
     u32 next = args->next_pid;
     if (next == 0)
         return 0;
     struct off_cpu *off = off_since.lookup(&next);
-    if (!off) /* went off before the exporter started, filtered out, or evicted */
+    if (!off) /* went off before the exporter started, filtered out, or the map was full */
         return 0;
     u64 spent = now - off->since_ns;
     struct reason_key key = {.cgroup = off->cgroup, .reason = off->reason};
     off_since.delete(&next);
 
     struct lmp_hist zero = {};
-    struct lmp_hist *hist = offcpu_seconds.lookup_or_try_init(&key, &zero);
+    struct lmp_hist *hist = offcpu_duration_seconds.lookup_or_try_init(&key, &zero);
     if (hist)
         lmp_hist_observe(hist, spent);
     else
-        LMP_OVERFLOW(offcpu_seconds);
+        LMP_OVERFLOW(offcpu_duration_seconds);
     return 0;
 }

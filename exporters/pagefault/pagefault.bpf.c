@@ -42,9 +42,7 @@ static __always_inline int count(u8 mode, u64 error_code)
     key.mode = mode;
     key.access = (error_code & X86_PF_INSTR) ? ACCESS_EXEC : (error_code & X86_PF_WRITE) ? ACCESS_WRITE : ACCESS_READ;
     key.cause = (error_code & X86_PF_PROT) ? CAUSE_PROTECTION : CAUSE_NOT_PRESENT;
-#if CGROUP
-    key.cgroup = bpf_get_current_cgroup_id();
-#endif
+    key.cgroup = lmp_cgroup_id();
     u64 zero = 0;
     u64 *faults = page_faults_total.lookup_or_try_init(&key, &zero);
     if (faults)

@@ -47,15 +47,6 @@ BPF_PERCPU_HASH(process_exits_total, struct exit_key, u64, MAX_STATUSES);
 BPF_PERCPU_HASH(process_fatal_signals_total, struct signal_key, u64, MAX_STATUSES);
 BPF_PERCPU_HASH(process_lifetime_seconds, u64, struct lmp_hist, MAX_CGROUPS);
 
-static __always_inline u64 cgroup_id(void)
-{
-#if CGROUP
-    return bpf_get_current_cgroup_id();
-#else
-    return 0;
-#endif
-}
-
 /* A field of a task_struct at its BTF offset; 0 if the read fails. */
 #define TASK_FIELD(task, field, dst) bpf_probe_read_kernel(&(dst), sizeof(dst), (void *)(task) + BTF_task_struct_##field)
 
@@ -66,7 +57,7 @@ RAW_TRACEPOINT_PROBE(sched_process_fork)
     pid_t pid = 0, tgid = 0;
     TASK_FIELD(child, pid, pid);
     TASK_FIELD(child, tgid, tgid);
-    struct fork_key key = {.cgroup = cgroup_id(), .kind = pid == tgid ? KIND_PROCESS : KIND_THREAD};
+    struct fork_key key = {.cgroup = lmp_cgroup_id(), .kind = pid == tgid ? KIND_PROCESS : KIND_THREAD};
     u64 zero = 0;
     u64 *n = process_forks_total.lookup_or_try_init(&key, &zero);
     if (n)
@@ -79,7 +70,7 @@ RAW_TRACEPOINT_PROBE(sched_process_fork)
 TRACEPOINT_PROBE(sched, sched_process_exec)
 {
     /* Fires only for an exec that succeeded, in the task that now runs the new program. */
-    u64 key = cgroup_id();
+    u64 key = lmp_cgroup_id();
     u64 zero = 0;
     u64 *n = process_execs_total.lookup_or_try_init(&key, &zero);
     if (n)
@@ -94,7 +85,7 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
     if (!args->group_dead) /* a thread ended; its process lives on */
         return 0;
     void *task = (void *)bpf_get_current_task();
-    u64 cgroup = cgroup_id();
+    u64 cgroup = lmp_cgroup_id();
     u64 zero = 0;
 
     int status = 0;

@@ -36,18 +36,9 @@ struct delivered_key {
 BPF_PERCPU_HASH(signals_generated_total, struct generated_key, u64, MAX_KEYS);
 BPF_PERCPU_HASH(signals_delivered_total, struct delivered_key, u64, MAX_KEYS);
 
-static __always_inline u64 cgroup_id(void)
-{
-#if CGROUP
-    return bpf_get_current_cgroup_id();
-#else
-    return 0;
-#endif
-}
-
 TRACEPOINT_PROBE(signal, signal_generate)
 {
-    struct generated_key key = {.cgroup = cgroup_id(), .signal = args->sig, .result = args->result};
+    struct generated_key key = {.cgroup = lmp_cgroup_id(), .signal = args->sig, .result = args->result};
     u64 zero = 0;
     u64 *n = signals_generated_total.lookup_or_try_init(&key, &zero);
     if (n)
@@ -61,7 +52,7 @@ TRACEPOINT_PROBE(signal, signal_deliver)
 {
     unsigned long handler = args->sa_handler;
     struct delivered_key key = {
-        .cgroup = cgroup_id(),
+        .cgroup = lmp_cgroup_id(),
         .signal = args->sig,
         .handler = handler == SIG_DFL_VALUE ? ACTION_DEFAULT : handler == SIG_IGN_VALUE ? ACTION_IGNORE : ACTION_HANDLER,
     };

@@ -21,16 +21,6 @@ struct error_key {
 BPF_PERCPU_ARRAY(syscalls_total, u64, MAX_SYSCALLS);
 BPF_PERCPU_HASH(syscall_errors_total, struct error_key, u64, MAX_ERROR_PAIRS);
 
-/* -DFILTER_TGID=<pid> counts one process only (like syscount -p); 0 counts every process. */
-static __always_inline bool skip_process(void)
-{
-#if FILTER_TGID
-    return (bpf_get_current_pid_tgid() >> 32) != FILTER_TGID;
-#else
-    return false;
-#endif
-}
-
 #if LATENCY
 /* Optional (-DLATENCY=1): timing each call needs a second probe and a hash keyed by thread, which
  * costs several times more than the counters (see README, Overhead). */
@@ -39,7 +29,7 @@ BPF_PERCPU_ARRAY(syscall_latency_seconds, struct lmp_hist, MAX_SYSCALLS);
 
 TRACEPOINT_PROBE(raw_syscalls, sys_enter)
 {
-    if (skip_process())
+    if (lmp_skip_tgid())
         return 0;
     /* exit() and exit_group() never return: their entry would never be deleted. Syscall numbers are
      * ABI, so the installed headers' __NR_ values are right even when the headers are older. */
@@ -55,7 +45,7 @@ TRACEPOINT_PROBE(raw_syscalls, sys_enter)
 
 TRACEPOINT_PROBE(raw_syscalls, sys_exit)
 {
-    if (skip_process())
+    if (lmp_skip_tgid())
         return 0;
     u32 nr = args->id;
     u64 *calls = syscalls_total.lookup(&nr);

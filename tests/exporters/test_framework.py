@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -154,3 +155,24 @@ def test_a_full_map_counts_what_it_dropped(exporter, cgroup):
     assert scrape.value("lmp_exporter_map_capacity", map="probe_calls_total") == capacity
     assert scrape.value("lmp_exporter_map_overflow_total", map="probe_calls_total") == callers - capacity
     assert sum(s.value for s in scrape.families["lmp_probe_calls"].samples) == capacity
+
+
+def test_keys_of_removed_cgroups_are_forgotten(exporter, cgroup):
+    parent, parent_path = cgroup
+    probe = exporter("probe", "--collector-dir", str(FIXTURES), "-o", f"syscall_nr={SCHED_GET_PRIORITY_MIN}",
+                     "-o", "capacity=64")
+    child = parent / "short-lived"
+    child.mkdir()
+    try:
+        pid, comm = call_once(child)
+    finally:
+        child.rmdir()  # the caller has exited: the cgroup can go
+    # First scrape: the id is not found (the cgroup is gone) and becomes a suspect; it is dropped only
+    # when the next scrape, after a fresh walk of the hierarchy, still cannot find it.
+    first = probe.scrape()
+    assert first.value("lmp_probe_calls_total", pid=str(pid), comm=comm) == 1
+    time.sleep(1.1)  # the decoder walks the hierarchy at most once a second
+    probe.scrape()
+    last = probe.scrape()
+    assert last.value("lmp_probe_calls_total", 0.0, pid=str(pid), comm=comm) == 0
+    assert last.value("lmp_exporter_map_entries", map="probe_calls_total") == 0

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tests.conftest import ROOT
 
-NAME = "lmp_irq_handler_seconds"
+NAME = "lmp_irq_handler_duration_seconds"
 WRITES = 40
 BLOCK = 4096
 

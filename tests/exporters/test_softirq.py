@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tests.conftest import delta
 
-NAME = "lmp_softirq_seconds"
+NAME = "lmp_softirq_duration_seconds"
 PACKETS = 2000
 
 
