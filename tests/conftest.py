@@ -4,6 +4,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -162,6 +163,17 @@ def cgroup() -> Iterator[tuple[Path, str]]:
 
 
 _cgroup_serial = itertools.count()
+
+
+@pytest.fixture
+def disk_dir() -> Iterator[Path]:
+    """A folder on the disk that holds the repository (a real block device, where /tmp may be a tmpfs),
+    removed with its contents afterwards."""
+    folder = Path(tempfile.mkdtemp(dir=ROOT, prefix=".lmp-test-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def run_lmp(*args: str, env: dict[str, str] | None = None, timeout: float = 60, **kw) -> subprocess.CompletedProcess:

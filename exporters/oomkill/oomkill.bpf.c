@@ -14,7 +14,7 @@
 #define MAX_VICTIMS 1024
 /* Larger than any pid (PID_MAX_LIMIT is 2^22) and smaller than any kernel address: tells a task pointer
  * from the pid an older kernel passes. */
-#define PID_MAX_LIMIT (1UL << 22)
+#define MAX_PID_VALUE (1UL << 22)
 
 struct victim {
     u64 cgroup; /* cgroup v2 id of the victim; 0 unless -DCGROUP=1 */
@@ -36,7 +36,7 @@ RAW_TRACEPOINT_PROBE(mark_victim)
 {
     void *task = (void *)ctx->args[0];
     struct victim key = {};
-    if ((u64)task >= PID_MAX_LIMIT) {
+    if ((u64)task >= MAX_PID_VALUE) {
         bpf_probe_read_kernel_str(&key.comm, sizeof(key.comm), task + BTF_task_struct_comm);
 #if CGROUP
         /* What bpf_get_current_cgroup_id() does for current: task->cgroups->dfl_cgrp->kn->id. */

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import mmap
 import os
-import tempfile
 from pathlib import Path
 
-from tests.conftest import ROOT, delta
+from tests.conftest import delta
 
 WRITES = 29
 BLOCK = 4096
@@ -19,9 +18,9 @@ def disk_of(path: Path) -> str:
     return sysfs.parent.name if (sysfs / "partition").exists() else sysfs.name
 
 
-def test_direct_writes_are_counted_for_their_disk(exporter):
+def test_direct_writes_are_counted_for_their_disk(exporter, disk_dir):
     bio = exporter("biolatency")
-    folder = Path(tempfile.mkdtemp(dir=ROOT, prefix=".biotest-"))  # the repo's disk, not a tmpfs
+    folder = disk_dir
     disk = disk_of(folder)
     path = folder / "data"
     buf = mmap.mmap(-1, BLOCK)  # O_DIRECT needs an aligned buffer; mmap gives a page
@@ -34,8 +33,6 @@ def test_direct_writes_are_counted_for_their_disk(exporter):
         os.fsync(fd)
     finally:
         os.close(fd)
-        path.unlink()
-        folder.rmdir()
     after = bio.scrape()
 
     write = {"disk": disk, "op": "write"}

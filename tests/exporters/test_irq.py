@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import mmap
 import os
-import tempfile
 from pathlib import Path
 
-from tests.conftest import ROOT
+
 
 NAME = "lmp_irq_handler_duration_seconds"
 WRITES = 40
@@ -47,9 +46,9 @@ def handled(scrape, irq: int, series: str = "_count") -> float:
     return 0.0
 
 
-def test_disk_interrupts_match_the_kernel_count(exporter):
+def test_disk_interrupts_match_the_kernel_count(exporter, disk_dir):
     irq = exporter("irq")
-    folder = Path(tempfile.mkdtemp(dir=ROOT, prefix=".irqtest-"))  # the repo's disk, not a tmpfs
+    folder = disk_dir
     disk = disk_irqs(folder)
     path = folder / "data"
     buf = mmap.mmap(-1, BLOCK)  # O_DIRECT needs an aligned buffer; mmap gives a page
@@ -62,8 +61,6 @@ def test_disk_interrupts_match_the_kernel_count(exporter):
             os.pwrite(fd, buf, i * BLOCK)  # waits for the completion, which the device signals
     finally:
         os.close(fd)
-        path.unlink()
-        folder.rmdir()
     after = irq.scrape()
     kernel_after = interrupts()
 

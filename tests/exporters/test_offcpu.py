@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 
-from tests.conftest import ROOT, delta
+from tests.conftest import delta
 
 NAME = "lmp_offcpu_duration_seconds"
 SLEEPS, NAP = 7, 0.05  # seven 50 ms sleeps: each lands in (2^25, 2^26] ns, or the next bucket if late
@@ -92,8 +91,8 @@ def test_sleeps_are_timed_by_process_and_by_cgroup(exporter, cgroup):
     assert naps(before_cg, after_cg, **in_group) == SLEEPS
 
 
-def test_direct_writes_wait_uninterruptibly(exporter):
-    folder = Path(tempfile.mkdtemp(dir=ROOT, prefix=".offcputest-"))  # the repo's disk, not a tmpfs
+def test_direct_writes_wait_uninterruptibly(exporter, disk_dir):
+    folder = disk_dir
     work = Workload("write", str(folder / "data"))
     try:
         only_it = exporter("offcpu", "-o", f"filter_tgid={work.proc.pid}")
@@ -102,8 +101,6 @@ def test_direct_writes_wait_uninterruptibly(exporter):
         after = only_it.scrape()
     finally:
         work.close()
-        (folder / "data").unlink(missing_ok=True)
-        folder.rmdir()
     waits = delta(before, after, f"{NAME}_count", reason="uninterruptible")
     waited = delta(before, after, f"{NAME}_sum", reason="uninterruptible")
     # A synchronous O_DIRECT write sleeps in D state until the disk's completion interrupt wakes it,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from exporters._lib.decoders import cgroup2_root
 from tests.conftest import delta
 
 LIMIT_MB = 64
@@ -59,7 +60,7 @@ def groups() -> Iterator[Groups]:
     own v2 cgroup; all removed afterwards."""
     memory_root = Path("/sys/fs/cgroup/memory")
     assert (memory_root / "cgroup.procs").exists(), "expects the cgroup v1 memory controller (hybrid mode)"
-    v2_root = Path("/sys/fs/cgroup/unified")
+    v2_root = cgroup2_root()  # /sys/fs/cgroup/unified here (hybrid), /sys/fs/cgroup on pure v2 hosts
     tag = f"lmp-test-oom-{os.getpid()}"
     made = Groups(memory_root / own_cgroup("memory").lstrip("/") / tag,
                   v2_root / own_cgroup("").lstrip("/") / f"{tag}-victim",
