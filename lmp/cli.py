@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 from pathlib import Path
@@ -74,6 +75,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run(configs.load(args.config))
 
 
+def cmd_admin_create_user(args: argparse.Namespace) -> int:
+    from admin import create_app
+    from admin.users import create
+
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass(f"password for {args.name}: ")
+    if len(password) < 8:
+        print("lmp admin: the password needs at least 8 characters", file=sys.stderr)
+        return EXIT_USAGE
+    app = create_app({"DATA_DIR": args.data_dir} if args.data_dir else None)
+    with app.app_context():
+        try:
+            create(args.name, password, args.role)
+        except ValueError as err:
+            print(f"lmp admin: {err}", file=sys.stderr)
+            return EXIT_USAGE
+    print(f"lmp admin: created {args.role} {args.name}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from bench.__main__ import main as bench_main
     return bench_main(args.rest)
@@ -100,6 +120,15 @@ def parser() -> argparse.ArgumentParser:
 
     rn = sub.add_parser("run", help="run every enabled collector and a local Prometheus, in the foreground")
     rn.set_defaults(func=cmd_run)
+
+    ad = sub.add_parser("admin", help="manage the admin service")
+    ad_sub = ad.add_subparsers(dest="admin_command", required=True)
+    cu = ad_sub.add_parser("create-user", help="create a user of the admin service")
+    cu.add_argument("name")
+    cu.add_argument("--role", choices=("viewer", "operator", "admin"), default="admin")
+    cu.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    cu.add_argument("--data-dir", help="the admin's data directory (default /var/lib/lmp)")
+    cu.set_defaults(func=cmd_admin_create_user)
 
     bn = sub.add_parser("bench", help="measure overhead, start-up, memory and scrape cost; print a table")
     bn.add_argument("rest", nargs=argparse.REMAINDER)

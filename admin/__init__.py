@@ -1,0 +1,68 @@
+"""LMP's admin service: users and roles, JWT login, the component catalog, as a JSON API under /api/v1.
+
+Flask's app factory (see Flask's tutorial, flaskr/__init__.py); one blueprint per resource."""
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask_smorest import Api
+
+from . import errors
+from .auth import jwt, limiter
+from .models import db
+
+DEFAULTS: dict[str, Any] = {
+    "DATA_DIR": "/var/lib/lmp",
+    "API_TITLE": "LMP admin",
+    "API_VERSION": "v1",
+    "OPENAPI_VERSION": "3.0.3",
+    "OPENAPI_URL_PREFIX": "/api/v1",
+    "OPENAPI_JSON_PATH": "openapi.json",
+    "JWT_ACCESS_TOKEN_EXPIRES": 15 * 60,
+    "JWT_REFRESH_TOKEN_EXPIRES": 30 * 24 * 3600,
+    "MAX_CONTENT_LENGTH": 1 << 20,  # a config file or a user is kilobytes; refuse megabytes with 413
+    "RATELIMIT_STORAGE_URI": "memory://",
+    "LOGIN_RATE_LIMIT": "10 per minute",
+}
+
+
+def signing_key(data_dir: Path) -> str:
+    """The JWT signing key: $LMP_JWT_SECRET_KEY, else a random key made on first start in a file only
+    root can read. Never in the repository."""
+    if os.environ.get("LMP_JWT_SECRET_KEY"):
+        return os.environ["LMP_JWT_SECRET_KEY"]
+    path = data_dir / "jwt.key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    app = Flask(__name__)
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_prefixed_env("LMP_ADMIN")  # e.g. LMP_ADMIN_DATA_DIR, LMP_ADMIN_SQLALCHEMY_DATABASE_URI
+    app.config.update(config or {})
+    data_dir = Path(app.config["DATA_DIR"])
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    app.config.setdefault("SQLALCHEMY_DATABASE_URI", f"sqlite:///{data_dir / 'admin.db'}")
+    app.config.setdefault("JWT_SECRET_KEY", signing_key(data_dir))
+
+    db.init_app(app)
+    jwt.init_app(app)
+    limiter.init_app(app)
+    with app.app_context():
+        db.create_all()
+
+    from .api import audit, auth, components, config, health, users
+    api = Api(app)
+    for module in (health, auth, users, components, config, audit):
+        api.register_blueprint(module.blp, url_prefix=f"/api/v1{module.PREFIX}")
+    errors.register(app)
+    return app

@@ -1,0 +1,78 @@
+"""config/lmp.yaml as a resource: read it with its ETag, replace it with If-Match. A bad edit is refused
+with its line and reason, and the file on disk stays as it was."""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from flask import current_app, request
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+
+from exporters._lib.yamlfile import YamlError
+from lmp import config as configs
+
+from ..auth import current_user, role_required
+from ..models import audit, db
+
+PREFIX = "/config"
+blp = Blueprint("config", __name__, description="The YAML configuration (read: viewer; replace: admin).")
+
+
+def path() -> Path:
+    return Path(current_app.config.get("LMP_CONFIG") or configs.path_from_env())
+
+
+def etag(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def write_atomically(target: Path, text: str) -> None:
+    """Temporary file, fsync, rename: a reader sees the old file or the new one, never half of one.
+    The previous version is kept as <name>.bak."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        if target.exists():
+            shutil.copy2(target, target.with_name(target.name + ".bak"))
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@blp.route("")
+class Config(MethodView):
+    @role_required("viewer")
+    def get(self):  # type: ignore[no-untyped-def]
+        text = path().read_text()
+        return text, 200, {"Content-Type": "application/yaml", "ETag": f'"{etag(text)}"'}
+
+    @role_required("admin")
+    def put(self):  # type: ignore[no-untyped-def]
+        target = path()
+        current = target.read_text()
+        match = request.headers.get("If-Match", "").strip('"')
+        if not match:
+            abort(428, message="send If-Match with the ETag of the config you edited (GET it first)")
+        if match != etag(current):
+            abort(412, message="the config changed since you read it; GET it again and redo your edit")
+        text = request.get_data(as_text=True)
+        candidate = target.with_name(f".{target.name}.check")
+        candidate.write_text(text)
+        try:
+            configs.load(candidate)
+        except YamlError as err:
+            abort(422, message=str(err).replace(str(candidate), target.name), errors={"line": err.line, "reason": err.reason})
+        finally:
+            candidate.unlink(missing_ok=True)
+        write_atomically(target, text)
+        audit(current_user().name, "edit config")
+        db.session.commit()
+        return "", 204, {"ETag": f'"{etag(text)}"'}

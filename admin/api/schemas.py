@@ -1,0 +1,68 @@
+"""Request and response bodies (marshmallow), which also describe the API in its OpenAPI document."""
+from marshmallow import Schema, fields, validate
+
+from ..models import ROLES
+
+NAME = fields.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_.-]{0,63}$"))
+PASSWORD = fields.String(required=True, load_only=True, validate=validate.Length(min=8, max=256))
+
+
+class Login(Schema):
+    username = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    password = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=256))
+
+
+class Tokens(Schema):
+    access_token = fields.String()
+    refresh_token = fields.String()
+
+
+class NewUser(Schema):
+    name = NAME
+    password = PASSWORD
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
+
+
+class User(Schema):
+    name = fields.String()
+    role = fields.String()
+    created_at = fields.DateTime()
+
+
+class RoleChange(Schema):
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
+
+
+class PasswordChange(Schema):
+    old_password = fields.String(required=True, load_only=True)
+    new_password = PASSWORD
+
+
+class Metric(Schema):
+    name = fields.String()
+    type = fields.String()
+    help = fields.String()
+    labels = fields.List(fields.String())
+
+
+class Component(Schema):
+    name = fields.String()
+    kind = fields.String()
+    description = fields.String()
+    hooks = fields.List(fields.String())
+    metrics = fields.List(fields.Nested(Metric))
+    can_run = fields.Boolean()
+    why_not = fields.String()
+    enabled = fields.Boolean()
+    listen = fields.String(allow_none=True)
+
+
+class AuditQuery(Schema):
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+class AuditEvent(Schema):
+    at = fields.DateTime()
+    actor = fields.String()
+    action = fields.String()
+    target = fields.String()

@@ -1,0 +1,46 @@
+"""flaskr-style fixtures: an app on a temporary data directory, its test client, and a login helper."""
+from __future__ import annotations
+
+import pytest
+
+from admin import create_app
+from admin.models import db
+from admin.users import create
+
+PASSWORDS = {"root": "root-password", "ops": "ops-password", "view": "view-password"}
+ROLE_OF = {"root": "admin", "ops": "operator", "view": "viewer"}
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    monkeypatch.delenv("LMP_JWT_SECRET_KEY", raising=False)
+    app = create_app({"TESTING": True, "DATA_DIR": str(tmp_path / "data")})
+    with app.app_context():
+        for name, password in PASSWORDS.items():
+            create(name, password, ROLE_OF[name])
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+class Auth:
+    def __init__(self, client) -> None:
+        self.client = client
+
+    def tokens(self, name: str) -> dict:
+        response = self.client.post("/api/v1/auth/login", json={"username": name, "password": PASSWORDS[name]})
+        assert response.status_code == 200, response.json
+        return response.json
+
+    def headers(self, name: str) -> dict:
+        return {"Authorization": f"Bearer {self.tokens(name)['access_token']}"}
+
+
+@pytest.fixture
+def auth(client):
+    return Auth(client)

@@ -1,0 +1,78 @@
+"""Roles, users, the component catalog and bad input, through the HTTP API."""
+from __future__ import annotations
+
+import pytest
+
+from exporters._lib import catalog
+
+ENDPOINTS = [  # (method, path, body, the lowest role allowed)
+    ("get", "/api/v1/components", None, "view"),
+    ("get", "/api/v1/components/syscalls", None, "view"),
+    ("get", "/api/v1/users", None, "root"),
+    ("post", "/api/v1/users", {"name": "newbie", "password": "long-enough", "role": "viewer"}, "root"),
+    ("patch", "/api/v1/users/view", {"role": "viewer"}, "root"),
+    ("put", "/api/v1/users/me/password", {"old_password": "x", "new_password": "long-enough"}, "view"),
+]
+RANK = {"view": 0, "ops": 1, "root": 2}
+
+
+@pytest.mark.parametrize("method, path, body, lowest", ENDPOINTS)
+def test_permission_matrix(client, auth, method, path, body, lowest):
+    assert getattr(client, method)(path, json=body).status_code == 401  # no token
+    for who in ("view", "ops", "root"):
+        response = getattr(client, method)(path, json=body, headers=auth.headers(who))
+        if RANK[who] < RANK[lowest]:
+            assert response.status_code == 403, (who, response.json)
+        else:
+            assert response.status_code in (200, 201, 204, 403 if "password" in path else 200), (who, response.json)
+
+
+def test_health_needs_no_token(client):
+    assert client.get("/api/v1/health").json == {"status": "ok"}
+
+
+def test_catalog_lists_every_collector_from_its_spec(client, auth):
+    components = client.get("/api/v1/components", headers=auth.headers("view")).json
+    assert [c["name"] for c in components] == catalog.names()
+    syscalls = next(c for c in components if c["name"] == "syscalls")
+    assert syscalls["hooks"] == ["raw_syscalls:sys_exit"]
+    assert {"name": "lmp_syscalls_total", "type": "counter", "help": "System calls completed, by syscall.",
+            "labels": ["syscall"]} in syscalls["metrics"]
+    assert syscalls["can_run"] is True and syscalls["enabled"] is True and syscalls["listen"] == "127.0.0.1:9451"
+    assert client.get("/api/v1/components/nosuch", headers=auth.headers("view")).status_code == 404
+
+
+def test_users_lifecycle_and_the_last_admin(client, auth):
+    root = auth.headers("root")
+    created = client.post("/api/v1/users", json={"name": "alice", "password": "alice-password", "role": "operator"},
+                          headers=root)
+    assert created.status_code == 201 and created.json["role"] == "operator" and "password" not in created.json
+    assert client.post("/api/v1/users", json={"name": "alice", "password": "alice-password", "role": "viewer"},
+                       headers=root).status_code == 409
+    assert client.patch("/api/v1/users/alice", json={"role": "viewer"}, headers=root).json["role"] == "viewer"
+    assert client.delete("/api/v1/users/alice", headers=root).status_code == 204
+    assert client.delete("/api/v1/users/root", headers=root).status_code == 409  # the last admin stays
+    assert client.patch("/api/v1/users/root", json={"role": "viewer"}, headers=root).status_code == 409
+
+
+def test_own_password_change(client, auth):
+    headers = auth.headers("view")
+    wrong = client.put("/api/v1/users/me/password", json={"old_password": "nope", "new_password": "another-one"},
+                       headers=headers)
+    assert wrong.status_code == 403
+    ok = client.put("/api/v1/users/me/password",
+                    json={"old_password": "view-password", "new_password": "another-one"}, headers=headers)
+    assert ok.status_code == 204
+    assert client.post("/api/v1/auth/login", json={"username": "view", "password": "another-one"}).status_code == 200
+
+
+@pytest.mark.parametrize("data, content_type, code", [
+    ('{"username": "root", "pass', "application/json", 400),  # truncated JSON
+    ('{"username": 5, "password": []}', "application/json", 422),  # wrong types
+    ('x' * (2 << 20), "application/json", 413),  # a body far larger than any request
+    ('[]', "application/json", 422),
+])
+def test_bad_input_is_a_json_4xx(client, data, content_type, code):
+    response = client.post("/api/v1/auth/login", data=data, content_type=content_type)
+    assert response.status_code == code
+    assert response.is_json and response.json["code"] == code
