@@ -1,4 +1,6 @@
 """The component catalog: every collector as its own spec describes it, and whether it runs here."""
+from pathlib import Path
+
 from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
@@ -29,7 +31,7 @@ def describe(spec: Spec, cfg: configs.Config) -> dict:
 
 
 def config() -> configs.Config:
-    return configs.load(current_app.config.get("LMP_CONFIG") or configs.path_from_env())
+    return configs.load(Path(current_app.config.get("LMP_CONFIG") or configs.path_from_env()))
 
 
 @blp.route("")

@@ -1,9 +1,23 @@
 """Request and response bodies (marshmallow), which also describe the API in its OpenAPI document."""
+from datetime import timezone
+
 from marshmallow import Schema, fields, validate
 
 from ..models import ROLES
 
 NAME = fields.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_.-]{0,63}$"))
+
+
+class UtcDateTime(fields.DateTime):
+    """SQLite hands back naive datetimes; they are stored in UTC, so say so (RFC 3339 needs the offset)."""
+
+    def _serialize(self, value, attr, obj, **kwargs):  # type: ignore[no-untyped-def]
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return super()._serialize(value, attr, obj, **kwargs)
+
+
+UTC_TIME = UtcDateTime(dump_only=True)
 PASSWORD = fields.String(required=True, load_only=True, validate=validate.Length(min=8, max=256))
 
 
@@ -26,7 +40,7 @@ class NewUser(Schema):
 class User(Schema):
     name = fields.String()
     role = fields.String()
-    created_at = fields.DateTime()
+    created_at = UTC_TIME
 
 
 class RoleChange(Schema):
@@ -62,7 +76,7 @@ class AuditQuery(Schema):
 
 
 class AuditEvent(Schema):
-    at = fields.DateTime()
+    at = UTC_TIME
     actor = fields.String()
     action = fields.String()
     target = fields.String()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from admin import create_app
+from admin.auth import limiter
 from admin.models import db
 from admin.users import create
 
@@ -15,6 +16,7 @@ ROLE_OF = {"root": "admin", "ops": "operator", "view": "viewer"}
 def app(tmp_path, monkeypatch):
     monkeypatch.delenv("LMP_JWT_SECRET_KEY", raising=False)
     app = create_app({"TESTING": True, "DATA_DIR": str(tmp_path / "data")})
+    limiter.reset()  # one limiter per process: forget earlier tests' login attempts
     with app.app_context():
         for name, password in PASSWORDS.items():
             create(name, password, ROLE_OF[name])
