@@ -94,6 +94,11 @@ def cmd_admin_create_user(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_admin_serve(args: argparse.Namespace) -> int:
+    from admin.serve import serve
+    return serve(args.listen, args.data_dir)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from bench.__main__ import main as bench_main
     return bench_main(args.rest)
@@ -129,6 +134,10 @@ def parser() -> argparse.ArgumentParser:
     cu.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     cu.add_argument("--data-dir", help="the admin's data directory (default /var/lib/lmp)")
     cu.set_defaults(func=cmd_admin_create_user)
+    sv = ad_sub.add_parser("serve", help="serve the admin API (gunicorn); creates the first admin on first start")
+    sv.add_argument("--listen", default="127.0.0.1:9480", help="HOST:PORT (default 127.0.0.1:9480)")
+    sv.add_argument("--data-dir", help="the admin's data directory (default /var/lib/lmp)")
+    sv.set_defaults(func=cmd_admin_serve)
 
     bn = sub.add_parser("bench", help="measure overhead, start-up, memory and scrape cost; print a table")
     bn.add_argument("rest", nargs=argparse.REMAINDER)
