@@ -60,9 +60,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     with app.app_context():
         db.create_all()
 
-    from .api import audit, auth, components, config, health, users
+    from .api import audit, auth, components, config, health, sd, users
     api = Api(app)
-    for module in (health, auth, users, components, config, audit):
+    for module in (health, auth, users, components, config, audit, sd):
         api.register_blueprint(module.blp, url_prefix=f"/api/v1{module.PREFIX}")
     errors.register(app)
+    if app.config.get("SUPERVISE"):  # `lmp admin serve` owns the exporter processes; tests opt in
+        from lmp import config as configs
+
+        from .supervisor import Supervisor
+        supervisor = Supervisor(Path(app.config.get("LMP_CONFIG") or configs.path_from_env()),
+                                Path(app.config.get("RUN_DIR", "/run/lmp")))
+        supervisor.start()
+        app.extensions["lmp_supervisor"] = supervisor
     return app

@@ -33,6 +33,9 @@ class AdminServer(BaseApplication):  # type: ignore[misc]
         return app
 
 
-def serve(listen: str, data_dir: str | None = None) -> int:
-    AdminServer(listen, {"DATA_DIR": data_dir} if data_dir else None).run()
+def serve(listen: str, data_dir: str | None = None, supervise: bool = False) -> int:
+    config: dict[str, Any] = {"SUPERVISE": supervise}
+    if data_dir:
+        config["DATA_DIR"] = data_dir
+    AdminServer(listen, config).run()
     return 0

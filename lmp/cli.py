@@ -96,7 +96,7 @@ def cmd_admin_create_user(args: argparse.Namespace) -> int:
 
 def cmd_admin_serve(args: argparse.Namespace) -> int:
     from admin.serve import serve
-    return serve(args.listen, args.data_dir)
+    return serve(args.listen, args.data_dir, args.supervise)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -137,6 +137,9 @@ def parser() -> argparse.ArgumentParser:
     sv = ad_sub.add_parser("serve", help="serve the admin API (gunicorn); creates the first admin on first start")
     sv.add_argument("--listen", default="127.0.0.1:9480", help="HOST:PORT (default 127.0.0.1:9480)")
     sv.add_argument("--data-dir", help="the admin's data directory (default /var/lib/lmp)")
+    sv.add_argument("--supervise", action="store_true",
+                    help="own the exporter processes: start the enabled collectors, restart crashed ones "
+                         "(instead of `lmp run`)")
     sv.set_defaults(func=cmd_admin_serve)
 
     bn = sub.add_parser("bench", help="measure overhead, start-up, memory and scrape cost; print a table")

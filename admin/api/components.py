@@ -10,7 +10,8 @@ from exporters._lib.spec import Spec
 from lmp import config as configs
 from lmp.cli import can_run
 
-from ..auth import role_required
+from ..auth import current_user, role_required
+from ..models import audit, db
 from . import schemas
 
 PREFIX = "/components"
@@ -20,7 +21,9 @@ blp = Blueprint("components", __name__, description="The collectors: what each m
 def describe(spec: Spec, cfg: configs.Config) -> dict:
     ok, why = can_run(spec)
     configured = cfg.collectors.get(spec.name)
-    return {
+    supervisor = current_app.extensions.get("lmp_supervisor")
+    state = supervisor.state(spec.name) if supervisor else {}
+    return {**state,
         "name": spec.name, "kind": spec.kind, "description": spec.summary,
         "hooks": [*spec.tracepoints, *spec.raw_tracepoints],
         "metrics": [{"name": m.name, "type": m.type, "help": m.help, "labels": [l.name for l in m.labels]}
@@ -41,6 +44,37 @@ class Components(MethodView):
     def get(self) -> list[dict]:
         cfg = config()
         return [describe(catalog.load(name), cfg) for name in catalog.names()]
+
+
+def switch(name: str, enabled: bool) -> dict:
+    from .config import set_enabled
+    try:
+        spec = catalog.load(name)
+    except KeyError:
+        abort(404, message=f"no component named {name!r}")
+    set_enabled(name, enabled)
+    audit(current_user().name, "enable" if enabled else "disable", name)
+    db.session.commit()
+    supervisor = current_app.extensions.get("lmp_supervisor")
+    if supervisor:
+        supervisor.reconcile()
+    return describe(spec, config())
+
+
+@blp.route("/<string:name>/enable")
+class Enable(MethodView):
+    @role_required("operator")
+    @blp.response(200, schemas.Component)
+    def post(self, name: str) -> dict:
+        return switch(name, True)
+
+
+@blp.route("/<string:name>/disable")
+class Disable(MethodView):
+    @role_required("operator")
+    @blp.response(200, schemas.Component)
+    def post(self, name: str) -> dict:
+        return switch(name, False)
 
 
 @blp.route("/<string:name>")

@@ -47,6 +47,30 @@ def write_atomically(target: Path, text: str) -> None:
         raise
 
 
+def set_enabled(name: str, enabled: bool) -> None:
+    """Turn a collector on or off in the config file, keeping its comments and layout."""
+    from ruamel.yaml import YAML
+    from io import StringIO
+    target = path()
+    yaml = YAML(typ="rt")
+    doc = yaml.load(target.read_text())
+    collectors = doc.get("collectors") or {}
+    if name not in collectors:
+        abort(404, message=f"{name} has no entry in {target.name}; add one with its listen address first")
+    collectors[name]["enabled"] = enabled
+    out = StringIO()
+    yaml.dump(doc, out)
+    candidate = target.with_name(f".{target.name}.check")
+    candidate.write_text(out.getvalue())
+    try:
+        configs.load(candidate)
+    except YamlError as err:
+        abort(422, message=str(err).replace(str(candidate), target.name))
+    finally:
+        candidate.unlink(missing_ok=True)
+    write_atomically(target, out.getvalue())
+
+
 @blp.route("")
 class Config(MethodView):
     @role_required("viewer")

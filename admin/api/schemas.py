@@ -69,6 +69,17 @@ class Component(Schema):
     why_not = fields.String()
     enabled = fields.Boolean()
     listen = fields.String(allow_none=True)
+    running = fields.Boolean()
+    pid = fields.Integer(allow_none=True)
+    uptime_seconds = fields.Float(allow_none=True)
+    restarts = fields.Integer()
+    last_error = fields.String()
+    crash_loop = fields.Boolean()
+
+
+class TargetGroup(Schema):
+    targets = fields.List(fields.String())
+    labels = fields.Dict(keys=fields.String(), values=fields.String())
 
 
 class AuditQuery(Schema):
