@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import mmap
 import os
 import shutil
 import signal
@@ -174,6 +175,21 @@ def disk_dir() -> Iterator[Path]:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def direct_writes(path: Path, count: int, block: int = 4096, fsync: bool = False) -> None:
+    """`count` synchronous O_DIRECT writes of one block each to `path`: one block request apiece, each
+    waited for until the disk signals its completion."""
+    buf = mmap.mmap(-1, block)  # O_DIRECT needs an aligned buffer; mmap gives a page
+    buf.write(b"l" * block)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_DIRECT, 0o600)
+    try:
+        for i in range(count):
+            os.pwrite(fd, buf, i * block)
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def run_lmp(*args: str, env: dict[str, str] | None = None, timeout: float = 60, **kw) -> subprocess.CompletedProcess:

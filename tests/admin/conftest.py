@@ -1,12 +1,15 @@
 """flaskr-style fixtures: an app on a temporary data directory, its test client, and a login helper."""
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from admin import create_app
 from admin.auth import limiter
 from admin.models import db
 from admin.users import create
+from lmp import config as configs
 
 PASSWORDS = {"root": "root-password", "ops": "ops-password", "view": "view-password"}
 ROLE_OF = {"root": "admin", "ops": "operator", "view": "viewer"}
@@ -28,6 +31,15 @@ def app(tmp_path, monkeypatch):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def config_file(app, tmp_path):
+    """A copy of the shipped config/lmp.yaml that this app reads and writes."""
+    path = tmp_path / "lmp.yaml"
+    shutil.copy(configs.DEFAULT_PATH, path)
+    app.config["LMP_CONFIG"] = str(path)
+    return path
 
 
 class Auth:

@@ -1,12 +1,10 @@
 """Roles, users, the component catalog and bad input, through the HTTP API."""
 from __future__ import annotations
 
-import shutil
 
 import pytest
 
 from exporters._lib import catalog
-from lmp import config as configs
 
 ENDPOINTS = [  # (method, path, body, the lowest role allowed)
     ("get", "/api/v1/components", None, "view"),
@@ -24,17 +22,8 @@ ENDPOINTS = [  # (method, path, body, the lowest role allowed)
 RANK = {"view": 0, "ops": 1, "root": 2}
 
 
-@pytest.fixture
-def own_config(app, tmp_path):
-    """A copy of the shipped config for the endpoints that write it."""
-    path = tmp_path / "lmp.yaml"
-    shutil.copy(configs.DEFAULT_PATH, path)
-    app.config["LMP_CONFIG"] = str(path)
-    return path
-
-
 @pytest.mark.parametrize("method, path, body, lowest", ENDPOINTS)
-def test_permission_matrix(client, auth, own_config, method, path, body, lowest):
+def test_permission_matrix(client, auth, config_file, method, path, body, lowest):
     assert getattr(client, method)(path, json=body).status_code == 401  # no token
     for who in ("view", "ops", "root"):
         response = getattr(client, method)(path, json=body, headers=auth.headers(who))

@@ -1,19 +1,10 @@
 """The config resource: ETag and If-Match, a bad edit refused with its line, atomic writes with a backup."""
 from __future__ import annotations
 
-import shutil
 
 import pytest
 
 from lmp import config as configs
-
-
-@pytest.fixture
-def config_file(app, tmp_path):
-    path = tmp_path / "lmp.yaml"
-    shutil.copy(configs.DEFAULT_PATH, path)
-    app.config["LMP_CONFIG"] = str(path)
-    return path
 
 
 def test_read_edit_and_audit(client, auth, config_file):

@@ -1,11 +1,10 @@
 """biolatency: O_DIRECT writes to a file on the real disk must appear as write requests of that disk."""
 from __future__ import annotations
 
-import mmap
 import os
 from pathlib import Path
 
-from tests.conftest import delta
+from tests.conftest import delta, direct_writes
 
 WRITES = 29
 BLOCK = 4096
@@ -22,17 +21,8 @@ def test_direct_writes_are_counted_for_their_disk(exporter, disk_dir):
     bio = exporter("biolatency")
     folder = disk_dir
     disk = disk_of(folder)
-    path = folder / "data"
-    buf = mmap.mmap(-1, BLOCK)  # O_DIRECT needs an aligned buffer; mmap gives a page
-    buf.write(b"l" * BLOCK)
     before = bio.scrape()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_DIRECT, 0o600)
-    try:
-        for i in range(WRITES):
-            os.pwrite(fd, buf, i * BLOCK)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    direct_writes(folder / "data", WRITES, BLOCK, fsync=True)
     after = bio.scrape()
 
     write = {"disk": disk, "op": "write"}

@@ -2,9 +2,10 @@
 interrupt's handler count must match the kernel's own count (/proc/interrupts) over the same window."""
 from __future__ import annotations
 
-import mmap
 import os
 from pathlib import Path
+
+from tests.conftest import direct_writes
 
 
 
@@ -50,17 +51,9 @@ def test_disk_interrupts_match_the_kernel_count(exporter, disk_dir):
     irq = exporter("irq")
     folder = disk_dir
     disk = disk_irqs(folder)
-    path = folder / "data"
-    buf = mmap.mmap(-1, BLOCK)  # O_DIRECT needs an aligned buffer; mmap gives a page
-    buf.write(b"l" * BLOCK)
     kernel_before = interrupts()
     before = irq.scrape()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_DIRECT, 0o600)
-    try:
-        for i in range(WRITES):
-            os.pwrite(fd, buf, i * BLOCK)  # waits for the completion, which the device signals
-    finally:
-        os.close(fd)
+    direct_writes(folder / "data", WRITES, BLOCK)  # each waits for the completion the device signals
     after = irq.scrape()
     kernel_after = interrupts()
 
