@@ -34,10 +34,21 @@ class PrometheusConfig:
 
 
 @dataclass
+class AdminConfig:
+    """The admin service. When enabled, `lmp run` starts it and it owns the exporter processes; the local
+    Prometheus then finds its targets through the admin's service discovery."""
+    enabled: bool = True
+    listen: str = "127.0.0.1:9480"
+    data_dir: str = "/var/lib/lmp"  # SQLite, the JWT signing key, the service token: root only
+    run_dir: str = "/run/lmp"  # the supervised exporters' pidfiles and logs
+
+
+@dataclass
 class Config:
     path: Path
     prometheus: PrometheusConfig
     collectors: dict[str, CollectorConfig]
+    admin: AdminConfig = field(default_factory=AdminConfig)
 
 
 def path_from_env() -> Path:
@@ -68,10 +79,12 @@ def load(path: Path | None = None) -> Config:
                 raise YamlError(path, where, str(err)) from None
         collectors[name] = CollectorConfig(name, raw["listen"], raw.get("enabled", True), options)
     prometheus = PrometheusConfig(**(doc.get("prometheus") or {}))
+    admin = AdminConfig(**(doc.get("admin") or {}))
     listeners = [("prometheus", prometheus.listen, ["prometheus", "listen"])] if prometheus.enabled else []
+    listeners += [("admin", admin.listen, ["admin", "listen"])] if admin.enabled else []
     listeners += [(c.name, c.listen, ["collectors", c.name, "listen"]) for c in collectors.values() if c.enabled]
     _check_listeners(path, doc, listeners)
-    return Config(path, prometheus, collectors)
+    return Config(path, prometheus, collectors, admin)
 
 
 WILDCARDS = ("0.0.0.0", "::", "")

@@ -55,7 +55,12 @@ def validate(doc: Any, schema_path: Path, path: Path | str) -> None:
     err = jsonschema.exceptions.best_match(validator.iter_errors(doc))
     if err is not None:
         where = ".".join(str(p) for p in err.absolute_path) or "top level"
-        raise YamlError(path, line_of(doc, list(err.absolute_path)), f"{where}: {err.message}")
+        location = list(err.absolute_path)
+        if err.validator == "additionalProperties":  # point at the unexpected key, not at its parent
+            parent = err.instance if isinstance(err.instance, dict) else {}
+            extra = [k for k in parent if k not in err.schema.get("properties", {})]
+            location += extra[:1]
+        raise YamlError(path, line_of(doc, location), f"{where}: {err.message}")
 
 
 def load(path: Path, schema_path: Path) -> Any:

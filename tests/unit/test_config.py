@@ -15,6 +15,7 @@ def test_shipped_config_loads_with_defaults_filled_in():
     assert set(cfg.collectors) == set(catalog.names())  # every collector has its place and port
     assert cfg.collectors["syscalls"].options == {"latency": False, "filter_tgid": 0}
     assert cfg.prometheus.listen == "127.0.0.1:9490"
+    assert cfg.admin.enabled and cfg.admin.listen == "127.0.0.1:9480" and cfg.admin.data_dir == "/var/lib/lmp"
 
 
 @pytest.mark.parametrize("old, new, reason", [
@@ -22,6 +23,8 @@ def test_shipped_config_loads_with_defaults_filled_in():
     ("latency: false", "latency: maybe", "is not of type"),
     ("latency: false", "latencyy: false", "has no option 'latencyy'"),
     ("listen: 127.0.0.1:9452", "listen: 127.0.0.1:9451", "already used by syscalls"),
+    ("listen: 127.0.0.1:9452", "listen: 127.0.0.1:9480", "already used by admin"),
+    ("run_dir: /run/lmp", "run_dirr: /run/lmp", "Additional properties are not allowed"),
     ("listen: 127.0.0.1:9453", "listen: nowhere", "does not match"),
     ("scrape_interval: 5s", "scrape_interval: often", "does not match"),
     ("  enabled: true\n  listen: 127.0.0.1:9490", "  enabled: true\n listen: 127.0.0.1:9490", "invalid YAML"),
