@@ -106,8 +106,13 @@ class Supervisor:
             e.listen = listen
             return
         if e.pid is not None and e.listen == listen:  # it was running: a crash
-            e.crashes.append(time.monotonic())
-            e.next_start = time.monotonic() + BACKOFF[min(len(e.crashes) - 1, len(BACKOFF) - 1)]
+            now = time.monotonic()  # the backoff grows with the crashes of the last CRASH_WINDOW seconds only
+            e.crashes = [t for t in e.crashes if now - t < CRASH_WINDOW] + [now]
+            delay = BACKOFF[min(len(e.crashes) - 1, len(BACKOFF) - 1)]
+            e.next_start = now + delay
+            loop = " (a crash loop)" if e.crash_loop else ""
+            print(f"lmp admin: exporter {e.name} {e.last_error}{loop}; restarting it in {delay} s "
+                  f"(log: {self.run_dir / f'{e.name}.log'})", file=sys.stderr, flush=True)
         elif e.pid is not None:  # the listen address changed: restart it there
             self._stop(e)
         e.pid, e.proc = None, None
@@ -147,11 +152,17 @@ class Supervisor:
                     "restarts": e.restarts, "last_error": e.last_error, "crash_loop": e.crash_loop}
 
     def shutdown(self, stop_exporters: bool = False) -> None:
-        """Stop supervising; the exporters keep running unless asked (a restarted admin adopts them)."""
+        """Stop supervising; the exporters keep running unless asked (a restarted admin adopts them). Asked,
+        it stops every exporter with a pidfile in the run directory, whoever started it."""
         self.stopping.set()
         if self.thread:
             self.thread.join(timeout=5)
         if stop_exporters:
             with self.lock:
+                for pidfile in self.run_dir.glob("*.pid"):  # also those started by an earlier admin
+                    self.exporters.setdefault(pidfile.stem, Exporter(pidfile.stem))
+                for e in self.exporters.values():  # signal them all first: they stop in parallel
+                    if self._alive(e) and e.pid is not None:
+                        os.kill(e.pid, signal.SIGTERM)
                 for e in self.exporters.values():
                     self._stop(e)

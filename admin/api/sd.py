@@ -1,17 +1,32 @@
-"""Prometheus HTTP service discovery (http_sd_configs): the exporters that are running, one target group
-each, so that enabling a collector adds its target with no Prometheus restart."""
-from flask import current_app
+"""Prometheus HTTP service discovery (http_sd_configs): one target group per exporter the admin runs, so
+that enabling a collector adds its target, and disabling it removes it, with no Prometheus restart.
+
+An enabled exporter stays listed while it is down (crashed, restarting, or unable to run here): Prometheus
+then records `up == 0` for it, which is what alerts on a dead exporter watch."""
+import socket
+from urllib.parse import urlsplit
+
+from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from exporters._lib.exporter import scrape_url
+from exporters._lib.exporter import parse_listen
 
 from ..auth import role_required
 from . import schemas
 from .components import config
 
 PREFIX = "/sd"
-blp = Blueprint("sd", __name__, description="Prometheus HTTP service discovery of the running exporters.")
+blp = Blueprint("sd", __name__, description="Prometheus HTTP service discovery of the exporters the admin runs.")
+
+
+def target(listen: str) -> str:
+    """Where Prometheus reaches an exporter: its own address, or for a wildcard listen, the host name
+    Prometheus used to reach this admin (it is on the same host)."""
+    host, port = parse_listen(listen)
+    if host in ("0.0.0.0", "::", ""):
+        host = urlsplit(f"//{request.host}").hostname or "127.0.0.1"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 @blp.route("")
@@ -19,11 +34,8 @@ class ServiceDiscovery(MethodView):
     @role_required("viewer")
     @blp.response(200, schemas.TargetGroup(many=True))
     def get(self) -> list[dict]:
-        supervisor = current_app.extensions.get("lmp_supervisor")
-        groups = []
-        for c in config().collectors.values():
-            running = supervisor.state(c.name)["running"] if supervisor else c.enabled
-            if c.enabled and running:
-                target = scrape_url(c.listen, "").removeprefix("http://")
-                groups.append({"targets": [target], "labels": {"collector": c.name}})
-        return groups
+        hostname = socket.gethostname()
+        # `instance` is the host, the same for every collector on it, so that a dashboard picks a host;
+        # `collector` tells a host's exporters apart.
+        return [{"targets": [target(c.listen)], "labels": {"collector": c.name, "instance": hostname}}
+                for c in config().collectors.values() if c.enabled]

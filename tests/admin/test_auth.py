@@ -5,6 +5,7 @@ import stat
 from pathlib import Path
 
 from admin import create_app
+from admin.users import SERVICE_USER, first_admin, write_service_token
 
 from .conftest import PASSWORDS
 
@@ -49,3 +50,37 @@ def test_login_attempts_are_rate_limited(client):
     assert codes[:10] == [401] * 10 and codes[10] == 429
     assert PASSWORDS  # the right password is refused too while limited:
     assert client.post("/api/v1/auth/login", json={"username": "root", "password": PASSWORDS["root"]}).status_code == 429
+
+
+def test_service_token_opens_discovery_is_root_only_and_replaced_at_each_start(app, client, config_file):
+    token_file = Path(app.config["DATA_DIR"]) / "service.token"
+    with app.app_context():
+        write_service_token(token_file)
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    first = {"Authorization": f"Bearer {token_file.read_text().strip()}"}
+    assert client.get("/api/v1/sd", headers=first).status_code == 200
+    assert client.get("/api/v1/users", headers=first).status_code == 403  # a viewer, no more
+    with app.app_context():
+        write_service_token(token_file)  # the next start: a new token, and the old one revoked
+    second = {"Authorization": f"Bearer {token_file.read_text().strip()}"}
+    assert client.get("/api/v1/sd", headers=second).status_code == 200
+    assert client.get("/api/v1/sd", headers=first).status_code == 401
+
+
+def test_deleting_the_service_user_revokes_its_token(app, client, auth):
+    token_file = Path(app.config["DATA_DIR"]) / "service.token"
+    with app.app_context():
+        write_service_token(token_file)
+    headers = {"Authorization": f"Bearer {token_file.read_text().strip()}"}
+    assert client.delete(f"/api/v1/users/{SERVICE_USER}", headers=auth.headers("root")).status_code == 204
+    assert client.get("/api/v1/sd", headers=headers).status_code == 401
+
+
+def test_the_first_admin_is_made_when_only_the_service_user_exists(tmp_path):
+    app = create_app({"TESTING": True, "DATA_DIR": str(tmp_path)})
+    with app.app_context():
+        write_service_token(tmp_path / "service.token")
+        password = first_admin()
+        assert password and first_admin() is None  # once
+    response = app.test_client().post("/api/v1/auth/login", json={"username": "admin", "password": password})
+    assert response.status_code == 200

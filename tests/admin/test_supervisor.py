@@ -68,13 +68,17 @@ def test_enable_disable_crash_and_adoption(setup):
     wait(lambda: serving(ports["runqlat"]))
     targets = client.get("/api/v1/sd", headers=headers).json
     assert {g["labels"]["collector"] for g in targets} == {"syscalls", "runqlat"}
+    assert {t for g in targets for t in g["targets"]} == {f"127.0.0.1:{port}" for port in ports.values()}
 
     disabled = client.post("/api/v1/components/runqlat/disable", headers=headers)
     assert disabled.status_code == 200 and disabled.json["running"] is False
     wait(lambda: not serving(ports["runqlat"]))  # its process ended and its port closed
+    assert "runqlat" not in {g["labels"]["collector"] for g in client.get("/api/v1/sd", headers=headers).json}
 
     pid = client.get("/api/v1/components/syscalls", headers=headers).json["pid"]
     os.kill(pid, signal.SIGKILL)
+    # Down but enabled: still a target, so that Prometheus records up == 0 for it.
+    assert "syscalls" in {g["labels"]["collector"] for g in client.get("/api/v1/sd", headers=headers).json}
     wait(lambda: client.get("/api/v1/components/syscalls", headers=headers).json["restarts"] == 1)
     wait(lambda: serving(ports["syscalls"]))
     state = client.get("/api/v1/components/syscalls", headers=headers).json

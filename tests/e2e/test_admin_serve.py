@@ -60,3 +60,24 @@ def test_first_start_prints_the_admin_password_once(tmp_path):
     finally:
         second = stop(proc)
     assert "created the first admin account" not in second  # shown once, on the first start only
+
+
+def test_set_password_gives_a_lost_admin_back(tmp_path):
+    port = free_port()
+    proc, _ = start(port, tmp_path)
+    try:
+        result = subprocess.run([*LMP, "admin", "set-password", "admin", "--password-stdin", "--data-dir",
+                                 str(tmp_path)], input="a-new-password\n", capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        status, _ = post(f"http://127.0.0.1:{port}/api/v1/auth/login", {"username": "admin", "password": "a-new-password"})
+        assert status == 200
+        short = subprocess.run([*LMP, "admin", "set-password", "admin", "--password-stdin", "--data-dir",
+                                str(tmp_path)], input="short\n", capture_output=True, text=True, timeout=60)
+        assert short.returncode == 2 and "at least 8 characters" in short.stderr
+        nobody = subprocess.run([*LMP, "admin", "set-password", "nobody", "--password-stdin", "--data-dir",
+                                 str(tmp_path)], input="long-enough\n", capture_output=True, text=True, timeout=60)
+        assert nobody.returncode == 2 and "no user named 'nobody'" in nobody.stderr
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/docs", timeout=10) as response:
+            assert b"swagger-ui-bundle.js" in response.read()  # the docs page, through gunicorn
+    finally:
+        stop(proc)
