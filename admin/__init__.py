@@ -28,6 +28,12 @@ DEFAULTS: dict[str, Any] = {
     "MAX_CONTENT_LENGTH": 1 << 20,  # a config file or a user is kilobytes; refuse megabytes with 413
     "RATELIMIT_STORAGE_URI": "memory://",
     "LOGIN_RATE_LIMIT": "10 per minute",
+    # Every operation but login and health takes a Bearer token: so the document says, and /api/docs
+    # offers an "Authorize" button for it.
+    "API_SPEC_OPTIONS": {
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+        "security": [{"bearer": []}],
+    },
 }
 
 
@@ -64,6 +70,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api = Api(app)
     for module in (health, auth, users, components, config, audit, sd):
         api.register_blueprint(module.blp, url_prefix=f"/api/v1{module.PREFIX}")
+    from . import pages
+    app.register_blueprint(pages.blp)
     errors.register(app)
     if app.config.get("SUPERVISE"):  # `lmp admin serve` owns the exporter processes; tests opt in
         from lmp import config as configs

@@ -23,6 +23,7 @@ command -v apt-get >/dev/null || die "this script installs from Debian packages;
 arch=$(dpkg --print-architecture)
 pkgs=(python3-bpfcc python3-venv bpftool prometheus "linux-headers-$arch" iproute2 procps)
 [ $with_test -eq 1 ] && pkgs+=(bpfcc-tools util-linux gcc libc6-dev)  # syscount (the bench peer), setpriv, taskset, cc
+command -v npm >/dev/null || pkgs+=(nodejs npm)  # the admin's front-end libraries (admin/package.json)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -75,4 +76,14 @@ if ! grep -qxF -- "$hash$extra" "$stamp" 2>/dev/null && ! grep -qxF -- "$hash[te
   echo "$hash$extra" > "$stamp"
 fi
 ln -sfn "$venv/bin/lmp" /usr/local/bin/lmp
+
+# --- the admin service's front-end libraries, pinned in admin/package-lock.json, served by the admin ------
+# --ignore-scripts: no package needs a build step, and one (swagger-ui's @scarf/scarf) would phone home.
+assets=$top/admin/node_modules
+hash=$(sha256sum "$top/admin/package-lock.json" | cut -d' ' -f1)
+if ! grep -qxF -- "$hash" "$assets/.lmp-installed" 2>/dev/null; then
+  log "installing the admin's front-end libraries (npm ci)"
+  npm ci --prefix "$top/admin" --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
+  echo "$hash" > "$assets/.lmp-installed"
+fi
 exit 0

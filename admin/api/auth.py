@@ -15,6 +15,7 @@ blp = Blueprint("auth", __name__, description="Log in, refresh the access token,
 class Login(MethodView):
     decorators = [limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"])]
 
+    @blp.doc(security=[])
     @blp.arguments(schemas.Login)
     @blp.response(200, schemas.Tokens)
     def post(self, body: dict) -> dict:

@@ -71,14 +71,32 @@ def set_enabled(name: str, enabled: bool) -> None:
     write_atomically(target, out.getvalue())
 
 
+# The body is a YAML mapping; its full schema is config/lmp.schema.json (JSON Schema 2020-12, which
+# OpenAPI 3.0 cannot embed), checked on every PUT.
+YAML_BODY = {"content": {"application/yaml": {"schema": {"type": "object"}}}}
+ETAG_HEADER = {"ETag": {"description": "The version of the config, for If-Match.", "schema": {"type": "string"}}}
+ERROR = {"$ref": "#/components/schemas/Error"}
+REFUSED = {"content": {"application/json": {"schema": ERROR}}}
+
+
 @blp.route("")
 class Config(MethodView):
     @role_required("viewer")
+    @blp.doc(responses={"200": {"description": "The config file as it is on disk.", **YAML_BODY,
+                                "headers": ETAG_HEADER}})
     def get(self):  # type: ignore[no-untyped-def]
         text = path().read_text()
         return text, 200, {"Content-Type": "application/yaml", "ETag": f'"{etag(text)}"'}
 
     @role_required("admin")
+    @blp.doc(
+        parameters=[{"in": "header", "name": "If-Match", "required": False, "schema": {"type": "string"},
+                     "description": "The ETag of the config this edit started from (428 without, 412 if stale)."}],
+        requestBody={"required": True, "description": "The whole new config file.", **YAML_BODY},
+        responses={"204": {"description": "Saved; the supervisor follows it.", "headers": ETAG_HEADER},
+                   "412": {"description": "The config changed since it was read.", **REFUSED},
+                   "422": {"description": "Refused: the line and the reason; nothing was saved.", **REFUSED},
+                   "428": {"description": "No If-Match header.", **REFUSED}})
     def put(self):  # type: ignore[no-untyped-def]
         target = path()
         current = target.read_text()

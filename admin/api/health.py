@@ -7,5 +7,6 @@ blp = Blueprint("health", __name__, description="Liveness: answers without a tok
 
 @blp.route("")
 class Health(MethodView):
+    @blp.doc(security=[])
     def get(self) -> dict:
         return {"status": "ok"}

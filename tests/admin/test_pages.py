@@ -1,0 +1,32 @@
+"""The interactive API reference at /api/docs: served with its assets from this host, none from elsewhere."""
+from __future__ import annotations
+
+import re
+
+
+def test_api_docs_page_loads_its_assets_from_this_host(client):
+    page = client.get("/api/docs")
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    html = page.get_data(as_text=True)
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert {"/vendor/swagger-ui-dist/swagger-ui.css", "/vendor/swagger-ui-dist/swagger-ui-bundle.js"} <= set(assets)
+    assert not [a for a in assets if "//" in a], "an asset from another host"
+    for asset in assets:
+        response = client.get(asset)
+        assert response.status_code == 200 and len(response.data) > 1000, asset
+    assert "validatorUrl: null" in html  # swagger-ui would otherwise call validator.swagger.io
+
+
+def test_the_document_it_shows_names_the_bearer_scheme(client):
+    doc = client.get("/api/v1/openapi.json").json
+    assert doc["components"]["securitySchemes"]["bearer"] == {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    assert doc["security"] == [{"bearer": []}]
+    assert doc["paths"]["/api/v1/auth/login"]["post"]["security"] == []  # no token to get a token
+    assert "application/yaml" in doc["paths"]["/api/v1/config"]["put"]["requestBody"]["content"]
+
+
+def test_vendor_serves_only_the_listed_packages(client):
+    assert client.get("/vendor/swagger-ui-dist/package.json").status_code == 200
+    for path in ("/vendor/.bin/x", "/vendor/swagger-ui-dist/../../__init__.py", "/vendor/@scarf/scarf/report.js"):
+        response = client.get(path)
+        assert response.status_code == 404 and response.is_json, path
