@@ -75,28 +75,44 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run(configs.load(args.config))
 
 
-def cmd_admin_create_user(args: argparse.Namespace) -> int:
+def _admin_app(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from admin import create_app
+    cfg = configs.load(args.config)
+    return create_app({"DATA_DIR": args.data_dir or cfg.admin.data_dir, "LMP_CONFIG": str(cfg.path)})
+
+
+def _read_password(args: argparse.Namespace, prompt: str) -> str:
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass(prompt)
+    if len(password) < 8:
+        raise ValueError("the password needs at least 8 characters")
+    return password
+
+
+def cmd_admin_create_user(args: argparse.Namespace) -> int:
     from admin.users import create
 
-    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass(f"password for {args.name}: ")
-    if len(password) < 8:
-        print("lmp admin: the password needs at least 8 characters", file=sys.stderr)
-        return EXIT_USAGE
-    app = create_app({"DATA_DIR": args.data_dir} if args.data_dir else None)
-    with app.app_context():
-        try:
-            create(args.name, password, args.role)
-        except ValueError as err:
-            print(f"lmp admin: {err}", file=sys.stderr)
-            return EXIT_USAGE
+    password = _read_password(args, f"password for {args.name}: ")
+    with _admin_app(args).app_context():
+        create(args.name, password, args.role)
     print(f"lmp admin: created {args.role} {args.name}")
+    return 0
+
+
+def cmd_admin_set_password(args: argparse.Namespace) -> int:
+    from admin.users import set_password
+
+    password = _read_password(args, f"new password for {args.name}: ")
+    with _admin_app(args).app_context():
+        set_password(args.name, password)
+    print(f"lmp admin: set the password of {args.name}")
     return 0
 
 
 def cmd_admin_serve(args: argparse.Namespace) -> int:
     from admin.serve import serve
-    return serve(args.listen, args.data_dir, args.supervise)
+    cfg = configs.load(args.config)
+    return serve(args.listen or cfg.admin.listen, args.data_dir or cfg.admin.data_dir, cfg.admin.run_dir, cfg.path,
+                 args.supervise, args.stop_exporters_on_exit)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -123,23 +139,32 @@ def parser() -> argparse.ArgumentParser:
                     help="also look for collectors in DIR (a folder of collector folders)")
     ex.set_defaults(func=cmd_exporter)
 
-    rn = sub.add_parser("run", help="run every enabled collector and a local Prometheus, in the foreground")
+    rn = sub.add_parser("run", help="run the admin service, every enabled collector and a local Prometheus, "
+                                            "in the foreground")
     rn.set_defaults(func=cmd_run)
 
     ad = sub.add_parser("admin", help="manage the admin service")
     ad_sub = ad.add_subparsers(dest="admin_command", required=True)
+    data_dir_help = "the admin's data directory (default: admin.data_dir in the config, /var/lib/lmp)"
     cu = ad_sub.add_parser("create-user", help="create a user of the admin service")
     cu.add_argument("name")
     cu.add_argument("--role", choices=("viewer", "operator", "admin"), default="admin")
     cu.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
-    cu.add_argument("--data-dir", help="the admin's data directory (default /var/lib/lmp)")
+    cu.add_argument("--data-dir", help=data_dir_help)
     cu.set_defaults(func=cmd_admin_create_user)
+    sp = ad_sub.add_parser("set-password", help="set a user's password (e.g. the first admin's, if lost)")
+    sp.add_argument("name")
+    sp.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    sp.add_argument("--data-dir", help=data_dir_help)
+    sp.set_defaults(func=cmd_admin_set_password)
     sv = ad_sub.add_parser("serve", help="serve the admin API (gunicorn); creates the first admin on first start")
-    sv.add_argument("--listen", default="127.0.0.1:9480", help="HOST:PORT (default 127.0.0.1:9480)")
-    sv.add_argument("--data-dir", help="the admin's data directory (default /var/lib/lmp)")
+    sv.add_argument("--listen", help="HOST:PORT (default: admin.listen in the config, 127.0.0.1:9480)")
+    sv.add_argument("--data-dir", help=data_dir_help)
     sv.add_argument("--supervise", action="store_true",
-                    help="own the exporter processes: start the enabled collectors, restart crashed ones "
-                         "(instead of `lmp run`)")
+                    help="own the exporter processes: start the enabled collectors, restart crashed ones")
+    sv.add_argument("--stop-exporters-on-exit", action="store_true",
+                    help="with --supervise: stop the exporters when the service stops (as `lmp run` does); "
+                         "by default they keep running, for the next start to adopt")
     sv.set_defaults(func=cmd_admin_serve)
 
     bn = sub.add_parser("bench", help="measure overhead, start-up, memory and scrape cost; print a table")

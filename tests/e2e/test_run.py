@@ -1,42 +1,53 @@
-"""`lmp run`: every enabled collector plus a real Prometheus scraping them; Ctrl-C leaves nothing behind."""
+"""`lmp run` end to end: the admin service owning the exporters, a real Prometheus finding them through the
+admin's service discovery, a collector enabled and disabled through the API while Prometheus follows, and
+Ctrl-C leaving nothing behind. The same without the admin, with static targets."""
 from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import LMP, bpf_program_ids, free_port, programs_of
 
 COLLECTORS = ("syscalls", "runqlat", "biolatency")
 
 
-def write_config(tmp_path: Path, ports: dict[str, int], prometheus: bool = True) -> Path:
+def write_config(tmp_path: Path, ports: dict[str, int], admin: bool = True, prometheus: bool = True,
+                 disabled: tuple[str, ...] = ()) -> Path:
     lines = ["prometheus:", f"  enabled: {str(prometheus).lower()}", f"  listen: 127.0.0.1:{ports['prometheus']}",
-             "  scrape_interval: 1s", f"  data_dir: {tmp_path / 'prometheus'}", "collectors:"]
+             "  scrape_interval: 1s", f"  data_dir: {tmp_path / 'prometheus'}",
+             "admin:", f"  enabled: {str(admin).lower()}", f"  listen: 127.0.0.1:{ports['admin']}",
+             f"  data_dir: {tmp_path / 'data'}", f"  run_dir: {tmp_path / 'run'}", "collectors:"]
     for name in COLLECTORS:
-        lines += [f"  {name}:", f"    listen: 127.0.0.1:{ports[name]}"]
+        lines += [f"  {name}:", f"    enabled: {str(name not in disabled).lower()}",
+                  f"    listen: 127.0.0.1:{ports[name]}"]
     path = tmp_path / "lmp.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
-def children(pid: int) -> set[int]:
+def descendants(pid: int) -> set[int]:
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
-    return {int(p) for p in out.split()}
+    found = {int(p) for p in out.split()}
+    return found.union(*(descendants(p) for p in found)) if found else found
 
 
 def alive(pid: int) -> bool:
+    """Running: neither gone nor a zombie (an orphan's exit waits a moment for init to reap it)."""
     try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
         return False
 
 
@@ -46,7 +57,24 @@ def query(port: int, promql: str) -> list[dict]:
         return json.load(response)["data"]["result"]
 
 
-def wait_for(condition, timeout: float = 90.0):
+def up_collectors(port: int) -> set[str]:
+    return {r["metric"]["collector"] for r in query(port, 'up{job="lmp"} == 1')}
+
+
+def active_targets(port: int) -> set[str]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/targets?state=active", timeout=10) as response:
+        return {t["labels"]["collector"] for t in json.load(response)["data"]["activeTargets"]}
+
+
+def serving(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def wait_for(condition, timeout: float = 90.0):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -56,61 +84,162 @@ def wait_for(condition, timeout: float = 90.0):
         except OSError:
             pass
         time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout} s waiting for {condition.__name__}")
+    raise AssertionError(f"timed out after {timeout} s waiting for {condition}")
 
 
-def start(config: Path) -> subprocess.Popen:
-    # A new session, so the test can send SIGINT to the whole group as a terminal's Ctrl-C does.
-    return subprocess.Popen([*LMP, "--config", str(config), "run"], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+class Run:
+    """`lmp run` in a new session (so that SIGINT can go to its whole group, as a terminal's Ctrl-C does),
+    its output read as it comes."""
+
+    def __init__(self, config: Path) -> None:
+        self.proc = subprocess.Popen([*LMP, "--config", str(config), "run"], stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.output = ""
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+
+    def wait_for_line(self, text: str, timeout: float = 120.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=1)
+            except queue.Empty:
+                assert self.proc.poll() is None, f"lmp run exited: {self.output}"
+                continue
+            self.output += line
+            if text in line:
+                return line
+        raise AssertionError(f"no line with {text!r} in: {self.output}")
+
+    def ctrl_c(self) -> str:
+        os.killpg(self.proc.pid, signal.SIGINT)
+        self.proc.wait(timeout=60)
+        time.sleep(0.2)  # the reader thread takes the last lines
+        while not self.lines.empty():
+            self.output += self.lines.get()
+        return self.output
 
 
-def ctrl_c(run: subprocess.Popen) -> str:
-    os.killpg(run.pid, signal.SIGINT)
-    output, _ = run.communicate(timeout=30)
-    return output
+class Api:
+    def __init__(self, port: int, username: str, password: str) -> None:
+        self.base = f"http://127.0.0.1:{port}/api/v1"
+        self.token = self.call("POST", "/auth/login", {"username": username, "password": password})["access_token"]
+
+    def call(self, method: str, path: str, body: dict | None = None) -> dict:
+        headers = {"Content-Type": "application/json"}
+        if getattr(self, "token", None):
+            headers["Authorization"] = f"Bearer {self.token}"
+        data = json.dumps(body).encode() if body is not None else b"" if method == "POST" else None
+        request = urllib.request.Request(self.base + path, data=data, method=method, headers=headers)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.load(response)
 
 
-def test_run_serves_prometheus_and_ctrl_c_leaves_nothing(tmp_path):
+def test_run_through_the_admin_prometheus_follows_enable_and_disable(tmp_path):
     before_tmp = set(Path(tempfile.gettempdir()).glob("lmp-run-*"))
-    ports = {name: free_port() for name in (*COLLECTORS, "prometheus")}
-    run = start(write_config(tmp_path, ports))
+    ports = {name: free_port() for name in (*COLLECTORS, "prometheus", "admin")}
+    run = Run(write_config(tmp_path, ports, disabled=("biolatency",)))
     try:
-        def all_targets_up() -> bool:
-            up = query(ports["prometheus"], 'up{job=~"lmp_.*"} == 1')
-            return {r["metric"]["job"] for r in up} == {f"lmp_{n}" for n in COLLECTORS}
-        wait_for(all_targets_up)
-        started = children(run.pid)
-        assert len(started) == len(COLLECTORS) + 1  # the exporters and Prometheus
-        held = set().union(*(programs_of(pid) for pid in started))
+        password = run.wait_for_line("log in as admin, password").split("password ")[1].split()[0]
+        run.wait_for_line("prometheus")
+        api = Api(ports["admin"], "admin", password)  # the printed credentials work
+        catalog = {c["name"]: c for c in api.call("GET", "/components")}
+        assert catalog["syscalls"]["running"] and not catalog["biolatency"]["enabled"]
+
+        wait_for(lambda: up_collectors(ports["prometheus"]) == {"syscalls", "runqlat"})
+        held = set().union(*(programs_of(pid) for pid in descendants(run.proc.pid)))
         assert held, "the exporters hold no BPF programs"
+        assert wait_for(lambda: query(ports["prometheus"], 'lmp_syscalls_total{job="lmp",syscall="read"} > 0'))
         success = query(ports["prometheus"], "lmp_exporter_scrape_success == 1")
-        assert {r["metric"]["collector"] for r in success} == set(COLLECTORS)
-        assert wait_for(lambda: query(ports["prometheus"], 'lmp_syscalls_total{syscall="read"} > 0'))
-        assert wait_for(lambda: query(ports["prometheus"], "lmp_runqueue_latency_seconds_count > 0"))
+        assert {r["metric"]["collector"] for r in success} == {"syscalls", "runqlat"}  # no exported_collector
+
+        # Enabling a collector adds its target with no Prometheus restart, through service discovery.
+        assert api.call("POST", "/components/biolatency/enable")["enabled"]
+        wait_for(lambda: "biolatency" in up_collectors(ports["prometheus"]))
+        # Disabling one ends its process, closes its port and removes its target.
+        assert not api.call("POST", "/components/runqlat/disable")["running"]
+        assert not serving(ports["runqlat"])
+        wait_for(lambda: active_targets(ports["prometheus"]) == {"syscalls", "biolatency"})
+        started = descendants(run.proc.pid)
+        held |= set().union(*(programs_of(pid) for pid in started))
     finally:
-        output = ctrl_c(run)
-    assert run.returncode == 0, output
-    for name in COLLECTORS:
-        assert f"{name:<12} http://127.0.0.1:{ports[name]}/metrics" in output
-    assert f"http://127.0.0.1:{ports['prometheus']}/" in output
+        output = run.ctrl_c()
+    assert run.proc.returncode == 0, output
+    assert f"{'syscalls':<12} http://127.0.0.1:{ports['syscalls']}/metrics" in output
+    assert f"http://127.0.0.1:{ports['admin']}/" in output
     assert not [pid for pid in started if alive(pid)], "processes left running"
     assert not held & bpf_program_ids(), "BPF programs left attached"
     assert set(Path(tempfile.gettempdir()).glob("lmp-run-*")) == before_tmp, "temporary files left"
+    assert not list((tmp_path / "run").glob("*.pid")), "pidfiles left"
 
 
-def test_a_collector_that_cannot_start_does_not_stop_the_others(tmp_path):
-    ports = {name: free_port() for name in (*COLLECTORS, "prometheus")}
+def test_run_without_the_admin_uses_static_targets(tmp_path):
+    ports = {name: free_port() for name in (*COLLECTORS, "prometheus", "admin")}
+    run = Run(write_config(tmp_path, ports, admin=False))
+    try:
+        run.wait_for_line("prometheus")
+        wait_for(lambda: up_collectors(ports["prometheus"]) == set(COLLECTORS))
+        started = descendants(run.proc.pid)
+        assert len(started) == len(COLLECTORS) + 1  # the exporters and Prometheus, no admin
+        held = set().union(*(programs_of(pid) for pid in started))
+        assert wait_for(lambda: query(ports["prometheus"], "lmp_runqueue_latency_seconds_count > 0"))
+    finally:
+        output = run.ctrl_c()
+    assert run.proc.returncode == 0, output
+    assert "static targets" in output
+    assert not [pid for pid in started if alive(pid)], "processes left running"
+    assert not held & bpf_program_ids(), "BPF programs left attached"
+
+
+@pytest.mark.parametrize("admin, message", [
+    (True, "collector biolatency failed: lmp exporter biolatency: cannot listen on 127.0.0.1:{port}"),
+    (False, "collector biolatency exited with code 1; the others go on"),
+])
+def test_a_collector_that_cannot_start_does_not_stop_the_others(tmp_path, admin, message):
+    ports = {name: free_port() for name in (*COLLECTORS, "prometheus", "admin")}
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", ports["biolatency"]))
         busy.listen()
-        run = start(write_config(tmp_path, ports, prometheus=False))
+        run = Run(write_config(tmp_path, ports, admin=admin, prometheus=False))
         try:
-            for name in ("syscalls", "runqlat"):
-                wait_for(lambda: urllib.request.urlopen(f"http://127.0.0.1:{ports[name]}/metrics", timeout=5).status == 200)
-            wait_for(lambda: len(children(run.pid)) == 2)
+            run.wait_for_line("LMP is running")
+            assert serving(ports["syscalls"]) and serving(ports["runqlat"])
         finally:
-            output = ctrl_c(run)
-    assert f"cannot listen on 127.0.0.1:{ports['biolatency']}" in output
-    assert "collector biolatency exited with code 1; the others go on" in output
-    assert run.returncode == 0
+            output = run.ctrl_c()
+    assert message.format(port=ports["biolatency"]) in output
+    assert run.proc.returncode == 0
+
+
+def test_a_second_run_is_refused_while_the_first_holds_the_admin_port(tmp_path):
+    ports = {name: free_port() for name in (*COLLECTORS, "prometheus", "admin")}
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", ports["admin"]))
+        busy.listen()
+        result = subprocess.run([*LMP, "--config", str(write_config(tmp_path, ports)), "run"],
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{ports['admin']}: Address already in use" in result.stderr
+
+
+def test_an_admin_killed_with_sigkill_leaves_no_exporter_behind(tmp_path):
+    ports = {name: free_port() for name in (*COLLECTORS, "prometheus", "admin")}
+    run = Run(write_config(tmp_path, ports, prometheus=False))
+    try:
+        run.wait_for_line("LMP is running")
+        admin = descendants(run.proc.pid)
+        exporters = {pid for pid in admin if b"exporter" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")}
+        assert len(exporters) == len(COLLECTORS)
+        for pid in admin - exporters:  # gunicorn's master and worker, at once: no worker_exit runs
+            os.kill(pid, signal.SIGKILL)
+        run.wait_for_line("the admin service exited")
+        run.proc.wait(timeout=60)
+    finally:
+        output = run.ctrl_c() if run.proc.poll() is None else run.output
+    assert run.proc.returncode == 1, output
+    assert not [pid for pid in exporters if alive(pid)], "exporters left running"
+    assert not any(serving(ports[name]) for name in COLLECTORS)
