@@ -50,8 +50,12 @@ def line_of(doc: Any, location: list[str | int]) -> int | None:
     return line
 
 
-def validate(doc: Any, schema_path: Path, path: Path | str) -> None:
-    validator = jsonschema.Draft202012Validator(load_schema(schema_path))
+def validate(doc: Any, schema_path: Path, path: Path | str, definition: str | None = None) -> None:
+    """Check `doc` against the schema file, or against one of its `$defs` when `definition` names it."""
+    schema = load_schema(schema_path)
+    if definition:
+        schema = {"$ref": f"#/$defs/{definition}", "$defs": schema["$defs"]}
+    validator = jsonschema.Draft202012Validator(schema)
     err = jsonschema.exceptions.best_match(validator.iter_errors(doc))
     if err is not None:
         where = ".".join(str(p) for p in err.absolute_path) or "top level"
@@ -63,7 +67,7 @@ def validate(doc: Any, schema_path: Path, path: Path | str) -> None:
         raise YamlError(path, line_of(doc, location), f"{where}: {err.message}")
 
 
-def load(path: Path, schema_path: Path) -> Any:
+def load(path: Path, schema_path: Path, definition: str | None = None) -> Any:
     """Read, parse and validate `path`; raise YamlError naming the file and line of the first problem."""
     try:
         text = path.read_text()
@@ -72,5 +76,5 @@ def load(path: Path, schema_path: Path) -> Any:
     doc = parse(text, path)
     if doc is None:
         raise YamlError(path, None, "the file is empty")
-    validate(doc, schema_path, path)
+    validate(doc, schema_path, path, definition)
     return doc
