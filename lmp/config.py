@@ -24,6 +24,9 @@ class CollectorConfig:
     options: dict[str, bool | int] = field(default_factory=dict)  # every option, defaults filled in
 
 
+RULES_FILE = ROOT / "dashboards" / "prometheus" / "lmp.rules.yml"  # generated from the specs' alerts
+
+
 @dataclass
 class PrometheusConfig:
     enabled: bool = True
@@ -31,6 +34,7 @@ class PrometheusConfig:
     scrape_interval: str = "5s"
     retention: str = "7d"
     data_dir: str = "/var/lib/lmp/prometheus"
+    rule_files: list[str] = field(default_factory=lambda: [str(RULES_FILE)])
 
 
 @dataclass

@@ -91,7 +91,10 @@ def prometheus_config(cfg: Config) -> dict:
     else:
         job["static_configs"] = target_groups(cfg)
     interval = cfg.prometheus.scrape_interval
-    return {"global": {"scrape_interval": interval, "evaluation_interval": interval}, "scrape_configs": [job]}
+    # Relative rule files are the config file's neighbours, as Prometheus reads them from its own config.
+    rule_files = [str((cfg.path.parent / f).resolve()) for f in cfg.prometheus.rule_files]
+    return {"global": {"scrape_interval": interval, "evaluation_interval": interval}, "rule_files": rule_files,
+            "scrape_configs": [job]}
 
 
 def start_prometheus(cfg: Config, tmp: Path) -> subprocess.Popen | None:
