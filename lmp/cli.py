@@ -72,7 +72,10 @@ def cmd_exporter(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .run import run
-    return run(configs.load(args.config))
+    cfg = configs.load(args.config)
+    if args.no_prometheus:  # a Prometheus of its own runs elsewhere (docker-compose.yml, a fleet)
+        cfg.prometheus.enabled = False
+    return run(cfg)
 
 
 def _admin_app(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -157,6 +160,8 @@ def parser() -> argparse.ArgumentParser:
 
     rn = sub.add_parser("run", help="run the admin service, every enabled collector and a local Prometheus, "
                                             "in the foreground")
+    rn.add_argument("--no-prometheus", action="store_true",
+                    help="start no local Prometheus (another one scrapes the exporters), whatever the config says")
     rn.set_defaults(func=cmd_run)
 
     ad = sub.add_parser("admin", help="manage the admin service")
