@@ -64,6 +64,8 @@ def test_run_through_the_admin_prometheus_follows_enable_and_disable(tmp_path):
     assert run.proc.returncode == 0, output
     assert f"{'syscalls':<12} http://127.0.0.1:{ports['syscalls']}/metrics" in output
     assert f"http://127.0.0.1:{ports['admin']}/" in output
+    assert "dashboards/grafana/*.json: Grafana > Dashboards > New > Import" in output  # where, and how
+    assert f"http://127.0.0.1:{ports['prometheus']}/alerts  (rules: " in output
     assert not [pid for pid in started if alive(pid)], "processes left running"
     assert not held & bpf_program_ids(), "BPF programs left attached"
     assert set(Path(tempfile.gettempdir()).glob("lmp-run-*")) == before_tmp, "temporary files left"
