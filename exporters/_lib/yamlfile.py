@@ -60,11 +60,14 @@ def validate(doc: Any, schema_path: Path, path: Path | str, definition: str | No
     if err is not None:
         where = ".".join(str(p) for p in err.absolute_path) or "top level"
         location = list(err.absolute_path)
+        message = err.message
+        if err.validator == "pattern" and "description" in err.schema:  # say what is wanted, not the regex
+            message = f"{err.instance!r} is not {err.schema['description']}"
         if err.validator == "additionalProperties":  # point at the unexpected key, not at its parent
             parent = err.instance if isinstance(err.instance, dict) else {}
             extra = [k for k in parent if k not in err.schema.get("properties", {})]
             location += extra[:1]
-        raise YamlError(path, line_of(doc, location), f"{where}: {err.message}")
+        raise YamlError(path, line_of(doc, location), f"{where}: {message}")
 
 
 def load(path: Path, schema_path: Path, definition: str | None = None) -> Any:
