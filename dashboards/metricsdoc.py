@@ -40,7 +40,8 @@ def reference(specs: list[Spec], self_spec: SelfSpec) -> str:
         hooks = ", ".join(f"`{h}`" for h in (*s.tracepoints, *s.raw_tracepoints))
         options = ", ".join(f"`{o.name}` ({o.type}, default {str(o.default).lower()})" for o in s.options.values())
         lines += ["", f"## {s.name}", "", f"{s.summary} Hooks: {hooks}."
-                  + (f" Options: {options}." if options else ""), f"See [its README](../exporters/{s.name}/README.md).",
+                  + (f" Options: {options}." if options else "") + (f" Cost: {s.overhead}." if s.overhead else ""),
+                  f"See [its README](../exporters/{s.name}/README.md).",
                   "", *table(s.metrics)]
         if s.alerts:
             lines += ["", "Alerts: " + ", ".join(f"[{a.name}](runbook.md#{a.name.lower()})" for a in s.alerts) + "."]

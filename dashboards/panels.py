@@ -57,8 +57,9 @@ def rate_expr(metric: Metric, by: tuple[str, ...], series: str = "", fn: str = "
 def counter(metric: Metric) -> list[g.Panel]:
     by = counter_by(metric)
     top = f"top {metric.panel.topk} " if metric.panel.topk else ""
-    title = metric.panel.title or f"{metric.name.removeprefix('lmp_')} per second{' by ' + ', '.join(by) if by else ''}"
-    return [timeseries(f"{top}{title}", metric.help, [target(rate_expr(metric, by), legend(by))],
+    title = metric.panel.title or f"{top}{metric.name.removeprefix('lmp_')} per second" \
+                                  f"{' by ' + ', '.join(by) if by else ''}"
+    return [timeseries(title, metric.help, [target(rate_expr(metric, by), legend(by))],
                        RATE_UNITS[metric.unit], stack=not metric.panel.topk)]
 
 

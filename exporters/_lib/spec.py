@@ -111,6 +111,7 @@ class Spec:
     internal_maps: tuple[InternalMap, ...] = ()
     kind: str = "collector"
     alerts: tuple[Alert, ...] = ()
+    overhead: str = ""  # what it costs, as `lmp bench` measured it
 
     @property
     def source(self) -> Path:
@@ -229,6 +230,7 @@ def load(path: Path) -> Spec:
     requires = doc.get("requires") or {}
     spec = Spec(
         name=doc["name"], summary=doc["summary"], directory=path.parent, kind=doc.get("kind", "collector"),
+        overhead=doc.get("overhead", ""),
         tracepoints=tuple(requires.get("tracepoints", ())),
         raw_tracepoints=tuple(requires.get("raw_tracepoints", ())),
         btf_fields=tuple(requires.get("btf_fields", ())),
