@@ -7,23 +7,23 @@ import re
 from pathlib import Path
 
 import markdown
-from flask import Blueprint, abort, redirect, render_template, send_from_directory, url_for
+from flask import Blueprint, abort, render_template, send_from_directory, url_for
 from markupsafe import Markup
 
 NODE_MODULES = Path(__file__).with_name("node_modules")
 DOCS = Path(__file__).resolve().parent.parent / "docs"  # the runbook that alerts link to, the metric reference
-VENDOR = ("swagger-ui-dist",)  # the packages served under /vendor/
+LINKS = [  # links between the repository's Markdown files, to the pages that show them here
+    (r'href="(?:\.\./)*docs/([a-z0-9_-]+)\.md(#[^"]*)?"', r'href="/docs/\1\2"'),
+    (r'href="(?:\.\./)*(?:exporters/)?([a-z0-9]+)/README\.md(#[^"]*)?"', r'href="/components/\1\2"'),
+    (r'href="([a-z0-9_-]+)\.md(#[^"]*)?"', r'href="/docs/\1\2"'),
+]
+VENDOR = ("swagger-ui-dist", "uplot", "codemirror")  # the packages served under /vendor/
 
 blp = Blueprint("pages", __name__)
 
 
 def missing_assets() -> list[str]:
     return [p for p in VENDOR if not (NODE_MODULES / p / "package.json").is_file()]
-
-
-@blp.get("/")
-def index():  # type: ignore[no-untyped-def]
-    return redirect(url_for("pages.api_docs"))
 
 
 @blp.get("/api/docs")
@@ -42,7 +42,9 @@ def render_markdown(text: str) -> Markup:
     """Markdown as HTML, headings with ids (the runbook's #anchors), links between docs/ pages kept working.
     The text is the project's own, never a user's."""
     html = markdown.markdown(text, extensions=["tables", "fenced_code", "toc"])
-    return Markup(re.sub(r'href="([a-z0-9_-]+)\.md(#[^"]*)?"', r'href="\1\2"', html))
+    for pattern, page in LINKS:
+        html = re.sub(pattern, page, html)
+    return Markup(html)
 
 
 @blp.get("/docs/")

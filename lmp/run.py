@@ -219,7 +219,7 @@ def stop(procs: list[subprocess.Popen]) -> None:
 def summary(cfg: Config, admin: Admin | None, running: list[CollectorConfig], prometheus: bool) -> str:
     lines = ["", "LMP is running. Ctrl-C stops everything."]
     if admin:
-        lines.append(f"  {'admin':<12} {scrape_url(cfg.admin.listen, '/')}  (API docs at /api/docs)")
+        lines.append(f"  {'admin':<12} {scrape_url(cfg.admin.listen, '/')}  (the web page; the API at /api/docs)")
         if admin.password:
             lines.append(f"  {'':<12} log in as admin, password {admin.password} (shown once: change it)")
         else:

@@ -75,9 +75,10 @@ class Run:
     """`lmp run` in a new session (so that SIGINT can go to its whole group, as a terminal's Ctrl-C does),
     its output read as it comes."""
 
-    def __init__(self, config: Path) -> None:
+    def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen([*LMP, "--config", str(config), "run"], stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                                     stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                                     env={**os.environ, **(env or {})})
         self.lines: queue.Queue[str] = queue.Queue()
         self.output = ""
         threading.Thread(target=self._read, daemon=True).start()
