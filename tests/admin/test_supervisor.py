@@ -5,23 +5,15 @@ from __future__ import annotations
 import os
 import signal
 import time
-import urllib.request
 
 import pytest
 
 from admin import create_app
 from admin.users import create
 from tests.conftest import free_port
+from tests.lmprun import serving
 
 from .conftest import PASSWORDS
-
-
-def serving(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def wait(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
