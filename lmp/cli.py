@@ -167,6 +167,9 @@ def parser() -> argparse.ArgumentParser:
                          "by default they keep running, for the next start to adopt")
     sv.set_defaults(func=cmd_admin_serve)
 
+    from scenario.cli import add_parser as add_scenario
+    add_scenario(sub)
+
     bn = sub.add_parser("bench", help="measure overhead, start-up, memory and scrape cost; print a table")
     bn.add_argument("rest", nargs=argparse.REMAINDER)
     bn.set_defaults(func=cmd_bench)
