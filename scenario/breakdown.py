@@ -54,7 +54,8 @@ def build(rec: Recording, probes: list[str]) -> dict[str, Any]:
         "syscalls": syscalls,
         "samples": {"user": user_samples, "kernel": kernel_samples},
         "faults": {"user": t.get("fault_totals", {}).get(0, 0), "kernel": t.get("fault_totals", {}).get(1, 0)},
-        "block": {"requests": block.get(0, 0), "bytes": block.get(1, 0), "seconds": block.get(2, 0) * NS},
+        "block": {"requests": block.get(0, 0), "bytes": block.get(1, 0), "seconds": block.get(2, 0) * NS,
+                  **{op: block.get(i, 0) for i, op in enumerate(("reads", "writes", "flushes", "discards", "other"), 3)}},
         "tcp": {k: t.get("tcp_totals", {}).get(i, 0) for i, k in enumerate(TCP_KINDS)},
         "signals": {"generated": t.get("signal_totals", {}).get(0, 0),
                     "delivered": t.get("signal_totals", {}).get(1, 0)},
@@ -96,7 +97,8 @@ def table(b: dict[str, Any], top: int = 12) -> str:
 def summary(b: dict[str, Any]) -> str:
     f, blk, tcp, sig = b["faults"], b["block"], b["tcp"], b["signals"]
     parts = [f"{f['user'] + f['kernel']} page faults ({f['user']} user, {f['kernel']} kernel)",
-             f"{blk['requests']} block requests ({blk['bytes'] / 1024:.0f} KiB, {blk['seconds'] * 1e3:.1f} ms)",
+             f"{blk['requests']} block requests issued by it ({blk['reads']} reads, {blk['writes']} writes, "
+             f"{blk['flushes']} flushes; {blk['bytes'] / 1024:.0f} KiB, {blk['seconds'] * 1e3:.1f} ms)",
              f"{tcp['state']} TCP state changes, {tcp['retransmit']} retransmits, "
              f"{tcp['reset_sent'] + tcp['reset_received']} resets",
              f"{sig['generated']} signals sent, {sig['delivered']} handled"]

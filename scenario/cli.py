@@ -46,8 +46,8 @@ def _recording_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--uprobe", type=uprobe, action="append", default=[], metavar="LIB:SYMBOL",
                    help="also record calls of this user-space function, e.g. libc:malloc (repeatable, up to 8)")
     p.add_argument("--frequency", type=int, default=99, help="on-CPU samples per second (default 99)")
-    p.add_argument("--buffer-mb", type=int, default=8, help="ring buffer size in MiB (default 8); "
-                   "events that do not fit are counted as lost")
+    p.add_argument("--buffer-mb", type=float, default=8, help="ring buffer size in MiB (default 8, at least "
+                   "one 4 KiB page); events that do not fit are counted as lost")
     p.add_argument("--max-events", type=int, default=2_000_000, help="events kept at most (default 2000000)")
     p.add_argument("--quiet", "-q", action="store_true", help="print no breakdown table")
 
@@ -99,7 +99,7 @@ def _record(args: argparse.Namespace, start, name: str) -> int:  # type: ignore[
         return EXIT_USAGE
     opts = Options(out=_out(args, name), families=args.events, children=args.children, uprobes=tuple(args.uprobe),
                    duration=args.duration, frequency=args.frequency, buffer_mb=args.buffer_mb,
-                   max_events=args.max_events)
+                   max_events=args.max_events, announce=not args.quiet)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C ends the recording; the results are still written
         signal.signal(sig, lambda *_: stop.set())

@@ -3,6 +3,7 @@ running process; both record until the target is done, --duration passes or Ctrl
 result (scenario/results.py)."""
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,11 +26,12 @@ class Options:
     uprobes: tuple[Uprobe, ...] = ()
     duration: float | None = None  # seconds; for `run` a cap, for `attach` the length
     frequency: int = 99
-    buffer_mb: int = 8
+    buffer_mb: float = 8
     max_events: int = 2_000_000
+    announce: bool = True  # say on stderr when following has begun
 
     def program(self, root_pid: int) -> Program:
-        pages = max(1, self.buffer_mb * (1 << 20) // PAGE)
+        pages = max(1, int(self.buffer_mb * (1 << 20) // PAGE))
         pages = 1 << (pages.bit_length() - 1)  # the ring buffer's size is a power of two pages
         return Program(self.families, self.children, self.uprobes, self.frequency, pages, root_pid)
 
@@ -45,6 +47,9 @@ def _record(opts: Options, program: Program, first: list[tuple[int, int, int]], 
     opts.out.mkdir(parents=True, exist_ok=True)
     rec = Recorder(program, opts.out / "events.spool", opts.max_events)
     rec.start(first)
+    if opts.announce:
+        print(f"lmp scenario: following pid {first[0][1]} ({len(first)} thread{'s' if len(first) > 1 else ''}); "
+              f"Ctrl-C ends the recording", file=sys.stderr, flush=True)
     try:
         if release is not None:
             release()

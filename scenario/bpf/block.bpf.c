@@ -37,8 +37,25 @@ struct block_event {
     u32 pad;
 };
 
-/* [0] requests, [1] bytes, [2] ns from start to completion */
-BPF_PERCPU_ARRAY(block_totals, u64, 3);
+/* [0] requests, [1] bytes, [2] ns from start to completion, then requests by operation: [3] reads,
+ * [4] writes, [5] flushes, [6] discards, [7] other */
+BPF_PERCPU_ARRAY(block_totals, u64, 8);
+
+/* rwbs is blk_fill_rwbs()'s text: an optional 'F' (preflush) and then the operation: R, W, D, F, N
+ * (see exporters/biolatency). A preflush with data counts as its operation. */
+static __always_inline u32 block_op(const char *rwbs)
+{
+    char c = rwbs[0];
+    if (c == 'F' && (rwbs[1] == 'R' || rwbs[1] == 'W' || rwbs[1] == 'D'))
+        c = rwbs[1];
+    switch (c) {
+    case 'R': return 3;
+    case 'W': return 4;
+    case 'F': return 5;
+    case 'D': return 6;
+    default:  return 7;
+    }
+}
 BPF_HASH(requests, struct request_key, struct request, MAX_REQUESTS);
 
 static __always_inline void add_block(u32 slot, u64 n)
@@ -81,6 +98,7 @@ TRACEPOINT_PROBE(block, block_rq_complete)
     add_block(0, 1);
     add_block(1, r->bytes);
     add_block(2, now - r->start);
+    add_block(block_op(r->rwbs), 1);
     struct block_event *e = reserve(EV_BLOCK, sizeof(*e), now, r->tid, r->tgid);
     if (e) {
         e->start = r->start;

@@ -10,6 +10,9 @@
 #define SYS_NR_OPEN 2 /* x86_64 numbers, as syscalls.bpf.c of the exporters names them */
 #define SYS_NR_OPENAT 257
 #define SYS_NR_OPENAT2 437
+/* The syscall the kernel's uretprobe trampoline makes on x86_64 (added in v6.11): the
+ * recorder's own --uprobe at work, not the program's, so it is left out. */
+#define SYS_NR_URETPROBE 335
 #define PATH_LEN 256
 
 struct syscall_event {
@@ -42,7 +45,7 @@ static __always_inline void fill_syscall(struct syscall_event *e, void *regs, u6
 RAW_TRACEPOINT_PROBE(sys_enter)
 {
     struct thread *t = followed();
-    if (!t)
+    if (!t || ctx->args[1] == SYS_NR_URETPROBE)
         return 0;
     t->sys_enter = bpf_ktime_get_ns();
     t->sys_nr = ctx->args[1];
