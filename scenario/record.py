@@ -23,6 +23,7 @@ from .target import alive
 
 POLL_SECONDS = 0.02  # how often the ring buffer is drained: 8 MB fill in ~50 ms at 2M syscalls/s
 SNAPSHOT_SECONDS = 0.1  # how often every followed process's memory map is read again anyway
+PRUNE_SECONDS = 1.0  # how often followed threads are checked against /proc
 EV_SYSCALL, EV_EXEC, EV_FORK = 1, 8, 9
 NR_MMAP = 9
 ST_ON_CPU, ST_UNKNOWN, T_LIFETIME, T_LAST_END, T_SLOTS = 0, 6, 7, 8, 9
@@ -71,13 +72,17 @@ class Recorder:
         bpf = self.program.load()
         self.spool = open(self.spool_path, "wb")
         bpf["events"].open_ring_buffer(self._on_event)
-        threads = bpf["threads"]
+        threads, slots = bpf["threads"], bpf["sys_slots"]
         self.t0 = time.monotonic_ns()  # CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns()
         for tid, tgid, hint in first:
             leaf = threads.Leaf()
             leaf.since = leaf.born = self.t0
             leaf.tgid, leaf.state, leaf.reason, leaf.kstack, leaf.ustack = tgid, ST_UNKNOWN, hint, -1, -1
             threads[threads.Key(tid)] = leaf
+            slot = slots[slots.Key(tid % len(slots))]
+            if slot.tid == 0:  # as claim_slot() in core.bpf.c: the syscall path's fast table
+                slot.tid, slot.enter = tid, 0
+                slots[slots.Key(tid % len(slots))] = slot
             self.tgids.add(tgid)
             self.pending.add(tgid)
         self._snapshot()
@@ -120,15 +125,23 @@ class Recorder:
                         del threads[key]
                     except KeyError:
                         pass
+                    slots = self.program.bpf["sys_slots"]
+                    slot = slots[slots.Key(key.value % len(slots))]
+                    if slot.tid == key.value:
+                        slot.tid = 0
+                        slots[slots.Key(key.value % len(slots))] = slot
 
     def run(self, done: Callable[[], bool], deadline: float | None, stop: threading.Event) -> None:
         """Drain the ring buffer until done() (checked every SNAPSHOT_SECONDS), the deadline or stop."""
         bpf = self.program.bpf
-        last_snapshot = time.monotonic()
+        last_snapshot = last_prune = time.monotonic()
         while not stop.wait(POLL_SECONDS):
             bpf.ring_buffer_consume()
             now = time.monotonic()
             self._snapshot(everyone=now - last_snapshot > SNAPSHOT_SECONDS)
+            if now - last_prune > PRUNE_SECONDS:
+                last_prune = now
+                self.prune()
             if now - last_snapshot > SNAPSHOT_SECONDS:
                 last_snapshot = now
                 if done() or (deadline is not None and now >= deadline):

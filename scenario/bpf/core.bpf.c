@@ -22,6 +22,8 @@
 #define MAX_STACKS 8192
 /* The syscall table: x86_64 numbers stay below 512. */
 #define MAX_SYSCALLS 512
+/* The syscall path's own table of followed threads, direct-mapped by tid: see sys_slots below. */
+#define SYS_SLOTS 65536
 /* Ring buffer pages (-DRING_PAGES, a power of two; 2048 pages = 8 MB). */
 #ifndef RING_PAGES
 #define RING_PAGES 2048
@@ -118,6 +120,36 @@ struct proc_event {
 #define FIELD(ptr, st, field, dst) bpf_probe_read_kernel(&(dst), sizeof(dst), (void *)(ptr) + BTF_##st##_##field)
 
 BPF_HASH(threads, u32, struct thread, MAX_THREADS);
+
+/* Syscalls are the hottest path: two programs per call. A hash lookup in `threads` at each costs more
+ * than the rest of the work, so a followed thread also owns the slot tid % SYS_SLOTS of this array,
+ * whose lookup the verifier inlines into a few instructions, and keeps its syscall in progress there.
+ * Two followed threads whose ids share a slot: the second one uses `threads` (the slow path). A slot
+ * is freed at its thread's last switch. 65536 slots of 16 bytes: 1 MB. */
+struct sys_slot {
+    u32 tid;
+    u32 nr;
+    u64 enter; /* entry time of the syscall in progress; 0 outside one */
+};
+BPF_ARRAY(sys_slots, struct sys_slot, SYS_SLOTS);
+
+static __always_inline void claim_slot(u32 tid)
+{
+    u32 i = tid & (SYS_SLOTS - 1);
+    struct sys_slot *s = sys_slots.lookup(&i);
+    if (s && s->tid == 0) {
+        s->enter = 0;
+        s->tid = tid;
+    }
+}
+
+static __always_inline void release_slot(u32 tid)
+{
+    u32 i = tid & (SYS_SLOTS - 1);
+    struct sys_slot *s = sys_slots.lookup(&i);
+    if (s && s->tid == tid)
+        s->tid = 0;
+}
 BPF_PERCPU_ARRAY(totals, struct total, T_SLOTS);
 BPF_PERCPU_ARRAY(lost, u64, EV_KINDS);      /* events the full ring buffer could not take, by kind */
 BPF_PERCPU_ARRAY(produced, u64, EV_KINDS);  /* events of each kind, kept or lost */

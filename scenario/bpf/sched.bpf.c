@@ -30,6 +30,7 @@ static __always_inline void switch_out(void *ctx, u32 tid, long prev_state, u64 
             end->count++;
         }
         threads.delete(&tid);
+        release_slot(tid);
         return;
     }
     t->reason = (prev_state & TASK_STATE_BITS) ? blocked_reason(prev_state) : ST_PREEMPTED;
@@ -131,6 +132,8 @@ RAW_TRACEPOINT_PROBE(sched_process_fork)
                        .kstack = -1, .ustack = -1};
     if (threads.update(&pid, &t))
         LMP_OVERFLOW(threads);
+    else
+        claim_slot(pid);
     struct proc_event *e = reserve(EV_FORK, sizeof(struct head) + 8, now, bpf_get_current_pid_tgid(),
                                    parent->tgid);
     if (e) {
