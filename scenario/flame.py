@@ -88,7 +88,7 @@ def tree(folded: Counter[str] | Iterable[tuple[str, int]]) -> dict[str, Any]:
 
 
 def _lists(node: dict[str, Any]) -> dict[str, Any]:
-    children = sorted(node["c"].values(), key=lambda c: -c["v"])
+    children = sorted(node["c"].values(), key=lambda c: (-c["v"], c["n"]))
     return {"n": node["n"], "v": node["v"], "c": [_lists(c) for c in children]}
 
 
