@@ -23,6 +23,7 @@ command -v apt-get >/dev/null || die "this script installs from Debian packages;
 arch=$(dpkg --print-architecture)
 pkgs=(python3-bpfcc python3-venv bpftool prometheus "linux-headers-$arch" iproute2 procps)
 [ $with_test -eq 1 ] && pkgs+=(bpfcc-tools util-linux gcc libc6-dev)  # syscount (the bench peer), setpriv, taskset, cc
+[ $with_test -eq 1 ] && pkgs+=(strace linux-perf)  # lmp bench: the tools lmp scenario is measured beside
 command -v npm >/dev/null || pkgs+=(nodejs npm)  # the admin's front-end libraries (admin/package.json)
 missing=()
 for p in "${pkgs[@]}"; do
