@@ -48,7 +48,8 @@ def _recording_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frequency", type=int, default=99, help="on-CPU samples per second (default 99)")
     p.add_argument("--buffer-mb", type=float, default=8, help="ring buffer size in MiB (default 8, at least "
                    "one 4 KiB page); events that do not fit are counted as lost")
-    p.add_argument("--max-events", type=int, default=2_000_000, help="events kept at most (default 2000000)")
+    p.add_argument("--max-events", type=int, default=1_000_000, help="events kept at most (default 1000000; "
+                   "writing the results takes about 20 s a million)")
     p.add_argument("--quiet", "-q", action="store_true", help="print no breakdown table")
 
 

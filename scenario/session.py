@@ -27,7 +27,7 @@ class Options:
     duration: float | None = None  # seconds; for `run` a cap, for `attach` the length
     frequency: int = 99
     buffer_mb: float = 8
-    max_events: int = 2_000_000
+    max_events: int = 1_000_000
     announce: bool = True  # say on stderr when following has begun
 
     def program(self, root_pid: int) -> Program:

@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 US = 1e-3  # the trace format's unit is the microsecond
+# One encoder for every event: compact, and no check for cycles (events are flat dicts). About twice as
+# fast as json.dumps with its defaults, which matters at a million events.
+ENCODE = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
 
 def _us(ns: int) -> float:
@@ -90,11 +93,11 @@ class Streams:
         self.first_log = self.first_trace = True
 
     def _trace(self, event: dict[str, Any]) -> None:
-        self.trace.write(("" if self.first_trace else ",\n") + json.dumps(event))
+        self.trace.write(("" if self.first_trace else ",\n") + ENCODE(event))
         self.first_trace = False
 
     def add(self, e: dict[str, Any], stack: Any) -> None:
-        self.log.write(("" if self.first_log else ",\n") + json.dumps(e))
+        self.log.write(("" if self.first_log else ",\n") + ENCODE(e))
         self.first_log = False
         for t in trace_events(e, stack):
             self._trace(t)
