@@ -2,14 +2,18 @@
 tools a user would otherwise reach for (strace, perf trace, perf record), on a syscall-heavy loop
 (getpid) and a CPU-bound one (spin); and the memory each tracer uses.
 
-Each loop times itself (ns per getpid call, ns per 1000 spin iterations) and runs pinned to CPU 0; the
-tracers float. Each tracer's runs come right after runs of the loop alone, and its slowdown is against
-those, so that drift in this VM's speed does not count as overhead. Memory is the tracer's resident set
+Each loop times itself (wall-clock ns per getpid call; CPU ns per 1000 spin iterations, see
+bench/loops/spin.c) and runs pinned to CPU 0; the tracers float. Runs alone and followed alternate,
+and each tracer's slowdown is against its own runs alone, so that drift in this VM's speed does not
+count as overhead. Memory is the tracer's resident set
 (VmHWM, its peak resident set, and Private_Dirty, the anonymous memory that is its alone, read from
 /proc every 0.1 s while it follows) and, for lmp, the kernel
-memory of its BPF maps (ring buffer, stack traces, hashes: bpftool's bytes_memlock)."""
+memory of its BPF maps (ring buffer, stack traces, hashes: bpftool's bytes_memlock). For lmp the kernel
+also counts its programs' run time during the spin loop (kernel.bpf_stats_enabled), as a share of the
+loop's CPU time: exact, where the loop's own timings carry this VM's noise."""
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
 import subprocess
@@ -18,7 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from .harness import build, have
+from exporters._lib.bpf import programs_held_by
+
+from .harness import BpfStats, build, have, program_runs
 
 LMP = [sys.executable, "-m", "lmp"]
 GETPID_CALLS, SLOW_CALLS, SPIN_ROUNDS = 2_000_000, 20_000, 3_000_000  # slow: strace and perf trace
@@ -53,11 +59,16 @@ def _memory_mb(pid: int) -> dict[str, float]:
     return found
 
 
-def traced(prefix: list[str], loop: list[str], workdir: Path) -> tuple[float, float, float, float]:
-    """(the loop's own number, tracer's peak RSS MB, its private memory while following, its BPF maps MB)."""
+def traced(prefix: list[str], loop: list[str], workdir: Path, stats: bool) -> tuple[float, float, float, float, int]:
+    """(the loop's own number, tracer's peak RSS MB, its private memory while following, its BPF maps MB,
+    ns its BPF programs ran, as the kernel counts them)."""
     out_file = workdir / "loop.out"
     peak = rss = kernel = 0.0
-    with open(out_file, "w") as out:
+    ids: set[int] = set()
+    program_ns = 0
+    # The statistics cost two clock reads a program run: on for the spin loop (a few hundred runs a
+    # second), off for the getpid loop, whose slowdown they would inflate.
+    with open(out_file, "w") as out, (BpfStats() if stats else contextlib.nullcontext()):
         proc = subprocess.Popen([*prefix, "taskset", "-c", "0", *loop], stdout=out, stderr=subprocess.DEVNULL)
         while proc.poll() is None:
             if prefix:
@@ -66,18 +77,26 @@ def traced(prefix: list[str], loop: list[str], workdir: Path) -> tuple[float, fl
             if prefix[:len(LMP)] == LMP:
                 try:
                     kernel = max(kernel, maps_memory(proc.pid) / (1 << 20))
+                    ids = ids or programs_held_by(proc.pid)
+                    if stats and ids:
+                        program_ns = max(program_ns, program_runs(ids)[1])
                 except OSError:
                     pass
             time.sleep(0.1)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(prefix[:3])} failed with {proc.returncode}")
-    return float(out_file.read_text().split()[-1]), peak, rss, kernel
+    return float(out_file.read_text().split()[-1]), peak, rss, kernel, program_ns
 
 
-def median_of(runs: int, prefix: list[str], loop: list[str], work: Path) -> tuple[float, float, float, float]:
-    results = [traced(prefix, loop, work) for _ in range(runs)]
-    return (statistics.median(r[0] for r in results), max(r[1] for r in results), max(r[2] for r in results),
-            max(r[3] for r in results))
+def median_of(runs: int, prefix: list[str], loop: list[str], work: Path, stats: bool = False) -> tuple[float, ...]:
+    """(median alone, median followed, peak RSS, private, maps, median program ns): alone and followed
+    runs alternate, so that drift in the VM's speed falls on both alike."""
+    alone, followed = [], []
+    for _ in range(runs):
+        alone.append(traced([], loop, work, stats)[0])
+        followed.append(traced(prefix, loop, work, stats))
+    return (statistics.median(alone), statistics.median(r[0] for r in followed), max(r[1] for r in followed),
+            max(r[2] for r in followed), max(r[3] for r in followed), statistics.median(r[4] for r in followed))
 
 
 def rows(runs: int) -> list[list[str]]:
@@ -97,15 +116,15 @@ def rows(runs: int) -> list[list[str]]:
                 continue
             calls = SLOW_CALLS if label.startswith(("strace", "perf trace")) else GETPID_CALLS
             g_loop, s_loop = [str(getpid), str(calls)], [str(spin), str(SPIN_ROUNDS)]
-            g0, s0 = median_of(runs, [], g_loop, work)[0], median_of(runs, [], s_loop, work)[0]
-            g, s = median_of(runs, prefix, g_loop, work), median_of(runs, prefix, s_loop, work)
-            table.append([label, f"{g0:.0f}", f"{g[0]:.0f}", f"{g[0] / g0:.1f}x", f"{s0:.0f}", f"{s[0]:.0f}",
-                          f"{100 * (s[0] / s0 - 1):+.1f}%", f"{max(g[1], s[1]):.0f}", f"{max(g[2], s[2]):.0f}",
-                          f"{max(g[3], s[3]):.1f}" if g[3] else "-"])
+            g, s = median_of(runs, prefix, g_loop, work), median_of(runs, prefix, s_loop, work, stats=True)
+            table.append([label, f"{g[0]:.0f}", f"{g[1]:.0f}", f"{g[1] / g[0]:.1f}x", f"{s[0]:.0f}", f"{s[1]:.0f}",
+                          f"{100 * (s[1] / s[0] - 1):+.1f}%", f"{max(g[2], s[2]):.0f}", f"{max(g[3], s[3]):.0f}",
+                          f"{max(g[4], s[4]):.1f}" if g[4] else "-",
+                          f"{100 * s[5] / (s[0] * SPIN_ROUNDS):.3f}%" if s[5] else "-"])
     finally:
         subprocess.run(["rm", "-rf", str(work)], check=False)
     return table
 
 
-HEADER = ["followed by", "getpid ns/call alone", "followed", "slowdown", "spin ns/1000 alone", "followed",
-          "spin slowdown", "tracer peak RSS MB", "tracer private MB", "lmp BPF maps MB"]
+HEADER = ["followed by", "getpid ns/call alone", "followed", "slowdown", "spin CPU ns/1000 alone", "followed",
+          "spin slowdown", "tracer peak RSS MB", "tracer private MB", "lmp BPF maps MB", "lmp programs CPU, % of spin"]

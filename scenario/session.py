@@ -46,11 +46,13 @@ def _record(opts: Options, program: Program, first: list[tuple[int, int, int]], 
             stop: threading.Event) -> tuple[Recording, str]:
     opts.out.mkdir(parents=True, exist_ok=True)
     rec = Recorder(program, opts.out / "events.spool", opts.max_events)
-    rec.start(first)
-    if opts.announce:
-        print(f"lmp scenario: following pid {first[0][1]} ({len(first)} thread{'s' if len(first) > 1 else ''}); "
-              f"Ctrl-C ends the recording", file=sys.stderr, flush=True)
     try:
+        rec.start(first)
+        if opts.announce:
+            print(f"lmp scenario: following pid {first[0][1]} ({len(first)} thread{'s' if len(first) > 1 else ''}); "
+                  f"Ctrl-C ends the recording", file=sys.stderr, flush=True)
+        if stop.is_set():  # Ctrl-C while the kernel code compiled: never start the command
+            raise KeyboardInterrupt
         if release is not None:
             release()
         deadline = time.monotonic() + opts.duration if opts.duration else None
@@ -62,6 +64,11 @@ def _record(opts: Options, program: Program, first: list[tuple[int, int, int]], 
     except BaseException:
         if program.bpf is not None:
             program.close()
+        if rec.spool is not None:
+            rec.spool.close()
+        rec.spool_path.unlink(missing_ok=True)
+        if not any(opts.out.iterdir()):  # made for this run: leave nothing behind
+            opts.out.rmdir()
         raise
 
 
