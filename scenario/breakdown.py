@@ -81,7 +81,7 @@ def table(b: dict[str, Any], top: int = 12) -> str:
         if key == "on_cpu_user" and b["samples"]["user"] + b["samples"]["kernel"]:
             n = b["samples"]["user"] + b["samples"]["kernel"]
             label += f" ({n} sample{'s' if n != 1 else ''})"
-        lines.append(f"  {label:<42}{b['parts'][key]:>10.3f}{100 * b['parts'][key] / ref:>8.1f}%")
+        lines.append(f"  {label:<42}{b['parts'][key]:>10.4f}{100 * b['parts'][key] / ref:>8.1f}%")
     what = "wall-clock time" if b["reference"] == "wall_seconds" else f"thread-seconds of {b['threads']} threads"
     lines.append(f"  {'total':<42}{b['accounted_seconds']:>10.4f}{100 * b['accounted_seconds'] / ref:>8.1f}%"
                  f"   of {ref:.3f} s {what} (wall {b['wall_seconds']:.3f} s)")
