@@ -66,9 +66,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     with app.app_context():
         db.create_all()
 
-    from .api import audit, auth, charts, components, config, health, sd, users
+    from .api import audit, auth, charts, components, config, health, scenarios, sd, users
     api = Api(app)
-    for module in (health, auth, users, components, config, audit, sd, charts):
+    for module in (health, auth, users, components, config, audit, sd, charts, scenarios):
         api.register_blueprint(module.blp, url_prefix=f"/api/v1{module.PREFIX}")
     from . import pages, web
     app.register_blueprint(pages.blp)

@@ -46,3 +46,17 @@ class AuditEvent(db.Model):  # type: ignore[name-defined]
 
 def audit(actor: str, action: str, target: str = "") -> None:
     db.session.add(AuditEvent(actor=actor, action=action, target=target))
+
+
+class ScenarioRun(db.Model):  # type: ignore[name-defined]
+    """An `lmp scenario` run started through the API; its results are files in DATA_DIR/scenarios/<id>/."""
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(db.String(8))  # run (a command) or attach (a pid)
+    target: Mapped[str] = mapped_column(db.Text)  # JSON: the command's argv, or the pid
+    options: Mapped[str] = mapped_column(db.Text, default="{}")  # JSON: duration, events, children, uprobes
+    owner: Mapped[str] = mapped_column(db.String(64))
+    status: Mapped[str] = mapped_column(db.String(16), default="running")  # running, complete, failed
+    pid: Mapped[int | None] = mapped_column(default=None)  # the recorder's process
+    message: Mapped[str] = mapped_column(db.Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -2,7 +2,8 @@
 - the added cost per syscall of the syscalls collector, of an empty program (the floor) and of bcc's syscount;
 - each collector's added cost per event it traces, against the floor and a bcc peer where one runs here;
 - each exporter's start-up (compile + attach until the first /metrics answer) and memory after start;
-- /metrics latency at 1k and 10k series; the time of a second, nothing-to-do install.
+- /metrics latency at 1k and 10k series; the time of a second, nothing-to-do install;
+- what `lmp scenario run` costs the program it follows, beside strace, perf trace and perf record.
 Prints Markdown tables (the ones in docs/performance.md). Needs root, like the exporters."""
 from __future__ import annotations
 
@@ -158,7 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="lmp bench", description=__doc__.splitlines()[0])
     p.add_argument("--calls", type=int, default=2_000_000, help="getpid calls per loop run")
     p.add_argument("--runs", type=int, default=5, help="repetitions; medians are shown")
+    p.add_argument("--scenario-only", action="store_true", help="only the scenario recorder's table")
     args = p.parse_args(argv)
+    if args.scenario_only:
+        from . import scenario
+        print(table(scenario.HEADER, scenario.rows(args.runs)))
+        return 0
     print(f"kernel {os.uname().release}, {len(os.sched_getaffinity(0))} CPUs; medians of {args.runs} runs\n", flush=True)
     print(f"Per-syscall cost (getpid loop of {args.calls} calls on CPU 0)\n")
     print(table(["probe", "ns per call without", "ns per call with", "added ns", "added vs floor"],
@@ -174,7 +180,11 @@ def main(argv: list[str] | None = None) -> int:
                 startup_and_memory(max(1, args.runs // 2))), "\n", flush=True)
     print(table(["series", "/metrics median ms", "max ms", "body KiB"], scrape_latency((1000, 10000), 20)), "\n")
     print(table(["step", "seconds"], [["scripts/install.sh, second run (what `make run` adds before starting)",
-                                       install_seconds()]]))
+                                       install_seconds()]]), "\n")
+    from . import scenario
+    print(f"Following one program with lmp scenario and its peers (getpid: {scenario.GETPID_CALLS} calls, "
+          f"{scenario.SLOW_CALLS} under strace and perf trace; spin: {scenario.SPIN_ROUNDS} x 1000 iterations)\n")
+    print(table(scenario.HEADER, scenario.rows(args.runs)))
     return 0
 
 

@@ -203,6 +203,9 @@ def parser() -> argparse.ArgumentParser:
     dr.add_argument("--json", action="store_true", help="print JSON instead of a table")
     dr.set_defaults(func=cmd_doctor)
 
+    from scenario.cli import add_parser as add_scenario
+    add_scenario(sub)
+
     bn = sub.add_parser("bench", help="measure overhead, start-up, memory and scrape cost; print a table")
     bn.add_argument("rest", nargs=argparse.REMAINDER)
     bn.set_defaults(func=cmd_bench)
@@ -210,7 +213,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args, extra = p.parse_known_args(argv)  # `lmp bench --runs 3`: REMAINDER alone misses leading options
+    if extra and args.command != "bench":
+        p.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        args.rest = [*extra, *args.rest]
     try:
         return args.func(args)
     except YamlError as err:

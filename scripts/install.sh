@@ -35,6 +35,7 @@ packages() {
   local pkgs=(python3-bpfcc python3-venv bpftool prometheus "linux-headers-$arch" iproute2 procps)
   [ $with_test -eq 1 ] && pkgs+=(bpfcc-tools util-linux gcc libc6-dev)  # syscount (the bench peer), setpriv, taskset, cc
   [ $with_test -eq 1 ] && pkgs+=(chromium)  # the web page's tests, driven by Playwright (no browser download)
+  [ $with_test -eq 1 ] && pkgs+=(strace linux-perf)  # lmp bench: the tools lmp scenario is measured beside
   command -v npm >/dev/null || pkgs+=(nodejs npm)  # the admin's front-end libraries (admin/package.json)
   local missing=() p
   for p in "${pkgs[@]}"; do

@@ -13,10 +13,11 @@ from hypothesis import HealthCheck, settings
 
 from admin import create_app
 from admin.models import db
+from admin.scenarios import stop_all
 from admin.users import create
 from lmp import config as configs
 
-from .conftest import PASSWORDS, ROLE_OF
+from .conftest import FAKE_RECORDER, PASSWORDS, ROLE_OF
 
 DATA = Path(tempfile.mkdtemp(prefix="lmp-admin-fuzz-"))  # made at import: schemathesis needs the app then
 
@@ -24,6 +25,7 @@ DATA = Path(tempfile.mkdtemp(prefix="lmp-admin-fuzz-"))  # made at import: schem
 @pytest.fixture(scope="module", autouse=True)
 def remove_data():  # type: ignore[no-untyped-def]
     yield
+    stop_all()  # scenario stand-ins the fuzzer started
     shutil.rmtree(DATA, ignore_errors=True)
 
 
@@ -31,7 +33,8 @@ def build_app():  # type: ignore[no-untyped-def]
     config = DATA / "lmp.yaml"
     shutil.copy(configs.DEFAULT_PATH, config)
     app = create_app({"TESTING": True, "DATA_DIR": str(DATA), "LMP_CONFIG": str(config),
-                      "LOGIN_RATE_LIMIT": "100000 per minute"})
+                      "LOGIN_RATE_LIMIT": "100000 per minute",
+                      "SCENARIO_COMMAND": FAKE_RECORDER})  # scenarios it starts load nothing and end at once
     with app.app_context():
         for name, password in PASSWORDS.items():
             create(name, password, ROLE_OF[name])

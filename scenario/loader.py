@@ -1,0 +1,152 @@
+"""Compiling and attaching the scenario recorder's kernel code (scenario/bpf/*.bpf.c) with BCC.
+
+The code is one BCC program made of several files: core.bpf.c (maps, helpers) and sched.bpf.c (time
+accounting, process events) always, then one file per chosen event family. BCC rewrites map calls only
+in the text it compiles, so the files are concatenated, each behind a #line that keeps compiler errors
+pointing at its own file and line, as exporters/_lib/bpf.py does for lmp.h."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from exporters._lib import bpf as lmpbpf
+
+BPF_DIR = Path(__file__).resolve().parent / "bpf"
+ALWAYS = ("core", "sched")
+# family: (its file or None, the tracepoints it needs). offcpu only turns on sched.bpf.c's events.
+FAMILIES: dict[str, tuple[str | None, tuple[str, ...]]] = {
+    "syscalls": ("syscalls", ("raw_syscalls:sys_enter", "raw_syscalls:sys_exit")),
+    "offcpu": (None, ()),
+    "faults": ("faults", ("exceptions:page_fault_user", "exceptions:page_fault_kernel")),
+    "block": ("block", ("block:block_io_start", "block:block_rq_issue", "block:block_rq_complete")),
+    "tcp": ("tcp", ("sock:inet_sock_set_state", "tcp:tcp_retransmit_skb", "tcp:tcp_send_reset",
+                    "tcp:tcp_receive_reset")),
+    "signals": ("signals", ("signal:signal_generate", "signal:signal_deliver")),
+    "samples": ("samples", ()),
+}
+CORE_TRACEPOINTS = ("sched:sched_switch", "sched:sched_wakeup", "sched:sched_wakeup_new",
+                    "sched:sched_process_fork", "sched:sched_process_exec", "sched:sched_process_exit")
+# Maps whose inserts can fail when full: each gets an overflow slot in lmp.h's lmp_overflow.
+OVERFLOW_MAPS = ("threads", "offcpu_stacks", "oncpu_stacks", "requests", "calls")
+BTF_FIELDS = ("task_struct.pid", "task_struct.tgid", "task_struct.exit_code", "pt_regs.di", "pt_regs.si",
+              "pt_regs.dx")
+MAX_UPROBES = 8
+PERF_TYPE_SOFTWARE, PERF_COUNT_SW_CPU_CLOCK = 1, 0
+
+
+@dataclass
+class Uprobe:
+    """--uprobe LIBRARY:SYMBOL: a library as the dynamic loader names it (libc, c, libssl) or a path."""
+    library: str
+    symbol: str
+
+    @classmethod
+    def parse(cls, text: str) -> "Uprobe":
+        library, sep, symbol = text.rpartition(":")
+        if not sep or not library or not symbol:
+            raise ValueError(f"--uprobe {text!r}: expected LIBRARY:SYMBOL, e.g. libc:malloc or /usr/bin/prog:main")
+        return cls(library, symbol)
+
+    @property
+    def bcc_name(self) -> str:
+        """BCC finds "c" (not "libc") through the loader's cache; a path is used as it is."""
+        if "/" in self.library:
+            return self.library
+        return self.library.removeprefix("lib").split(".so")[0]
+
+    def __str__(self) -> str:
+        return f"{self.library}:{self.symbol}"
+
+
+@dataclass
+class Program:
+    families: tuple[str, ...]
+    children: bool = False
+    uprobes: tuple[Uprobe, ...] = ()
+    frequency: int = 99
+    ring_pages: int = 2048
+    root_pid: int = -1  # uprobes attach to this process only, unless children are followed
+    bpf: Any = None
+    attached: list[str] = field(default_factory=list)
+
+    def files(self) -> list[str]:
+        wanted = [FAMILIES[f][0] for f in self.families if FAMILIES[f][0]]
+        return [*ALWAYS, *(f for f in wanted if f), *(["uprobes"] if self.uprobes else [])]
+
+    def text(self) -> str:
+        parts = [(lmpbpf.LIB_DIR / "lmp.h").read_text()]
+        for name in self.files():
+            path = BPF_DIR / f"{name}.bpf.c"
+            parts.append(f'#line 1 "{path}"\n{path.read_text()}')
+        return "\n".join(parts)
+
+    def cflags(self) -> list[str]:
+        flags = [f"-I{lmpbpf.LIB_DIR}", f"-DLMP_MAX_MAPS={len(OVERFLOW_MAPS)}",
+                 *(f"-DLMP_MAP_{name}={i}" for i, name in enumerate(OVERFLOW_MAPS)),
+                 f"-DFOLLOW_CHILDREN={int(self.children)}", f"-DOFFCPU={int('offcpu' in self.families)}",
+                 f"-DRING_PAGES={self.ring_pages}"]
+        flags += [f"-DBTF_{f.replace('.', '_')}={off}" for f, off in lmpbpf.btf_offsets(BTF_FIELDS).items()]
+        return flags
+
+    def missing(self) -> list[str]:
+        events = lmpbpf.TRACEFS / "events"
+        if not events.is_dir():
+            raise lmpbpf.LoadError(f"tracefs is not mounted at {lmpbpf.TRACEFS}")
+        hooks = [*CORE_TRACEPOINTS, *(tp for f in self.families for tp in FAMILIES[f][1])]
+        return [tp for tp in hooks if not (events / tp.replace(":", "/")).is_dir()]
+
+    def load(self) -> Any:
+        """Compile and attach everything; LoadError says what failed."""
+        from bcc import BPF  # ~100 ms and 10 MB: only once a run is certain
+
+        if len(self.uprobes) > MAX_UPROBES:
+            raise lmpbpf.LoadError(f"at most {MAX_UPROBES} --uprobe")
+        missing = self.missing()
+        if missing:
+            raise lmpbpf.LoadError(f"this kernel lacks the tracepoint(s) {', '.join(missing)}; "
+                                   f"leave their family out of --events")
+        try:
+            self.bpf = BPF(text=self.text(), cflags=self.cflags())
+        except Exception as err:  # BCC raises plain Exception for compile and attach failures
+            raise lmpbpf.LoadError(f"BCC could not compile or attach the scenario recorder: {err}") from None
+        try:
+            self._attach_more()
+        except Exception:
+            self.bpf.cleanup()
+            raise
+        lmpbpf.give_back_memory()
+        return self.bpf
+
+    def _attach_more(self) -> None:
+        """What BCC does not attach by itself: the perf sampling event and the uprobes."""
+        if "samples" in self.families:
+            self.bpf.attach_perf_event(ev_type=PERF_TYPE_SOFTWARE, ev_config=PERF_COUNT_SW_CPU_CLOCK,
+                                       fn_name=b"on_cpu_sample", sample_freq=self.frequency, cpu=-1)
+        # Bound to the root process the probe costs nothing elsewhere; children need it everywhere.
+        pid = -1 if self.children else self.root_pid
+        for i, probe in enumerate(self.uprobes):
+            try:
+                self.bpf.attach_uprobe(name=probe.bcc_name.encode(), sym=probe.symbol.encode(),
+                                       fn_name=f"uprobe_{i}".encode(), pid=pid)
+                self.bpf.attach_uretprobe(name=probe.bcc_name.encode(), sym=probe.symbol.encode(),
+                                          fn_name=f"uretprobe_{i}".encode(), pid=pid)
+            except Exception as err:
+                raise lmpbpf.LoadError(f"--uprobe {probe}: {err}") from None
+
+    def detach(self) -> None:
+        """Detach every program but keep the maps, so that they can still be read."""
+        b = self.bpf
+        for tp in list(b.tracepoint_fds):
+            b.detach_tracepoint(tp)
+        for tp in list(b.raw_tracepoint_fds):
+            b.detach_raw_tracepoint(tp)
+        for ev_type, ev_config in list(b.open_perf_events):
+            b.detach_perf_event(ev_type, ev_config)
+        for name in list(b.uprobe_fds):
+            b.detach_uprobe_event(name)
+
+    def close(self) -> None:
+        if self.bpf is not None:
+            self.bpf.cleanup()
+            self.bpf = None

@@ -1,0 +1,83 @@
+"""Scenario analysis without BPF: folded stacks, speedscope, the differential graph, symbol lookup in a
+real binary, --uprobe parsing, event layouts, the report page."""
+from __future__ import annotations
+
+import ctypes
+import json
+import re
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from scenario import events, flame, report
+from scenario.loader import Uprobe
+from scenario.symbols import Maps, Symbolizer, parse_maps, symbol_table
+
+PROGRAM = "int helper(int x) { return x * 3; }\nint main(int c, char **v) { return helper(c); }\n"
+
+
+def test_folded_round_trip_speedscope_and_tree():
+    folded = Counter({"a;b;c": 3, "a;b": 2, "a;d": 5})
+    assert flame.parse_folded(flame.folded_text(folded)) == folded
+    scope = flame.speedscope(folded, "x", "none")
+    names = [f["name"] for f in scope["shared"]["frames"]]
+    stacks = [";".join(names[i] for i in s) for s in scope["profiles"][0]["samples"]]
+    assert dict(zip(stacks, scope["profiles"][0]["weights"])) == dict(folded)
+    root = flame.tree(folded)
+    assert root["v"] == 10 and [c["n"] for c in root["c"]] == ["a"]
+    assert [(c["n"], c["v"]) for c in root["c"][0]["c"]] == [("b", 5), ("d", 5)]
+
+
+def test_diff_normalises_each_run_to_its_total():
+    a, b = Counter({"x;y": 10, "x;z": 10}), Counter({"x;y": 30, "x;w": 10})
+    rows = {s: (va, vb) for s, va, vb in flame.diff(a, b)}
+    assert rows == {"x;y": (500000, 750000), "x;z": (500000, 0), "x;w": (0, 250000)}
+    tree = flame.diff_tree(list(flame.diff(a, b)))
+    assert tree["a"] == tree["b"] == 1_000_000 and tree["v"] == 2_000_000
+
+
+def test_symbols_of_a_pie_binary_from_its_maps(tmp_path):
+    src = tmp_path / "p.c"
+    src.write_text(PROGRAM)
+    binary = tmp_path / "p"
+    subprocess.run(["gcc", "-O1", "-fno-inline", "-o", str(binary), str(src)], check=True)
+    nm = subprocess.run(["nm", str(binary)], capture_output=True, text=True, check=True).stdout
+    helper = int(re.search(r"^([0-9a-f]+) T helper$", nm, re.M).group(1), 16)
+    table = symbol_table(str(binary))
+    text = next(seg for seg in table.segments if seg[0] <= helper - table.segments[0][2] < seg[0] + seg[1])
+    # As the kernel would map it: the segment holding .text at some base, with its file offset.
+    base, offset = 0x555555554000, text[0]
+    maps_text = f"{base + text[2] - text[0] + offset:x}-{base + text[2] + text[1]:x} r-xp {offset:08x} fd:00 1 {binary}\n"
+    maps = Maps()
+    maps.snapshots[7] = [parse_maps(maps_text)]
+    sym = Symbolizer(maps)
+    assert sym.user(7, base + helper + 1) == "helper"
+    assert sym.user(7, 0x10) == "[unknown]"
+
+
+def test_uprobe_specs():
+    assert Uprobe.parse("libc:malloc").bcc_name == "c"
+    assert Uprobe.parse("/usr/bin/prog:main") == Uprobe("/usr/bin/prog", "main")
+    assert Uprobe.parse("libssl.so.3:SSL_write").bcc_name == "ssl"
+    for bad in ("malloc", ":x", "libc:"):
+        with pytest.raises(ValueError):
+            Uprobe.parse(bad)
+
+
+def test_event_layouts_match_the_c_structs():
+    """Sizes from the C structs in scenario/bpf/ (natural alignment, as clang lays them out)."""
+    sizes = {1: 72, 2: 328, 3: 56, 4: 48, 5: 72, 6: 88, 7: 56, 8: 288, 11: 40, 12: 56}
+    assert {k: ctypes.sizeof(cls) for k, (_, cls) in events.LAYOUTS.items() if k in sizes} == sizes
+    assert events._exit_status(3 << 8) == {"code": 3}
+    assert events._exit_status(9) == {"signal": "SIGKILL", "core_dumped": False}
+
+
+def test_report_page_is_self_contained_and_escapes_its_data():
+    html = report.page("a <b>", {"kind": "run", "x": "</script><script>alert(1)</script>"})
+    assert "</script><script>alert(1)" not in html and "a &lt;b>" in html
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
+    blob = re.search(r'<script id="lmp-data" type="application/json">(.*?)</script>', html, re.S).group(1)
+    assert json.loads(blob)["x"] == "</script><script>alert(1)</script>"
+    assert (Path(report.HERE) / "report.js").read_text() in html
