@@ -1,0 +1,214 @@
+"""Function components (kind: function): eBPF that changes what the kernel does, run by the same exporter.
+
+A component's rules live in the config (collectors.<name>.rules) and are checked three ways: against the
+JSON schema in its spec, by its own rules.py (CIDRs, ports; `parse`), and against the host (the interfaces
+and cgroups they name must exist; `check`). The Runtime applies them: it attaches the component's programs
+through BPF links to every target the rules name (links end with this process, whatever kills it), has
+rules.py write the rest into the kernel's maps, and watches the config file, applying new rules while the
+programs keep running. New rules that fail any check are refused and the rules in force stay."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric as Family
+from prometheus_client.registry import Collector
+
+from . import decoders, links, yamlfile
+from .bpf import Loaded
+from .events import EventLog
+from .links import TargetError
+from .spec import Spec
+from .yamlfile import YamlError
+
+WATCH_SECONDS = 1.0  # how often the config file is looked at for new rules
+
+
+class RuleError(ValueError):
+    """Rules that cannot be used: where in the rules (keys from their top) and why."""
+
+    def __init__(self, location: tuple[str | int, ...], reason: str) -> None:
+        self.location, self.reason = location, reason
+        super().__init__(f"{'.'.join(map(str, location)) or 'rules'}: {reason}")
+
+
+def component(spec: Spec) -> ModuleType:
+    """The component's rules.py, beside its spec."""
+    return _module(spec.name, spec.directory / "rules.py")
+
+
+@cache
+def _module(name: str, path: Path) -> ModuleType:
+    module_spec = importlib.util.spec_from_file_location(f"lmp_function_{name}", path)
+    if module_spec is None or module_spec.loader is None:
+        raise ImportError(f"{name}: no {path}")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_spec.name] = module  # dataclasses look their module up there
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def parse(spec: Spec, raw: Any) -> Any:
+    """Rules as the component uses them, from their plain form (a mapping); RuleError if they are wrong."""
+    found = yamlfile.schema_error(raw, spec.rules or {})
+    if found is not None:
+        _, location, message = found
+        raise RuleError(tuple(location), message)
+    return component(spec).parse(raw)
+
+
+def check(spec: Spec, rules: Any) -> dict[str, tuple[str, str, int]]:
+    """The links the rules need ("hook:target" -> (hook, target, flags)), each target checked on this host:
+    TargetError names one that does not exist, or two interfaces the XDP program cannot tell apart."""
+    wanted: dict[str, tuple[str, str, int]] = {}
+    seen: dict[int, str] = {}
+    for target, flags in component(spec).targets(rules).items():
+        for hook in spec.programs:
+            where = links.resolve(hook, target)
+            if isinstance(where, int):
+                if where in seen and seen[where] != target:
+                    raise TargetError(f"interfaces {seen[where]} and {target} have the same index ({where}) in "
+                                      f"their namespaces; one netguard cannot tell their packets apart")
+                seen[where] = target
+            wanted[f"{hook}:{target}"] = (hook, target, flags)
+    return wanted
+
+
+@dataclass
+class RulesSource:
+    """Where the rules come from: the config file, re-read when it changes."""
+    path: Path
+    read: Callable[[], Any]  # the rules' plain form, from a fresh read of the file; YamlError if it is bad
+
+    def stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_ino, st.st_mtime_ns, st.st_size  # the admin replaces the file: a new inode
+
+
+class Runtime(Collector):
+    def __init__(self, spec: Spec, loaded: Loaded, source: RulesSource) -> None:
+        self.spec, self.loaded, self.source = spec, loaded, source
+        self.module = component(spec)
+        self.rules: Any = None
+        self.flags: dict[str, int] = {}
+        self.reloads = {"applied": 0, "refused": 0}
+        self.current = 1  # 0 while the config's latest rules are refused
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.forget_labels: Callable[[], None] = lambda: None  # set by the exporter: label names may change
+        self.events = EventLog(loaded.bpf, spec.events, self.module.event) if spec.events else None
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Apply the config's rules and start watching it; RuleError/TargetError/YamlError when they are bad."""
+        self.apply(self.source.read())
+        self.thread = threading.Thread(target=self._watch, daemon=True, name="lmp-rules")
+        self.thread.start()
+
+    def apply(self, raw: Any) -> None:
+        rules = parse(self.spec, raw)
+        with self.lock:
+            wanted = check(self.spec, rules)
+            fresh = self._attach(wanted)
+            self.module.apply(self.loaded.bpf, self.rules, rules)
+            for name in [n for n in self.loaded.links if n not in wanted or n in fresh]:
+                self._detach(name)
+            self.loaded.links.update(fresh)
+            for name, link in fresh.items():
+                self.flags[name] = wanted[name][2]
+                if link.ifindex:
+                    decoders.interface_names[link.ifindex] = link.target
+            self.rules = rules
+        self.forget_labels()
+
+    def _attach(self, wanted: dict[str, tuple[str, str, int]]) -> dict[str, links.Link]:
+        """New links for new targets (or for targets whose flags changed: those are detached first, as an
+        interface holds one XDP program). All or none: a failure closes the ones just made."""
+        fresh: dict[str, links.Link] = {}
+        try:
+            for name, (hook, target, flags) in wanted.items():
+                if name in self.loaded.links and self.flags.get(name) == flags:
+                    continue
+                if name in self.loaded.links:
+                    self._detach(name)
+                links.remove_leftovers(hook, target, set(self.spec.programs.values()))
+                fresh[name] = links.attach(hook, self.loaded.programs[hook], target, flags)
+        except TargetError:
+            for link in fresh.values():
+                link.close()
+            raise
+        return fresh
+
+    def _detach(self, name: str) -> None:
+        link = self.loaded.links.pop(name)
+        link.close()
+        self.flags.pop(name, None)
+        if link.ifindex:  # its counters go: the index may come back as another interface
+            decoders.interface_names.pop(link.ifindex, None)
+            self._forget_interface(link.ifindex)
+
+    def _forget_interface(self, ifindex: int) -> None:
+        for metric in self.spec.metrics:
+            label = next((l for l in metric.labels if l.decoder == "interface"), None)
+            if label is not None:
+                table = self.loaded.bpf.get_table(metric.map)
+                for key in [k for k in table.keys() if getattr(k, label.field) == ifindex]:
+                    del table[key]
+
+    def reload(self) -> None:
+        try:
+            self.apply(self.source.read())
+        except (YamlError, RuleError, TargetError) as err:
+            self.reloads["refused"] += 1
+            self.current = 0
+            say(self.spec.name, f"new rules refused, the rules in force stay: {err}")
+            return
+        self.reloads["applied"] += 1
+        self.current = 1
+        say(self.spec.name, "new rules applied")
+
+    def _watch(self) -> None:
+        stamp = self.source.stamp()
+        while not self.stopping.wait(WATCH_SECONDS):
+            if (now := self.source.stamp()) != stamp:
+                stamp = now
+                self.reload()
+
+    def close(self) -> None:
+        """Stop watching and detach every link (the exporter frees the programs and maps after)."""
+        self.stopping.set()
+        if self.thread:
+            self.thread.join(timeout=5)
+        if self.events:
+            self.events.close()
+        with self.lock:
+            for name in list(self.loaded.links):
+                self._detach(name)
+
+    def collect(self) -> Iterator[Family]:
+        reloads = CounterMetricFamily("lmp_exporter_rules_reloads_total",
+                                      "New rules read from the config: applied, or refused (the old ones stayed).",
+                                      labels=["collector", "result"])
+        for result, n in self.reloads.items():
+            reloads.add_metric([self.spec.name, result], n)
+        yield reloads
+        current = GaugeMetricFamily("lmp_exporter_rules_current",
+                                    "1 if the rules in force are the config's latest; 0 if those were refused.",
+                                    labels=["collector"])
+        current.add_metric([self.spec.name], self.current)
+        yield current
+
+
+def say(name: str, message: str) -> None:
+    print(f"lmp exporter {name}: {message}", file=sys.stderr, flush=True)
