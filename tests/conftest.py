@@ -23,6 +23,7 @@ from prometheus_client.utils import floatToGoString
 
 from exporters._lib.bpf import programs_held_by
 from exporters._lib.decoders import cgroup2_root
+from exporters._lib.netns import entered
 from lmp.run import wait_until_serving
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,11 +92,13 @@ def delta(before: Scrape, after: Scrape, name: str, **labels: str) -> float:
 
 
 class Exporter:
-    def __init__(self, name: str, args: list[str], port: int) -> None:
+    def __init__(self, name: str, args: list[str], port: int, config: Path | None = None) -> None:
         self.name, self.port = name, port
         self.url = f"http://127.0.0.1:{port}/metrics"
         self.stderr = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe nobody reads, so it never blocks
-        self.proc = subprocess.Popen([*LMP, "exporter", name, "--listen", f"127.0.0.1:{port}", *args],
+        self.killed = False
+        top = ["--config", str(config)] if config else []
+        self.proc = subprocess.Popen([*LMP, *top, "exporter", name, "--listen", f"127.0.0.1:{port}", *args],
                                      stderr=self.stderr, text=True)
         if not wait_until_serving(self.proc, self.url, time.monotonic() + START_TIMEOUT):
             self.stop()
@@ -112,7 +115,20 @@ class Exporter:
         check_histograms(families)  # the invariants hold on every scrape
         return Scrape(families)
 
+    def log(self) -> str:
+        self.stderr.seek(0)
+        return self.stderr.read()
+
+    def kill(self) -> None:
+        """SIGKILL: nothing of ours runs after it; the kernel alone must clean up."""
+        self.killed = True
+        self.proc.kill()
+        self.proc.wait(timeout=20)
+
     def stop(self) -> int:
+        if self.killed:
+            self.stderr.close()
+            return 0
         self.proc.send_signal(signal.SIGTERM)
         try:
             return self.proc.wait(timeout=20)
@@ -125,12 +141,13 @@ class Exporter:
 
 @pytest.fixture
 def exporter() -> Iterator:
-    """Factory: exporter("syscalls", "-o", "latency=true") starts a real exporter on a free port.
-    At teardown each is stopped by its PID, must exit 0, and none of its BPF programs may remain."""
+    """Factory: exporter("syscalls", "-o", "latency=true") starts a real exporter on a free port (with
+    config=PATH, reading that config file). At teardown each is stopped by its PID, must exit 0 (or have
+    been killed by the test), and none of its BPF programs may remain."""
     started: list[Exporter] = []
 
-    def start(name: str, *args: str) -> Exporter:
-        started.append(Exporter(name, list(args), free_port()))
+    def start(name: str, *args: str, config: Path | None = None) -> Exporter:
+        started.append(Exporter(name, list(args), free_port(), config))
         assert started[-1].programs, f"exporter {name} holds no BPF program"
         return started[-1]
 
@@ -195,3 +212,86 @@ def direct_writes(path: Path, count: int, block: int = 4096, fsync: bool = False
 def run_lmp(*args: str, env: dict[str, str] | None = None, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([*LMP, *args], capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})}, **kw)
+
+
+@dataclass
+class VethPair:
+    """Two network namespaces made for one test, joined by a veth pair (veth0 in each): `guarded`, with
+    GUARDED_V4/V6, and `peer`, with PEER_V4/V6 (two addresses each: a test can send from either). Each side
+    knows the other's MAC (static neighbours), so no ARP or neighbour discovery runs, and traffic stays
+    between the two."""
+    guarded: str
+    peer: str
+    GUARDED_V4 = "10.213.0.1"
+    GUARDED_V6 = "fd00:213::1"
+    PEER_V4 = ("10.213.0.2", "10.213.0.3")
+    PEER_V6 = ("fd00:213::2", "fd00:213::3")
+
+    @property
+    def interface(self) -> str:
+        """The guarded end as function components name it: NETNS/NAME."""
+        return f"{self.guarded}/veth0"
+
+    def socket_in(self, netns_name: str, family: int = socket.AF_INET, kind: int = socket.SOCK_DGRAM) -> socket.socket:
+        """A socket in one of the two namespaces (it stays there; this thread does not)."""
+        with entered(netns_name):
+            return socket.socket(family, kind)
+
+    def sender(self, source: str) -> socket.socket:
+        """A UDP socket in the peer namespace sending from `source`."""
+        s = self.socket_in(self.peer, socket.AF_INET6 if ":" in source else socket.AF_INET)
+        s.bind((source, 0))
+        return s
+
+    def receiver(self, family: int = socket.AF_INET) -> socket.socket:
+        """A UDP socket in the guarded namespace, bound to its address with a large receive buffer."""
+        s = self.socket_in(self.guarded, family)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        s.bind((self.GUARDED_V6 if family == socket.AF_INET6 else self.GUARDED_V4, 0))
+        return s
+
+    def xdp_programs(self) -> list[dict]:
+        """The XDP programs attached to the guarded end, as `ip -d link` reports them."""
+        out = subprocess.run(["ip", "-n", self.guarded, "-j", "-d", "link", "show", "dev", "veth0"],
+                             capture_output=True, text=True, check=True).stdout
+        return [entry["prog"] for entry in json.loads(out)[0].get("xdp", {}).get("attached", [])]
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True)
+
+
+def _mac(ns: str) -> str:
+    out = subprocess.run(["ip", "-n", ns, "-j", "link", "show", "dev", "veth0"], capture_output=True, text=True,
+                         check=True).stdout
+    return json.loads(out)[0]["address"]
+
+
+@pytest.fixture
+def veth_pair() -> Iterator[VethPair]:
+    """A VethPair; both namespaces (and with them the veth pair, and any XDP program on it) are deleted
+    afterwards."""
+    stem = f"lmp-{os.getpid()}-{next(_netns_serial)}"
+    pair = VethPair(f"{stem}-g", f"{stem}-p")
+    try:
+        _ip("netns", "add", pair.guarded)
+        _ip("netns", "add", pair.peer)
+        _ip("-n", pair.guarded, "link", "add", "veth0", "type", "veth", "peer", "name", "veth0", "netns", pair.peer)
+        for ns, v4, v6 in ((pair.guarded, (pair.GUARDED_V4,), (pair.GUARDED_V6,)), (pair.peer, pair.PEER_V4, pair.PEER_V6)):
+            for address in v4:
+                _ip("-n", ns, "addr", "add", f"{address}/24", "dev", "veth0")
+            for address in v6:
+                _ip("-n", ns, "addr", "add", f"{address}/64", "dev", "veth0", "nodad")
+            _ip("-n", ns, "link", "set", "veth0", "up")
+        for ns, other, addresses in ((pair.guarded, pair.peer, (*pair.PEER_V4, *pair.PEER_V6)),
+                                     (pair.peer, pair.guarded, (pair.GUARDED_V4, pair.GUARDED_V6))):
+            for address in addresses:
+                _ip("-n", ns, "neigh", "replace", address, "lladdr", _mac(other), "dev", "veth0", "nud", "permanent")
+        yield pair
+    finally:
+        for ns in (pair.guarded, pair.peer):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    assert not [ns for ns in (pair.guarded, pair.peer) if (Path("/run/netns") / ns).exists()], "netns left"
+
+
+_netns_serial = itertools.count()
