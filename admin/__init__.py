@@ -66,9 +66,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     with app.app_context():
         db.create_all()
 
-    from .api import audit, auth, components, config, health, sd, users
+    from .api import audit, auth, components, config, health, rules, sd, users
     api = Api(app)
-    for module in (health, auth, users, components, config, audit, sd):
+    for module in (health, auth, users, components, config, audit, sd, rules):
         api.register_blueprint(module.blp, url_prefix=f"/api/v1{module.PREFIX}")
     from . import pages
     app.register_blueprint(pages.blp)
@@ -77,8 +77,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         from lmp import config as configs
 
         from .supervisor import Supervisor
+        from .events import recorder
         supervisor = Supervisor(Path(app.config.get("LMP_CONFIG") or configs.path_from_env()),
-                                Path(app.config.get("RUN_DIR", "/run/lmp")))
+                                Path(app.config.get("RUN_DIR", "/run/lmp")), on_events=recorder(app))
         supervisor.start()
         app.extensions["lmp_supervisor"] = supervisor
     return app

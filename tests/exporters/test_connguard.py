@@ -8,7 +8,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -16,40 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import bpf_program_ids, free_port, run_lmp
+from tests.conftest import bpf_program_ids, connect_from, free_port, run_lmp
 
 LEFTOVER = Path(__file__).parent / "fixtures" / "leftover.bpf.c"
-# A child that waits to be moved into a cgroup, then connects to each HOST:PORT of its arguments and
-# prints what happened to each: "ok" or the errno's name.
-CONNECTOR = """
-import errno, json, socket, sys
-sys.stdin.readline()
-out = {}
-for target in sys.argv[1:]:
-    host, port = target.rsplit(":", 1)
-    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    try:
-        s.connect((host.strip("[]"), int(port)))
-        out[target] = "ok"
-    except OSError as err:
-        out[target] = errno.errorcode[err.errno]
-    s.close()
-print(json.dumps(out))
-"""
-
-
-def connect_from(group: Path | None, *targets: str) -> tuple[int, str, dict[str, str]]:
-    """A new process, in `group` if given, connects to each target: (its pid, its comm, the outcomes)."""
-    proc = subprocess.Popen([sys.executable, "-c", CONNECTOR, *targets], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-    if group is not None:
-        (group / "cgroup.procs").write_text(str(proc.pid))
-    comm = Path(f"/proc/{proc.pid}/comm").read_text().strip()
-    out, _ = proc.communicate("go\n", timeout=30)
-    assert proc.returncode == 0
-    return proc.pid, comm, json.loads(out)
-
-
 @pytest.fixture
 def listeners() -> Iterator[dict[str, str]]:
     """Loopback TCP listeners: a, b on 127.0.0.1 and a6 on ::1 (a's port): name -> HOST:PORT."""

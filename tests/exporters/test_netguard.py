@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Scrape, VethPair, bpf_program_ids, delta, free_port, run_lmp
+from tests.conftest import (PAYLOAD, Scrape, VethPair, bpf_program_ids, datagrams_received, delta, free_port, run_lmp,
+                            send_datagrams)
 
 PACKETS = 1000
-PAYLOAD = b"lmp netguard test"
 FRAME = {4: 14 + 20 + 8 + len(PAYLOAD), 6: 14 + 40 + 8 + len(PAYLOAD)}  # Ethernet + IP + UDP + payload
 NOISE = 20  # packets the namespaces send on their own (IPv6 router solicitations, MLD) while a test runs
 LEFTOVER = Path(__file__).parent / "fixtures" / "leftover.bpf.c"
@@ -31,27 +31,6 @@ def write_config(path: Path, pair: VethPair, **rules: object) -> Path:
     tmp.write_text(json.dumps(doc))
     os.replace(tmp, path)
     return path
-
-
-def send(sender: socket.socket, receiver: socket.socket, count: int) -> None:
-    """`count` datagrams, with a pause every 50 so that the receiving backlog never overflows."""
-    for i in range(count):
-        sender.sendto(PAYLOAD, receiver.getsockname()[:2])
-        if i % 50 == 49:
-            time.sleep(0.001)
-
-
-def received(receiver: socket.socket) -> int:
-    """Datagrams waiting at the receiver (it is drained); the veth delivers in the sender's softirq, so a
-    pause means none are on their way."""
-    receiver.settimeout(0.3)
-    n = 0
-    try:
-        while True:
-            receiver.recv(64)
-            n += 1
-    except TimeoutError:
-        return n
 
 
 def settled(guard, name: str, before: Scrape, expected: float, **labels: str) -> Scrape:  # type: ignore[no-untyped-def]
@@ -86,15 +65,15 @@ def test_blocked_source_is_dropped_and_counted_an_allowed_one_passes(exporter, v
     passed = {"interface": pair.interface, "verdict": "pass", "reason": "allowed", "rule": ""}
 
     before = guard.scrape()
-    send(pair.sender(blocked), receiver, PACKETS)
+    send_datagrams(pair.sender(blocked), receiver, PACKETS)
     after = settled(guard, "lmp_netguard_packets_total", before, PACKETS, **drop)
-    assert received(receiver) == 0
+    assert datagrams_received(receiver) == 0
     assert delta(before, after, "lmp_netguard_packets_total", **drop) == PACKETS
     assert delta(before, after, "lmp_netguard_bytes_total", **drop) == PACKETS * FRAME[version]
 
-    send(pair.sender(allowed), receiver, PACKETS)
+    send_datagrams(pair.sender(allowed), receiver, PACKETS)
     last = settled(guard, "lmp_netguard_packets_total", after, PACKETS, **passed)
-    assert received(receiver) == PACKETS
+    assert datagrams_received(receiver) == PACKETS
     assert PACKETS <= delta(after, last, "lmp_netguard_packets_total", **passed) <= PACKETS + NOISE
     assert delta(after, last, "lmp_netguard_packets_total", **drop) == 0
 
@@ -106,9 +85,9 @@ def test_observe_mode_drops_nothing_and_counts_what_it_would(exporter, veth_pair
     receiver = pair.receiver()
     would = {"interface": pair.interface, "verdict": "would_drop", "reason": "blocklist", "rule": rule}
     before = guard.scrape()
-    send(pair.sender(pair.PEER_V4[0]), receiver, PACKETS)
+    send_datagrams(pair.sender(pair.PEER_V4[0]), receiver, PACKETS)
     after = settled(guard, "lmp_netguard_packets_total", before, PACKETS, **would)
-    assert received(receiver) == PACKETS
+    assert datagrams_received(receiver) == PACKETS
     assert delta(before, after, "lmp_netguard_packets_total", **would) == PACKETS
     assert after.value("lmp_netguard_packets_total", 0.0, verdict="drop") == 0
 
@@ -170,15 +149,15 @@ def test_a_rule_added_at_run_time_applies_without_a_reload_or_a_lost_allowed_pac
     stream = Stream(pair.sender(pair.PEER_V4[1]), allowed_rx.getsockname(), 1000)
     stream.start()
     try:
-        send(pair.sender(pair.PEER_V4[0]), blocked_rx, 100)
-        assert received(blocked_rx) == 100  # not listed yet
+        send_datagrams(pair.sender(pair.PEER_V4[0]), blocked_rx, 100)
+        assert datagrams_received(blocked_rx) == 100  # not listed yet
         write_config(config, pair, mode="enforce", blocklist=["192.0.2.0/24", f"{pair.PEER_V4[0]}/32"])
         applied(guard)
-        send(pair.sender(pair.PEER_V4[0]), blocked_rx, 100)
-        assert received(blocked_rx) == 0
+        send_datagrams(pair.sender(pair.PEER_V4[0]), blocked_rx, 100)
+        assert datagrams_received(blocked_rx) == 0
     finally:
         sent = stream.stop()
-    assert received(allowed_rx) == sent  # every allowed packet through the change
+    assert datagrams_received(allowed_rx) == sent  # every allowed packet through the change
     assert pair.xdp_programs() == program  # the same program, never detached or reloaded
     scrape = guard.scrape()
     assert scrape.value("lmp_netguard_packets_total", verdict="drop", rule=f"{pair.PEER_V4[0]}/32") == 100
@@ -199,8 +178,8 @@ def test_bad_rules_are_refused_and_the_rules_in_force_stay(exporter, veth_pair, 
         tmp.write_text(bad)
         os.replace(tmp, config)
         applied(guard, "refused", refused)
-        send(pair.sender(pair.PEER_V4[0]), receiver, 50)
-        assert received(receiver) == 0, f"the old rule stopped dropping after {bad}"
+        send_datagrams(pair.sender(pair.PEER_V4[0]), receiver, 50)
+        assert datagrams_received(receiver) == 0, f"the old rule stopped dropping after {bad}"
     assert guard.scrape().value("lmp_exporter_rules_current") == 0
     log = guard.log()
     assert "10.213.0.300/32' is not an IPv4 or IPv6 network" in log
@@ -228,15 +207,15 @@ def test_sigkill_leaves_no_xdp_program_and_traffic_flows_again(exporter, veth_pa
     guard = exporter("netguard", config=write_config(tmp_path / "lmp.yaml", pair, mode="enforce",
                                                      blocklist=[pair.PEER_V4[0]]))
     receiver = pair.receiver()
-    send(pair.sender(pair.PEER_V4[0]), receiver, 50)
-    assert received(receiver) == 0 and len(pair.xdp_programs()) == 1
+    send_datagrams(pair.sender(pair.PEER_V4[0]), receiver, 50)
+    assert datagrams_received(receiver) == 0 and len(pair.xdp_programs()) == 1
     guard.kill()
     deadline = time.monotonic() + 5
     while pair.xdp_programs():
         assert time.monotonic() < deadline, f"XDP program still attached after SIGKILL: {pair.xdp_programs()}"
         time.sleep(0.1)
-    send(pair.sender(pair.PEER_V4[0]), receiver, 50)
-    assert received(receiver) == 50
+    send_datagrams(pair.sender(pair.PEER_V4[0]), receiver, 50)
+    assert datagrams_received(receiver) == 50
 
 
 def test_a_leftover_attached_by_netlink_is_removed_before_attaching(exporter, veth_pair, tmp_path):
