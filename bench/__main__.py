@@ -2,6 +2,8 @@
 - the added cost per syscall of the syscalls collector, of an empty program (the floor) and of bcc's syscount;
 - each collector's added cost per event it traces, against the floor and a bcc peer where one runs here;
 - each exporter's start-up (compile + attach until the first /metrics answer) and memory after start;
+- netguard's added cost per packet (pass and drop paths, against no program and an empty XDP program) and
+  connguard's per connect() (bench/guard.py);
 - /metrics latency at 1k and 10k series; the time of a second, nothing-to-do install.
 Prints Markdown tables (the ones in docs/performance.md). Needs root, like the exporters."""
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 
 from exporters._lib import catalog
 
+from . import guard
 from .harness import EmptyProgram, Exporter, Peer, added_cost, build, free_port, get, have
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -170,6 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     print(table(["collector", "operation", "program runs per op", "ns per run", "program ns per op",
                  "op ns without", "loop: added ns", "loop: floor added ns", "loop: bcc peer added ns"],
                 event_costs(args.runs)), "\n", flush=True)
+    guard_header = ["configuration", "op ns without", "op ns with", "added ns", "program runs per op", "ns per run"]
+    print("Function components. netguard: one UDP datagram over a veth pair into a namespace whose end runs\n"
+          "XDP in generic mode (the send carries the datagram through XDP and the receiving stack); connguard:\n"
+          "one loopback TCP connection (connect, accept, close) from a guarded cgroup, and one refused connect.\n")
+    print(table(guard_header, guard.netguard_costs(args.runs)), "\n", flush=True)
+    print(table(guard_header, guard.connguard_costs(args.runs)), "\n", flush=True)
     print(table(["exporter", "start-up s (compile + attach + first answer)", "private dirty MB", "PSS MB", "RSS MB"],
                 startup_and_memory(max(1, args.runs // 2))), "\n", flush=True)
     print(table(["series", "/metrics median ms", "max ms", "body KiB"], scrape_latency((1000, 10000), 20)), "\n")
