@@ -9,7 +9,7 @@ from pathlib import Path
 
 from exporters._lib import bpf, catalog
 from exporters._lib.exporter import EXIT_USAGE, serve
-from exporters._lib.function import RulesSource
+from exporters._lib.rules import RulesSource
 from exporters._lib.spec import Spec, parse_option
 from exporters._lib.yamlfile import YamlError
 

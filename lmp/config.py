@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exporters._lib import catalog, function, yamlfile
+from exporters._lib import catalog, rules as ruleset, yamlfile
 from exporters._lib.exporter import parse_listen
 from exporters._lib.spec import Spec, coerce_option
 from exporters._lib.yamlfile import YamlError
@@ -100,8 +100,8 @@ def _rules(path: Path, doc: Any, spec: Spec, raw: Any) -> dict[str, Any]:
     rules = yamlfile.plain(raw.get("rules") or {})
     if spec.kind == "function":
         try:
-            function.parse(spec, rules)
-        except function.RuleError as err:
+            ruleset.parse(spec, rules)
+        except ruleset.RuleError as err:
             where = ".".join(map(str, [*location, *err.location]))
             raise YamlError(path, yamlfile.line_of(doc, [*location, *err.location]), f"{where}: {err.reason}") from None
     return rules

@@ -14,7 +14,7 @@ from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
-from exporters._lib import catalog, function
+from exporters._lib import catalog, rules as ruleset
 from exporters._lib.links import TargetError
 from exporters._lib.spec import Spec
 
@@ -40,8 +40,8 @@ def replace(spec: Spec) -> dict[str, Any]:
     if not isinstance(rules, dict):
         abort(422, message="the body must be a JSON object: the component's rules")
     try:
-        function.check(spec, function.parse(spec, rules))
-    except function.RuleError as err:
+        ruleset.check(spec, ruleset.parse(spec, rules))
+    except ruleset.RuleError as err:
         abort(422, message=f"rules refused, the rules in force stay: {err}",
               errors={"location": list(err.location), "reason": err.reason})
     except TargetError as err:

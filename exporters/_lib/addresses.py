@@ -9,7 +9,7 @@ import ipaddress
 import socket
 from typing import Any
 
-from .function import RuleError
+from .rules import RuleError
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 FAMILY = {4: 4, 6: 6}  # ip version -> LMP_IPV4 / LMP_IPV6

@@ -8,7 +8,6 @@ import signal
 import socket
 import sys
 import threading
-from pathlib import Path
 from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
@@ -18,7 +17,8 @@ from prometheus_client.exposition import ThreadingWSGIServer, choose_encoder
 from . import bpf
 from .collector import BpfCollector, SelfCollector
 from .events import EventLog
-from .function import RuleError, RulesSource, Runtime
+from . import function
+from .rules import RuleError, RulesSource
 from .links import TargetError
 from .spec import Spec
 from .yamlfile import YamlError
@@ -122,21 +122,17 @@ def serve(spec: Spec, listen: str, values: dict[str, bool | int], rules: RulesSo
         return EXIT_FAILED
     try:
         loaded = bpf.load(spec, values)
+        runtime = function.start(spec, loaded, rules) if spec.kind == "function" else None
     except bpf.LoadError as err:
         say(name, str(err))
         server.server_close()
         return EXIT_FAILED
-    runtime = None
-    if spec.kind == "function":
-        runtime = Runtime(spec, loaded, rules or RulesSource(Path("/nonexistent"), dict))
-        try:  # bad rules or a missing interface or cgroup: refused before anything is attached
-            runtime.start()
-        except (RuleError, TargetError, YamlError) as err:
-            say(name, f"rules refused: {err}")
-            runtime.close()
-            loaded.close()
-            server.server_close()
-            return EXIT_USAGE
+    except (RuleError, TargetError, YamlError) as err:  # bad rules, a missing interface or cgroup
+        say(name, f"rules refused, nothing attached: {err}")
+        loaded.close()
+        server.server_close()
+        return EXIT_USAGE
+    if runtime:
         registry.register(runtime)
         app.events = runtime.events
 

@@ -1,99 +1,42 @@
 """Function components (kind: function): eBPF that changes what the kernel does, run by the same exporter.
 
-A component's rules live in the config (collectors.<name>.rules) and are checked three ways: against the
-JSON schema in its spec, by its own rules.py (CIDRs, ports; `parse`), and against the host (the interfaces
-and cgroups they name must exist; `check`). The Runtime applies them: it attaches the component's programs
-through BPF links to every target the rules name (links end with this process, whatever kills it), has
-rules.py write the rest into the kernel's maps, and watches the config file, applying new rules while the
-programs keep running. New rules that fail any check are refused and the rules in force stay."""
+A component's rules live in the config (collectors.<name>.rules; checked by rules.py here). The Runtime
+applies them: it attaches the component's programs through BPF links to every target the rules name
+(links end with this process, whatever kills it), has the component's own rules.py write the rest into the
+kernel's maps, and watches the config file, applying new rules while the programs keep running. New rules
+that fail any check are refused and the rules in force stay."""
 from __future__ import annotations
 
-import importlib.util
-import os
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Callable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric as Family
 from prometheus_client.registry import Collector
 
-from . import decoders, links, yamlfile
+from . import decoders, links
 from .bpf import Loaded
 from .events import EventLog
 from .links import TargetError
+from .rules import RuleError, RulesSource, check, component, parse
 from .spec import Spec
 from .yamlfile import YamlError
 
 WATCH_SECONDS = 1.0  # how often the config file is looked at for new rules
 
 
-class RuleError(ValueError):
-    """Rules that cannot be used: where in the rules (keys from their top) and why."""
-
-    def __init__(self, location: tuple[str | int, ...], reason: str) -> None:
-        self.location, self.reason = location, reason
-        super().__init__(f"{'.'.join(map(str, location)) or 'rules'}: {reason}")
-
-
-def component(spec: Spec) -> ModuleType:
-    """The component's rules.py, beside its spec."""
-    return _module(spec.name, spec.directory / "rules.py")
-
-
-@cache
-def _module(name: str, path: Path) -> ModuleType:
-    module_spec = importlib.util.spec_from_file_location(f"lmp_function_{name}", path)
-    if module_spec is None or module_spec.loader is None:
-        raise ImportError(f"{name}: no {path}")
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[module_spec.name] = module  # dataclasses look their module up there
-    module_spec.loader.exec_module(module)
-    return module
-
-
-def parse(spec: Spec, raw: Any) -> Any:
-    """Rules as the component uses them, from their plain form (a mapping); RuleError if they are wrong."""
-    found = yamlfile.schema_error(raw, spec.rules or {})
-    if found is not None:
-        _, location, message = found
-        raise RuleError(tuple(location), message)
-    return component(spec).parse(raw)
-
-
-def check(spec: Spec, rules: Any) -> dict[str, tuple[str, str, int]]:
-    """The links the rules need ("hook:target" -> (hook, target, flags)), each target checked on this host:
-    TargetError names one that does not exist, or two interfaces the XDP program cannot tell apart."""
-    wanted: dict[str, tuple[str, str, int]] = {}
-    seen: dict[int, str] = {}
-    for target, flags in component(spec).targets(rules).items():
-        for hook in spec.programs:
-            where = links.resolve(hook, target)
-            if isinstance(where, int):
-                if where in seen and seen[where] != target:
-                    raise TargetError(f"interfaces {seen[where]} and {target} have the same index ({where}) in "
-                                      f"their namespaces; one netguard cannot tell their packets apart")
-                seen[where] = target
-            wanted[f"{hook}:{target}"] = (hook, target, flags)
-    return wanted
-
-
-@dataclass
-class RulesSource:
-    """Where the rules come from: the config file, re-read when it changes."""
-    path: Path
-    read: Callable[[], Any]  # the rules' plain form, from a fresh read of the file; YamlError if it is bad
-
-    def stamp(self) -> tuple[int, int, int] | None:
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return None
-        return st.st_ino, st.st_mtime_ns, st.st_size  # the admin replaces the file: a new inode
+def start(spec: Spec, loaded: Loaded, source: RulesSource | None) -> Runtime:
+    """A function component's Runtime with its rules applied. RuleError, TargetError or YamlError when they
+    are bad (or name an interface or cgroup that is not there): nothing is attached then."""
+    runtime = Runtime(spec, loaded, source or RulesSource(Path("/nonexistent"), dict))
+    try:
+        runtime.start()
+    except (RuleError, TargetError, YamlError):
+        runtime.close()
+        raise
+    return runtime
 
 
 class Runtime(Collector):

@@ -8,7 +8,7 @@ import ipaddress
 import pytest
 
 from admin.events import MAX_ROWS, rows
-from exporters._lib import catalog, decoders, function
+from exporters._lib import catalog, decoders, rules as ruleset
 from exporters._lib.addresses import lmp_addr, trie_key
 from exporters._lib.yamlfile import YamlError
 from lmp import config as configs
@@ -57,24 +57,24 @@ def test_a_collector_takes_no_rules(tmp_path):
 
 def test_netguard_rules_become_a_token_bucket_and_a_set_of_networks():
     spec = catalog.load("netguard")
-    rules = function.parse(spec, {"mode": "enforce", "interfaces": ["ns1/veth0"], "xdp_mode": "native",
+    rules = ruleset.parse(spec, {"mode": "enforce", "interfaces": ["ns1/veth0"], "xdp_mode": "native",
                                   "blocklist": ["192.0.2.0/24", "192.0.2.0/24", "2001:db8::1"],
                                   "rate_limit": {"packets_per_second": 200, "burst": 10}})
     assert rules.enforce and rules.interfaces == ("ns1/veth0",) and rules.xdp_flags == 1 << 2
     assert rules.blocklist == {ipaddress.ip_network("192.0.2.0/24"), ipaddress.ip_network("2001:db8::1/128")}
     assert rules.interval_ns == 5_000_000 and rules.burst_ns == 9 * 5_000_000  # 10 packets back to back
-    defaults = function.parse(spec, {"rate_limit": {"packets_per_second": 1000}})
+    defaults = ruleset.parse(spec, {"rate_limit": {"packets_per_second": 1000}})
     assert not defaults.enforce and defaults.xdp_flags == 1 << 1 and defaults.burst_ns == 99 * 1_000_000
 
 
 def test_connguard_rules_list_each_port_of_each_network():
     spec = catalog.load("connguard")
-    rules = function.parse(spec, {"cgroups": ["/a"], "destinations": [
+    rules = ruleset.parse(spec, {"cgroups": ["/a"], "destinations": [
         {"cidr": "10.0.0.0/8", "ports": [5432, 6432]}, {"cidr": "::1"}]})
     assert not rules.enforce and not rules.allow_listed and rules.cgroups == ("/a",)
     assert rules.destinations == {(ipaddress.ip_network("10.0.0.0/8"), 5432), (ipaddress.ip_network("10.0.0.0/8"), 6432),
                                   (ipaddress.ip_network("::1/128"), None)}
-    assert function.parse(spec, {"policy": "allow", "mode": "enforce"}).allow_listed
+    assert ruleset.parse(spec, {"policy": "allow", "mode": "enforce"}).allow_listed
 
 
 class LmpAddr(ctypes.Structure):  # struct lmp_addr, as BCC builds it from lmp.h
