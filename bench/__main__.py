@@ -91,9 +91,9 @@ def event_costs(runs: int) -> list[list[str]]:
     return rows
 
 
-def startup_and_memory(runs: int) -> list[list[str]]:
+def startup_and_memory(runs: int, names: list[str] | None = None) -> list[list[str]]:
     rows = []
-    for name in catalog.names():
+    for name in names or catalog.names():
         seconds, memory = [], []
         for _ in range(runs):
             exporter = Exporter(name)
@@ -146,6 +146,15 @@ def scrape_latency(sizes: tuple[int, ...], runs: int) -> list[list[str]]:
     return rows
 
 
+def functions(runs: int) -> None:
+    header = ["configuration", "op ns without", "op ns with", "added ns", "program runs per op", "ns per run"]
+    print("Function components. netguard: one UDP datagram over a veth pair into a namespace whose end runs\n"
+          "XDP in generic mode (the send carries the datagram through XDP and the receiving stack); connguard:\n"
+          "one loopback TCP connection (connect, accept, close) from a guarded cgroup, and one refused connect.\n")
+    print(table(header, guard.netguard_costs(runs)), "\n", flush=True)
+    print(table(header, guard.connguard_costs(runs)), "\n", flush=True)
+
+
 def install_seconds() -> str:
     started = time.monotonic()
     subprocess.run(["bash", str(ROOT / "scripts" / "install.sh")], check=True, capture_output=True)
@@ -161,8 +170,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="lmp bench", description=__doc__.splitlines()[0])
     p.add_argument("--calls", type=int, default=2_000_000, help="getpid calls per loop run")
     p.add_argument("--runs", type=int, default=5, help="repetitions; medians are shown")
+    p.add_argument("--only", choices=["functions"], help="only the function components' tables")
     args = p.parse_args(argv)
     print(f"kernel {os.uname().release}, {len(os.sched_getaffinity(0))} CPUs; medians of {args.runs} runs\n", flush=True)
+    if args.only == "functions":
+        functions(args.runs)
+        print(table(["exporter", "start-up s (compile + attach + first answer)", "private dirty MB", "PSS MB", "RSS MB"],
+                    startup_and_memory(max(1, args.runs // 2), ["netguard", "connguard"])))
+        return 0
     print(f"Per-syscall cost (getpid loop of {args.calls} calls on CPU 0)\n")
     print(table(["probe", "ns per call without", "ns per call with", "added ns", "added vs floor"],
                 syscall_overhead(args.calls, args.runs)), "\n", flush=True)
@@ -173,12 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table(["collector", "operation", "program runs per op", "ns per run", "program ns per op",
                  "op ns without", "loop: added ns", "loop: floor added ns", "loop: bcc peer added ns"],
                 event_costs(args.runs)), "\n", flush=True)
-    guard_header = ["configuration", "op ns without", "op ns with", "added ns", "program runs per op", "ns per run"]
-    print("Function components. netguard: one UDP datagram over a veth pair into a namespace whose end runs\n"
-          "XDP in generic mode (the send carries the datagram through XDP and the receiving stack); connguard:\n"
-          "one loopback TCP connection (connect, accept, close) from a guarded cgroup, and one refused connect.\n")
-    print(table(guard_header, guard.netguard_costs(args.runs)), "\n", flush=True)
-    print(table(guard_header, guard.connguard_costs(args.runs)), "\n", flush=True)
+    functions(args.runs)
     print(table(["exporter", "start-up s (compile + attach + first answer)", "private dirty MB", "PSS MB", "RSS MB"],
                 startup_and_memory(max(1, args.runs // 2))), "\n", flush=True)
     print(table(["series", "/metrics median ms", "max ms", "body KiB"], scrape_latency((1000, 10000), 20)), "\n")

@@ -184,7 +184,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args, unknown = p.parse_known_args(argv)
+    if args.command == "bench":  # argparse's REMAINDER gives up when the first word is an option (--runs)
+        args.rest = [*unknown, *args.rest]
+    elif unknown:
+        p.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.func(args)
     except YamlError as err:
