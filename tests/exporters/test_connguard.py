@@ -92,6 +92,13 @@ def test_policy_allow_refuses_every_destination_not_listed(exporter, cgroup, lis
                                               destinations=[{"cidr": "127.0.0.1", "ports": [listeners["port_b"]]}]))
     _, _, inside = connect_from(group, listeners["a"], listeners["b"], listeners["a6"])
     assert inside == {listeners["a"]: "EPERM", listeners["b"]: "ok", listeners["a6"]: "EPERM"}
+    child = group / "child"  # a service's sub-cgroup: its processes are guarded too
+    child.mkdir()
+    try:
+        _, _, below = connect_from(child, listeners["a"], listeners["b"])
+    finally:
+        child.rmdir()
+    assert below == {listeners["a"]: "EPERM", listeners["b"]: "ok"}
 
 
 def test_observe_mode_refuses_nothing_and_reports_what_it_would(exporter, cgroup, listeners, tmp_path):
