@@ -151,6 +151,7 @@ class Supervisor:
             if e.proc is not None:
                 e.proc.wait(timeout=10)
         self._pidfile(e.name).unlink(missing_ok=True)
+        (self.run_dir / f"{e.name}.events").unlink(missing_ok=True)  # a function component's events cursor
         e.pid, e.proc, e.started_at = None, None, None
 
     def state(self, name: str) -> dict:

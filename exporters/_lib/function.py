@@ -55,8 +55,9 @@ class Runtime(Collector):
 
     def start(self) -> None:
         """Apply the config's rules and start watching it; RuleError/TargetError/YamlError when they are bad."""
+        stamp = self.source.stamp()  # before reading: a change made while the rules apply is seen next
         self.apply(self.source.read())
-        self.thread = threading.Thread(target=self._watch, daemon=True, name="lmp-rules")
+        self.thread = threading.Thread(target=self._watch, args=(stamp,), daemon=True, name="lmp-rules")
         self.thread.start()
 
     def apply(self, raw: Any) -> None:
@@ -121,8 +122,7 @@ class Runtime(Collector):
         self.current = 1
         say(self.spec.name, "new rules applied")
 
-    def _watch(self) -> None:
-        stamp = self.source.stamp()
+    def _watch(self, stamp: tuple[int, int, int] | None) -> None:
         while not self.stopping.wait(WATCH_SECONDS):
             if (now := self.source.stamp()) != stamp:
                 stamp = now

@@ -7,7 +7,7 @@ from typing import Any
 
 from exporters._lib import decoders
 from exporters._lib.addresses import Network, network, trie_key
-from exporters._lib.function import RuleError
+from exporters._lib.rules import RuleError
 
 MAX_ENTRIES = 16384  # MAX_DESTINATIONS in connguard.bpf.c, for each of its two tries
 VERDICTS = ("allowed", "refused", "would_refuse")

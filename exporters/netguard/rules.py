@@ -52,6 +52,3 @@ def apply(bpf: Any, old: Rules | None, new: Rules) -> None:
     if old is None or (old.interval_ns, old.burst_ns) != (new.interval_ns, new.burst_ns):
         bpf.get_table("netguard_rate").clear()  # buckets filled at the old rate would be wrong at the new one
 
-
-def event(raw: Any) -> dict[str, Any]:  # netguard has no events; the Runtime asks only if the spec has some
-    raise NotImplementedError
