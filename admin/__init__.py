@@ -66,12 +66,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     with app.app_context():
         db.create_all()
 
-    from .api import audit, auth, components, config, health, rules, sd, users
+    from .api import audit, auth, charts, components, config, health, rules, sd, users
     api = Api(app)
-    for module in (health, auth, users, components, config, audit, sd, rules):
+    for module in (health, auth, users, components, config, audit, sd, charts, rules):
         api.register_blueprint(module.blp, url_prefix=f"/api/v1{module.PREFIX}")
-    from . import pages
+    from . import pages, web
     app.register_blueprint(pages.blp)
+    app.register_blueprint(web.blp)
     errors.register(app)
     if app.config.get("SUPERVISE"):  # `lmp admin serve` owns the exporter processes; tests opt in
         from lmp import config as configs

@@ -3,23 +3,27 @@ libraries it uses. Those are installed by npm from admin/package.json (pinned) a
 never from a CDN: a host may have no internet."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from flask import Blueprint, abort, redirect, render_template, send_from_directory, url_for
+import markdown
+from flask import Blueprint, abort, render_template, send_from_directory, url_for
+from markupsafe import Markup
 
 NODE_MODULES = Path(__file__).with_name("node_modules")
-VENDOR = ("swagger-ui-dist",)  # the packages served under /vendor/
+DOCS = Path(__file__).resolve().parent.parent / "docs"  # the runbook that alerts link to, the metric reference
+LINKS = [  # links between the repository's Markdown files, to the pages that show them here
+    (r'href="(?:\.\./)*docs/([a-z0-9_-]+)\.md(#[^"]*)?"', r'href="/docs/\1\2"'),
+    (r'href="(?:\.\./)*(?:exporters/)?([a-z0-9]+)/README\.md(#[^"]*)?"', r'href="/components/\1\2"'),
+    (r'href="([a-z0-9_-]+)\.md(#[^"]*)?"', r'href="/docs/\1\2"'),
+]
+VENDOR = ("swagger-ui-dist", "uplot", "codemirror")  # the packages served under /vendor/
 
 blp = Blueprint("pages", __name__)
 
 
 def missing_assets() -> list[str]:
     return [p for p in VENDOR if not (NODE_MODULES / p / "package.json").is_file()]
-
-
-@blp.get("/")
-def index():  # type: ignore[no-untyped-def]
-    return redirect(url_for("pages.api_docs"))
 
 
 @blp.get("/api/docs")
@@ -32,3 +36,27 @@ def vendor(package: str, name: str):  # type: ignore[no-untyped-def]
     if package not in VENDOR:
         abort(404)
     return send_from_directory(NODE_MODULES / package, name, max_age=3600)
+
+
+def render_markdown(text: str) -> Markup:
+    """Markdown as HTML, headings with ids (the runbook's #anchors), links between docs/ pages kept working.
+    The text is the project's own, never a user's."""
+    html = markdown.markdown(text, extensions=["tables", "fenced_code", "toc"])
+    for pattern, page in LINKS:
+        html = re.sub(pattern, page, html)
+    return Markup(html)
+
+
+@blp.get("/docs/")
+def docs_index() -> str:
+    pages = sorted(p.stem for p in DOCS.glob("*.md"))
+    return render_template("docs.html", title="LMP documentation", body=Markup(
+        "<ul>" + "".join(f'<li><a href="{url_for("pages.doc", name=n)}">{n}</a></li>' for n in pages) + "</ul>"))
+
+
+@blp.get("/docs/<name>")
+def doc(name: str) -> str:
+    path = DOCS / f"{name}.md"
+    if not re.fullmatch(r"[a-z0-9_-]+", name) or not path.is_file():
+        abort(404)
+    return render_template("docs.html", title=name, body=render_markdown(path.read_text()))

@@ -82,7 +82,10 @@ def rules_source(path: Path, name: str) -> RulesSource:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .run import run
-    return run(configs.load(args.config))
+    cfg = configs.load(args.config)
+    if args.no_prometheus:  # a Prometheus of its own runs elsewhere (docker-compose.yml, a fleet)
+        cfg.prometheus.enabled = False
+    return run(cfg)
 
 
 def _admin_app(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -125,6 +128,22 @@ def cmd_admin_serve(args: argparse.Namespace) -> int:
                  args.supervise, args.stop_exporters_on_exit)
 
 
+def cmd_dashboards_build(args: argparse.Namespace) -> int:
+    import dashboards
+
+    files = dashboards.generate()
+    changed = dashboards.stale(files) if args.check else dashboards.write(files)
+    for path in changed:
+        print(f"lmp dashboards: {'out of date' if args.check else 'wrote'} {path.relative_to(dashboards.ROOT)}")
+    if args.check and changed:
+        print("lmp dashboards: run `lmp dashboards build` and commit the result", file=sys.stderr)
+        return 1
+    print(f"lmp dashboards: {len(files)} files from the specs, {len(changed)} changed; Grafana dashboards in "
+          f"{dashboards.GRAFANA_DIR.relative_to(dashboards.ROOT)}/, alert rules in "
+          f"{dashboards.RULES_FILE.relative_to(dashboards.ROOT)}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from bench.__main__ import main as bench_main
     return bench_main(args.rest)
@@ -151,6 +170,8 @@ def parser() -> argparse.ArgumentParser:
 
     rn = sub.add_parser("run", help="run the admin service, every enabled collector and a local Prometheus, "
                                             "in the foreground")
+    rn.add_argument("--no-prometheus", action="store_true",
+                    help="start no local Prometheus (another one scrapes the exporters), whatever the config says")
     rn.set_defaults(func=cmd_run)
 
     ad = sub.add_parser("admin", help="manage the admin service")
@@ -176,6 +197,12 @@ def parser() -> argparse.ArgumentParser:
                     help="with --supervise: stop the exporters when the service stops (as `lmp run` does); "
                          "by default they keep running, for the next start to adopt")
     sv.set_defaults(func=cmd_admin_serve)
+
+    db = sub.add_parser("dashboards", help="Grafana dashboards, alert rules and docs/metrics.md from the specs")
+    db_sub = db.add_subparsers(dest="dashboards_command", required=True)
+    dbb = db_sub.add_parser("build", help="write them (dashboards/, docs/metrics.md)")
+    dbb.add_argument("--check", action="store_true", help="write nothing; exit 1 if a generated file is out of date")
+    dbb.set_defaults(func=cmd_dashboards_build)
 
     bn = sub.add_parser("bench", help="measure overhead, start-up, memory and scrape cost; print a table")
     bn.add_argument("rest", nargs=argparse.REMAINDER)

@@ -25,6 +25,9 @@ class CollectorConfig:
     rules: dict[str, Any] = field(default_factory=dict)  # a function component's rules, as written
 
 
+RULES_FILE = ROOT / "dashboards" / "prometheus" / "lmp.rules.yml"  # generated from the specs' alerts
+
+
 @dataclass
 class PrometheusConfig:
     enabled: bool = True
@@ -32,6 +35,7 @@ class PrometheusConfig:
     scrape_interval: str = "5s"
     retention: str = "7d"
     data_dir: str = "/var/lib/lmp/prometheus"
+    rule_files: list[str] = field(default_factory=lambda: [str(RULES_FILE)])
 
 
 @dataclass

@@ -28,6 +28,7 @@ START_TIMEOUT = 60.0  # seconds for an exporter to compile, attach and answer it
 ADMIN_TIMEOUT = 30.0  # seconds for the admin service to answer its health check
 STOP_TIMEOUT = 20.0  # the admin stops its exporters before it exits
 JOB = "lmp"  # Prometheus' job for every LMP exporter; the `collector` label tells them apart
+DASHBOARDS = Path(__file__).resolve().parent.parent / "dashboards" / "grafana"  # generated from the specs
 
 
 def _die_with_parent() -> None:
@@ -91,7 +92,13 @@ def prometheus_config(cfg: Config) -> dict:
     else:
         job["static_configs"] = target_groups(cfg)
     interval = cfg.prometheus.scrape_interval
-    return {"global": {"scrape_interval": interval, "evaluation_interval": interval}, "scrape_configs": [job]}
+    return {"global": {"scrape_interval": interval, "evaluation_interval": interval}, "rule_files": rule_paths(cfg),
+            "scrape_configs": [job]}
+
+
+def rule_paths(cfg: Config) -> list[str]:
+    """The alert rule files; relative ones are the config file's neighbours."""
+    return [str((cfg.path.parent / f).resolve()) for f in cfg.prometheus.rule_files]
 
 
 def start_prometheus(cfg: Config, tmp: Path) -> subprocess.Popen | None:
@@ -212,7 +219,7 @@ def stop(procs: list[subprocess.Popen]) -> None:
 def summary(cfg: Config, admin: Admin | None, running: list[CollectorConfig], prometheus: bool) -> str:
     lines = ["", "LMP is running. Ctrl-C stops everything."]
     if admin:
-        lines.append(f"  {'admin':<12} {scrape_url(cfg.admin.listen, '/')}  (API docs at /api/docs)")
+        lines.append(f"  {'admin':<12} {scrape_url(cfg.admin.listen, '/')}  (the web page; the API at /api/docs)")
         if admin.password:
             lines.append(f"  {'':<12} log in as admin, password {admin.password} (shown once: change it)")
         else:
@@ -222,6 +229,10 @@ def summary(cfg: Config, admin: Admin | None, running: list[CollectorConfig], pr
     if prometheus:
         source = "targets from the admin's service discovery" if admin else "static targets"
         lines.append(f"  {'prometheus':<12} {scrape_url(cfg.prometheus.listen, '/')}  (job {JOB}, {source})")
+        lines.append(f"  {'alerts':<12} {scrape_url(cfg.prometheus.listen, '/alerts')}  "
+                     f"(rules: {', '.join(rule_paths(cfg))})")
+    lines += [f"  {'dashboards':<12} {DASHBOARDS}/*.json: Grafana > Dashboards > New > Import, one file at a time, "
+              f"or provision the folder (README, Dashboards and alerts)"]
     return "\n".join(lines)
 
 

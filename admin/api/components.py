@@ -24,7 +24,7 @@ def describe(spec: Spec, cfg: configs.Config) -> dict:
     supervisor = current_app.extensions.get("lmp_supervisor")
     state = supervisor.state(spec.name) if supervisor else {}
     return {**state,
-        "name": spec.name, "kind": spec.kind, "description": spec.summary,
+        "name": spec.name, "kind": spec.kind, "description": spec.summary, "overhead": spec.overhead,
         "hooks": spec.hooks,
         "metrics": [{"name": m.name, "type": m.type, "help": m.help, "labels": [l.name for l in m.labels]}
                     for m in spec.metrics],

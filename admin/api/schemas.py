@@ -63,6 +63,7 @@ class Component(Schema):
     name = fields.String()
     kind = fields.String()
     description = fields.String()
+    overhead = fields.String()
     hooks = fields.List(fields.String())
     metrics = fields.List(fields.Nested(Metric))
     can_run = fields.Boolean()
@@ -75,6 +76,35 @@ class Component(Schema):
     restarts = fields.Integer()
     last_error = fields.String()
     crash_loop = fields.Boolean()
+
+
+class Query(Schema):
+    expr = fields.String()
+    legend = fields.String()
+
+
+class Chart(Schema):
+    id = fields.Integer()
+    title = fields.String()
+    description = fields.String()
+    unit = fields.String()
+    queries = fields.List(fields.Nested(Query))
+
+
+class ChartQuery(Schema):
+    minutes = fields.Integer(load_default=15, validate=validate.Range(min=1, max=24 * 60))
+
+
+class Series(Schema):
+    name = fields.String()
+    values = fields.List(fields.List(fields.Float()))  # [unix time, value] pairs
+
+
+class ChartData(Schema):
+    title = fields.String()
+    unit = fields.String()
+    step = fields.Float()
+    series = fields.List(fields.Nested(Series))
 
 
 class TargetGroup(Schema):

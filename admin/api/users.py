@@ -66,6 +66,15 @@ class OneUser(MethodView):
         db.session.commit()
 
 
+@blp.route("/me")
+class Me(MethodView):
+    @role_required("viewer")
+    @blp.response(200, schemas.User)
+    def get(self) -> User:
+        """Who the token belongs to, and the role the web page shows or hides controls by."""
+        return current_user()
+
+
 @blp.route("/me/password")
 class OwnPassword(MethodView):
     @role_required("viewer")

@@ -11,6 +11,7 @@ import platform
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Callable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric as Family
@@ -19,7 +20,7 @@ from prometheus_client.utils import floatToGoString
 
 from . import decoders, exposition
 from .bpf import Loaded
-from .spec import Histogram, Metric, Spec
+from .spec import Histogram, Metric, Spec, load_self
 
 log = logging.getLogger("lmp.exporter")
 HASH_TYPES = {1, 5, 9, 10}  # BPF_MAP_TYPE_HASH, PERCPU_HASH, LRU_HASH, LRU_PERCPU_HASH: maps that fill up
@@ -80,8 +81,15 @@ def histogram_buckets(slots: list[int], hist: Histogram) -> list[tuple[str, int]
     return buckets
 
 
+RETIRED_FOR = 300.0  # seconds a removed cgroup's series stay exported: alert and rate windows see them
+
+
 class MapMetric:
-    """One spec metric bound to its BPF map, with the label sets of keys seen so far cached."""
+    """One spec metric bound to its BPF map, with the label sets of keys seen so far cached.
+
+    Keys of removed cgroups are deleted from the kernel's map (so that churning containers cannot fill it
+    for good), but their last values live on here, `retired`, for RETIRED_FOR seconds: an OOM kill in a
+    container that is then removed must stay visible longer than two scrapes."""
 
     def __init__(self, metric: Metric, table: Any) -> None:
         self.metric, self.table = metric, table
@@ -90,6 +98,7 @@ class MapMetric:
         self.label_cache: dict[Any, str] = {}
         self.cgroup_field = next((label.field for label in metric.labels if label.decoder == "cgroup"), None)
         self.suspects: set[int] = set()
+        self.retired: dict[str, tuple[Any, float]] = {}  # label set -> (count or (slots, sum), until when)
 
     def _labels(self, key: Any) -> str:
         raw = key if isinstance(key, int) else bytes(key)
@@ -102,47 +111,49 @@ class MapMetric:
                 self.label_cache[raw] = inner  # an unresolved cgroup may resolve at the next scrape
         return inner
 
-    def forget_dead_cgroups(self, items: list[tuple[Any, Any]]) -> None:
-        """Delete the keys of cgroups that no longer exist, so that churning containers cannot fill the
-        map for good. An id is dead when two scrapes in a row cannot find it (a cgroup created since the
-        last walk is found by the next one); its series then ends."""
+    def _value(self, value: Any) -> Any:
+        return total(value) if self.metric.histogram is None else hist_sum(value)
+
+    def forget_dead_cgroups(self, items: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+        """Move the keys of cgroups that no longer exist out of the kernel's map into `retired`; returns the
+        items still live. An id is dead when two scrapes in a row cannot find it (a cgroup created since the
+        last walk is found by the next one)."""
         if self.cgroup_field is None:
-            return
-        paths = decoders.cgroups()
+            return items
+        paths, now = decoders.cgroups(), time.monotonic()
         unknown = {key_field(key, self.cgroup_field) for key, _ in items} - {0}
         unknown = {cg for cg in unknown if not paths.known(cg)}
-        for key, _ in items:
-            if key_field(key, self.cgroup_field) in unknown & self.suspects:
-                try:
-                    del self.table[key]
-                except KeyError:
-                    pass
+        dead, live = unknown & self.suspects, []
+        for key, value in items:
+            if key_field(key, self.cgroup_field) not in dead:
+                live.append((key, value))
+                continue
+            inner, value = self._labels(key), self._value(value)
+            old = self.retired.get(inner, (None, 0.0))[0]
+            self.retired[inner] = (add(old, value), now + RETIRED_FOR)
+            try:  # batch reads give a scalar key as an int, which BCC's delete wants as its ctypes Key
+                del self.table[self.table.Key(key) if isinstance(key, int) else key]
+            except KeyError:
+                pass
         self.suspects = unknown
+        self.retired = {k: v for k, v in self.retired.items() if v[1] > now}
+        return live
 
     def render(self, openmetrics: bool) -> str:
         m = self.metric
-        items = read_map(self.table)
-        self.forget_dead_cgroups(items)
+        items = self.forget_dead_cgroups(read_map(self.table))
+        values: dict[str, Any] = {inner: value for inner, (value, _) in self.retired.items()}
+        for key, value in items:
+            value = self._value(value)
+            seen = value if m.histogram is None else value[1] or any(value[0])  # a zero stays unexported
+            if seen:
+                inner = self._labels(key)
+                values[inner] = add(values.get(inner), value)
         out = [exposition.header(m.name, m.type, m.help, openmetrics)]
         if m.histogram is None:
-            sums: dict[str, int] = {}
-            for key, value in items:
-                n = total(value)
-                if n:
-                    inner = self._labels(key)
-                    sums[inner] = sums.get(inner, 0) + n
-            out += [f"{m.name}{exposition.braces(inner)} {n}\n" for inner, n in sums.items()]
+            out += [f"{m.name}{exposition.braces(inner)} {n}\n" for inner, n in values.items()]
             return "".join(out)
-        hists: dict[str, tuple[list[int], int]] = {}
-        for key, value in items:
-            slots, value_sum = hist_sum(value)
-            if value_sum or any(slots):
-                inner = self._labels(key)
-                if inner in hists:
-                    old_slots, old_sum = hists[inner]
-                    slots, value_sum = [a + b for a, b in zip(old_slots, slots)], old_sum + value_sum
-                hists[inner] = (slots, value_sum)
-        for inner, (slots, value_sum) in hists.items():
+        for inner, (slots, value_sum) in values.items():
             sep = "," if inner else ""
             buckets = histogram_buckets(slots, m.histogram)
             out += [f'{m.name}_bucket{{{inner}{sep}le="{le}"}} {count}\n' for le, count in buckets]
@@ -152,6 +163,32 @@ class MapMetric:
         return "".join(out)
 
 
+def add(a: Any, b: Any) -> Any:
+    """Two counts, or two histograms as (slots, sum); None is nothing yet."""
+    if a is None:
+        return b
+    if isinstance(a, int):
+        return a + b
+    return [x + y for x, y in zip(a[0], b[0])], a[1] + b[1]
+
+
+class ProcfsMetric:
+    """A counter the kernel already keeps in a /proc table, read at scrape time: the table is a header line
+    of column names after a row prefix ("Tcp: ... OutSegs ...") and a line of values after the same prefix.
+    Cheaper than a BPF program on every packet for a number the kernel counts anyway."""
+
+    def __init__(self, metric: Metric) -> None:
+        assert metric.procfs is not None
+        self.metric, self.path = metric, Path("/proc") / metric.procfs.file
+
+    def render(self, openmetrics: bool) -> str:
+        m, source = self.metric, self.metric.procfs
+        assert source is not None
+        rows = [line.split()[1:] for line in self.path.read_text().splitlines() if line.startswith(source.row + ":")]
+        names, values = rows[0], rows[1]  # ValueError/IndexError: the scrape reports the failure
+        return exposition.header(m.name, m.type, m.help, openmetrics) + f"{m.name} {values[names.index(source.column)]}\n"
+
+
 class BpfCollector:
     """Renders every metric of the spec that the chosen options turn on; remembers how the last
     scrape went, and how full each hash map was, for the self metrics."""
@@ -159,7 +196,8 @@ class BpfCollector:
     def __init__(self, spec: Spec, loaded: Loaded, values: dict[str, bool | int]) -> None:
         self.spec, self.loaded = spec, loaded
         metrics, maps = spec.active(values)
-        self.maps = [MapMetric(m, loaded.bpf.get_table(m.map)) for m in metrics]
+        self.maps: list[MapMetric | ProcfsMetric] = [
+            MapMetric(m, loaded.bpf.get_table(m.map)) if m.procfs is None else ProcfsMetric(m) for m in metrics]
         self.tables = {name: loaded.bpf.get_table(name) for name in maps}
         self.lock = threading.Lock()  # scrapes may overlap; the label caches are shared
         self.last_duration, self.last_success = 0.0, 1
@@ -197,6 +235,7 @@ class SelfCollector(Collector):
 
     def __init__(self, bpf_collector: BpfCollector) -> None:
         self.c = bpf_collector
+        self.help = {m.name: m.help for m in load_self().metrics}  # one place for the texts: self.yaml
         self.overflow = bpf_collector.loaded.bpf.get_table("lmp_overflow")
         self.build = {"version": _version("lmp"), "kernel": platform.release(), "bcc_version": _bcc_version()}
 
@@ -204,30 +243,24 @@ class SelfCollector(Collector):
         name, loaded = self.c.spec.name, self.c.loaded
         if loaded.closed:
             return
-        yield self._gauge("lmp_exporter_scrape_duration_seconds", "Time the last scrape took to read the BPF maps.",
-                          [([name], self.c.last_duration)])
-        yield self._gauge("lmp_exporter_scrape_success", "1 if every map of the collector was read in the last scrape.",
-                          [([name], self.c.last_success)])
-        yield self._gauge("lmp_exporter_program_attached", "1 if the collector's program is attached to this hook.",
+        yield self._gauge("lmp_exporter_scrape_duration_seconds", [([name], self.c.last_duration)])
+        yield self._gauge("lmp_exporter_scrape_success", [([name], self.c.last_success)])
+        yield self._gauge("lmp_exporter_program_attached",
                           [([name, hook], int(ok)) for hook, ok in loaded.attached().items()], "hook")
-        overflow = CounterMetricFamily("lmp_exporter_map_overflow_total",
-                                       "Events dropped because a fixed-size BPF map was full.",
+        overflow = CounterMetricFamily("lmp_exporter_map_overflow_total", self.help["lmp_exporter_map_overflow_total"],
                                        labels=["collector", "map"])
         for index, (_, value) in enumerate(read_map(self.overflow)):
             if index < len(loaded.maps):
                 overflow.add_metric([name, loaded.maps[index]], total(value))
         yield overflow
         entries = self.c.entries
-        yield self._gauge("lmp_exporter_map_entries", "Entries in a BPF hash map at the last scrape.",
-                          [([name, map_name], n) for map_name, n in entries.items()], "map")
-        yield self._gauge("lmp_exporter_map_capacity", "Entries a BPF hash map can hold.",
+        yield self._gauge("lmp_exporter_map_entries", [([name, map_name], n) for map_name, n in entries.items()], "map")
+        yield self._gauge("lmp_exporter_map_capacity",
                           [([name, map_name], self.c.tables[map_name].max_entries) for map_name in entries], "map")
-        yield self._gauge("lmp_exporter_build_info", "Versions this exporter runs with; always 1.",
-                          [([name, *self.build.values()], 1)], *self.build)
+        yield self._gauge("lmp_exporter_build_info", [([name, *self.build.values()], 1)], *self.build)
 
-    @staticmethod
-    def _gauge(metric: str, help_text: str, samples: list[tuple[list[str], float]], *extra: str) -> GaugeMetricFamily:
-        family = GaugeMetricFamily(metric, help_text, labels=["collector", *extra])
+    def _gauge(self, metric: str, samples: list[tuple[list[str], float]], *extra: str) -> GaugeMetricFamily:
+        family = GaugeMetricFamily(metric, self.help[metric], labels=["collector", *extra])
         for label_values, value in samples:
             family.add_metric(label_values, value)
         return family

@@ -1,6 +1,7 @@
 """A collector's spec (<name>.yaml): loaded, validated and turned into plain typed objects."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from . import yamlfile
 from .yamlfile import YamlError
 
 SCHEMA = Path(__file__).with_name("spec.schema.json")
+SELF = Path(__file__).with_name("self.yaml")
 KERNEL_UNIT_SCALE = {"nanoseconds": 1e-9, "microseconds": 1e-6, "bytes": 1.0}
 BASE_UNIT_SUFFIX = {"nanoseconds": "_seconds", "microseconds": "_seconds", "bytes": "_bytes"}
 
@@ -37,6 +39,23 @@ class Histogram:
 
 
 @dataclass(frozen=True)
+class Procfs:
+    """A counter the kernel already keeps, read from a /proc table at scrape time instead of a map."""
+    file: str  # under /proc: net/snmp, net/netstat
+    row: str  # the table's row prefix: Tcp, TcpExt
+    column: str  # OutSegs
+
+
+@dataclass(frozen=True)
+class Panel:
+    """How the dashboard generator shows a metric (dashboard: in the spec); the defaults suit most."""
+    by: tuple[str, ...] = ()  # labels the panel splits by
+    topk: int | None = None  # show only the k largest series (for labels with many values)
+    title: str | None = None
+    hide: bool = False
+
+
+@dataclass(frozen=True)
 class Metric:
     name: str
     type: str
@@ -45,6 +64,25 @@ class Metric:
     labels: tuple[Label, ...] = ()
     histogram: Histogram | None = None
     when: str | None = None
+    procfs: Procfs | None = None
+    panel: Panel = Panel()
+
+    @property
+    def unit(self) -> str:
+        """The base unit, from the name (Prometheus' naming rules): seconds, bytes, or none."""
+        stem = self.name.removesuffix("_total")
+        return next((u for u in ("seconds", "bytes", "ratio") if stem.endswith("_" + u)), "")
+
+
+@dataclass(frozen=True)
+class Alert:
+    """An alert rule; `$name` in expr is a threshold from config/alerts.yaml, `$selector` the label selector."""
+    name: str
+    expr: str
+    for_: str
+    severity: str
+    summary: str
+    description: str
 
 
 @dataclass(frozen=True)
@@ -74,6 +112,8 @@ class Spec:
     metrics: tuple[Metric, ...] = ()
     internal_maps: tuple[InternalMap, ...] = ()
     kind: str = "collector"
+    alerts: tuple[Alert, ...] = ()
+    overhead: str = ""  # what it costs, as `lmp bench` measured it
     # Function components: hook ("xdp", "cgroup/connect4") -> the C function loaded for it, attached through
     # a BPF link to each target the rules name; the rules' JSON schema; the ring buffer of their events.
     programs: dict[str, str] = field(default_factory=dict)
@@ -97,7 +137,7 @@ class Spec:
         option values."""
         on = lambda when: when is None or bool(values.get(when))  # noqa: E731
         metrics = [replace(m, labels=tuple(l for l in m.labels if on(l.when))) for m in self.metrics if on(m.when)]
-        maps = [m.map for m in metrics] + [m.name for m in self.internal_maps if on(m.when)]
+        maps = [m.map for m in metrics if m.procfs is None] + [m.name for m in self.internal_maps if on(m.when)]
         return metrics, maps
 
 
@@ -107,12 +147,19 @@ def _metric(raw: dict[str, Any]) -> Metric:
               l.get("when"))
         for l in raw.get("labels", ())
     )
-    hist = raw.get("histogram")
+    hist, procfs, panel = raw.get("histogram"), raw.get("procfs"), raw.get("dashboard") or {}
     return Metric(
         name=raw["name"], type=raw["type"], help=raw["help"],
         map=raw.get("map", raw["name"].removeprefix("lmp_")), labels=labels,
         histogram=Histogram(**hist) if hist else None, when=raw.get("when"),
+        procfs=Procfs(**procfs) if procfs else None,
+        panel=Panel(tuple(panel.get("by", ())), panel.get("topk"), panel.get("title"), panel.get("hide", False)),
     )
+
+
+def _alert(raw: dict[str, Any]) -> Alert:
+    return Alert(raw["name"], " ".join(raw["expr"].split()), raw.get("for", "0m"), raw["severity"],
+                 raw["summary"], " ".join(raw["description"].split()))
 
 
 def _check(spec: Spec, doc: Any, path: Path) -> None:
@@ -145,12 +192,19 @@ def _check(spec: Spec, doc: Any, path: Path) -> None:
                 fail(f"label {label.name}: `when: {label.when}` names no option of this collector", "labels", j)
         if m.when is not None and m.when not in spec.options:
             fail(f"`when: {m.when}` names no option of this collector", "when")
+        unknown = set(m.panel.by) - {label.name for label in m.labels}
+        if unknown:
+            fail(f"dashboard.by names labels the metric does not have: {', '.join(sorted(unknown))}", "dashboard")
+        if m.procfs is not None and (m.type == "histogram" or m.labels):
+            fail("a procfs metric is one counter or gauge, without labels", "procfs")
         family = m.name.removesuffix("_total")  # OpenMetrics names a counter's family without it
         if family in families:
             fail(f"another metric already has the family name {family}", "name")
+        families.add(family)
+        if m.procfs is not None:
+            continue  # read from /proc: no map of its own
         if m.map in maps:
             fail(f"map {m.map} already feeds another metric", "map" if "map" in doc["metrics"][i] else "name")
-        families.add(family)
         maps.add(m.map)
     for i, internal in enumerate(spec.internal_maps):
         where = yamlfile.line_of(doc, ["internal_maps", i])
@@ -159,6 +213,18 @@ def _check(spec: Spec, doc: Any, path: Path) -> None:
         if internal.when is not None and internal.when not in spec.options:
             raise YamlError(path, where, f"internal map {internal.name}: `when: {internal.when}` names no option")
         maps.add(internal.name)
+    names = {m.name for m in spec.metrics}
+    seen_alerts: set[str] = set()
+    for i, alert in enumerate(spec.alerts):
+        where = yamlfile.line_of(doc, ["alerts", i])
+        if alert.name in seen_alerts:
+            raise YamlError(path, where, f"alert {alert.name} is defined twice")
+        seen_alerts.add(alert.name)
+        used = {re.sub(r"_(bucket|count|sum)$", "", n) for n in re.findall(r"\blmp_[a-z0-9_]+", alert.expr)}
+        foreign = {n for n in used if n not in names and not n.startswith("lmp_exporter_")}
+        if foreign:
+            raise YamlError(path, where, f"alert {alert.name} uses metrics this collector does not export: "
+                                         f"{', '.join(sorted(foreign))}")
     for name, opt in spec.options.items():
         if isinstance(opt.default, bool) != (opt.type == "bool"):
             raise YamlError(path, yamlfile.line_of(doc, ["options", name]),
@@ -196,18 +262,37 @@ def load(path: Path) -> Spec:
     requires = doc.get("requires") or {}
     spec = Spec(
         name=doc["name"], summary=doc["summary"], directory=path.parent, kind=doc.get("kind", "collector"),
+        overhead=doc.get("overhead", ""),
         tracepoints=tuple(requires.get("tracepoints", ())),
         raw_tracepoints=tuple(requires.get("raw_tracepoints", ())),
         btf_fields=tuple(requires.get("btf_fields", ())),
         options={k: Option(k, v["type"], v["default"], v["help"]) for k, v in (doc.get("options") or {}).items()},
         metrics=tuple(_metric(m) for m in doc["metrics"]),
         internal_maps=tuple(InternalMap(m["name"], m["help"], m.get("when")) for m in doc.get("internal_maps", ())),
+        alerts=tuple(_alert(a) for a in doc.get("alerts", ())),
         programs={**({"xdp": requires["xdp"]} if "xdp" in requires else {}),
                   **{f"cgroup/{hook}": fn for hook, fn in (requires.get("cgroup_sock_addr") or {}).items()}},
         rules=yamlfile.plain(doc["rules"]) if "rules" in doc else None, events=doc.get("events"),
     )
     _check(spec, doc, path)
     return spec
+
+
+@dataclass(frozen=True)
+class SelfSpec:
+    """exporters/_lib/self.yaml: what every exporter exports about itself (lmp_exporter_*), and its alerts."""
+    metrics: tuple[Metric, ...]
+    alerts: tuple[Alert, ...]
+
+    def metric(self, name: str) -> Metric:
+        return next(m for m in self.metrics if m.name == name)
+
+
+def load_self(path: Path = SELF) -> SelfSpec:
+    doc = yamlfile.load(path, SCHEMA, "self")
+    metrics = tuple(Metric(m["name"], m["type"], m["help"], map="", labels=tuple(Label(n, n, "") for n in m["labels"]))
+                    for m in doc["metrics"])
+    return SelfSpec(metrics, tuple(_alert(a) for a in doc["alerts"]))
 
 
 def parse_option(spec: Spec, assignment: str) -> tuple[str, bool | int]:

@@ -71,22 +71,29 @@ def schema_error(instance: Any, schema: dict[str, Any]) -> tuple[list[str | int]
     if err is None:
         return None
     location = list(err.absolute_path)
+    message = err.message
+    if err.validator == "pattern" and "description" in err.schema:  # say what is wanted, not the regex
+        message = f"{err.instance!r} is not {err.schema['description']}"
     if err.validator == "additionalProperties":
         parent = err.instance if isinstance(err.instance, dict) else {}
         extra = [k for k in parent if k not in err.schema.get("properties", {})]
         location += extra[:1]
-    return list(err.absolute_path), location, err.message
+    return list(err.absolute_path), location, message
 
 
-def validate(doc: Any, schema_path: Path, path: Path | str) -> None:
-    found = schema_error(doc, load_schema(schema_path))
+def validate(doc: Any, schema_path: Path, path: Path | str, definition: str | None = None) -> None:
+    """Check `doc` against the schema file, or against one of its `$defs` when `definition` names it."""
+    schema = load_schema(schema_path)
+    if definition:
+        schema = {"$ref": f"#/$defs/{definition}", "$defs": schema["$defs"]}
+    found = schema_error(doc, schema)
     if found is not None:
         at, location, message = found
         where = ".".join(str(p) for p in at) or "top level"
         raise YamlError(path, line_of(doc, location), f"{where}: {message}")
 
 
-def load(path: Path, schema_path: Path) -> Any:
+def load(path: Path, schema_path: Path, definition: str | None = None) -> Any:
     """Read, parse and validate `path`; raise YamlError naming the file and line of the first problem."""
     try:
         text = path.read_text()
@@ -95,5 +102,5 @@ def load(path: Path, schema_path: Path) -> Any:
     doc = parse(text, path)
     if doc is None:
         raise YamlError(path, None, "the file is empty")
-    validate(doc, schema_path, path)
+    validate(doc, schema_path, path, definition)
     return doc

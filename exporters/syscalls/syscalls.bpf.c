@@ -47,6 +47,16 @@ TRACEPOINT_PROBE(raw_syscalls, sys_exit)
 {
     if (lmp_skip_tgid())
         return 0;
+    /* The kernel reports id -1 at the exit of rt_sigreturn (restore_sigcontext() sets orig_ax to -1, so
+     * that the return to user space restarts nothing) and of a syscall seccomp or a tracer skipped: no
+     * call we can name, and no overflow. A signal handler's return is the common case. */
+    if (args->id < 0) {
+#if LATENCY
+        u32 tid = bpf_get_current_pid_tgid();
+        syscall_start.delete(&tid);
+#endif
+        return 0;
+    }
     u32 nr = args->id;
     u64 *calls = syscalls_total.lookup(&nr);
     if (calls)

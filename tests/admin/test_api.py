@@ -16,6 +16,8 @@ ENDPOINTS = [  # (method, path, body, the lowest role allowed)
     ("get", "/api/v1/config", None, "view"),
     ("get", "/api/v1/audit", None, "root"),
     ("get", "/api/v1/sd", None, "view"),
+    ("get", "/api/v1/users/me", None, "view"),
+    ("get", "/api/v1/charts/overview", None, "view"),
     ("post", "/api/v1/components/runqlat/disable", None, "ops"),
     ("post", "/api/v1/components/runqlat/enable", None, "ops"),
     ("put", "/api/v1/config", None, "root"),  # the admin gets 428: no If-Match
@@ -93,3 +95,30 @@ def test_bad_input_is_a_json_4xx(client, data, content_type, code):
     response = client.post("/api/v1/auth/login", data=data, content_type=content_type)
     assert response.status_code == code
     assert response.is_json and response.json["code"] == code
+
+
+def test_me_says_who_and_which_role(client, auth):
+    for who, role in (("view", "viewer"), ("ops", "operator"), ("root", "admin")):
+        assert client.get("/api/v1/users/me", headers=auth.headers(who)).json["role"] == role
+
+
+def test_charts_are_the_generated_dashboards_panels_for_this_host(client, auth):
+    import socket
+    headers = auth.headers("view")
+    charts = client.get("/api/v1/charts/overview", headers=headers).json
+    titles = [c["title"] for c in charts]
+    assert "Run-queue latency (p50, p90, p99)" in titles and "OOM kills (in each interval)" in titles
+    for chart in charts:
+        for q in chart["queries"]:
+            assert "$" not in q["expr"] and f'instance=~"{socket.gethostname()}"' in q["expr"]
+    assert client.get("/api/v1/charts/runqlat", headers=headers).status_code == 200
+    assert client.get("/api/v1/charts/nosuch", headers=headers).status_code == 404
+    assert client.get(f"/api/v1/charts/overview/{10**6}", headers=headers).status_code == 404
+    assert client.get("/api/v1/charts/overview/2?minutes=0", headers=headers).status_code == 422
+
+
+def test_chart_data_without_a_prometheus_is_a_clear_503(client, auth, config_file):
+    config_file.write_text(config_file.read_text().replace("listen: 127.0.0.1:9490", "listen: 127.0.0.1:1"))
+    first = client.get("/api/v1/charts/overview", headers=auth.headers("view")).json[0]["id"]
+    response = client.get(f"/api/v1/charts/overview/{first}", headers=auth.headers("view"))
+    assert response.status_code == 503 and "does not answer" in response.json["message"]

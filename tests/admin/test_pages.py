@@ -30,3 +30,24 @@ def test_vendor_serves_only_the_listed_packages(client):
     for path in ("/vendor/.bin/x", "/vendor/swagger-ui-dist/../../__init__.py", "/vendor/@scarf/scarf/report.js"):
         response = client.get(path)
         assert response.status_code == 404 and response.is_json, path
+
+
+def test_every_alerts_runbook_url_opens_its_section(client):
+    """The generated rules link each alert to /docs/runbook#<alert>: the admin serves that page, with that
+    heading id."""
+    from urllib.parse import urlsplit
+
+    import dashboards
+    urls = re.findall(r"runbook_url: (\S+)", dashboards.RULES_FILE.read_text())
+    assert urls
+    for url in urls:
+        parts = urlsplit(url)
+        page = client.get(parts.path)
+        assert page.status_code == 200, url
+        assert f'id="{parts.fragment}"' in page.get_data(as_text=True), url
+
+
+def test_docs_are_only_the_docs_folder(client):
+    assert client.get("/docs/metrics").status_code == 200
+    for path in ("/docs/nosuch", "/docs/..%2FREADME", "/docs/Runbook"):
+        assert client.get(path).status_code == 404, path

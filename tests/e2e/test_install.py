@@ -32,3 +32,15 @@ def test_list_shows_every_collector_runs_here():
         assert rows[name]["can_run"] and rows[name]["enabled"], rows[name]
     table = run_lmp("list").stdout
     assert "runqlat" in table and "127.0.0.1:9452" in table
+
+
+def test_kernel_mode_links_headers_for_a_kernel_without_them():
+    """What a container (or a host whose kernel has no headers package) gets: in a private mount namespace
+    whose /lib/modules is empty, `--kernel` links Debian's headers, and a collector compiles with them."""
+    compile_one = "from exporters._lib import bpf, catalog; bpf.load(catalog.load('runqlat'), {}).close(); print('ok')"
+    script = (f"mount -t tmpfs lmp-test /lib/modules && bash {INSTALL} --kernel && "
+              f"test -e /lib/modules/$(uname -r)/build/include && {ROOT}/.venv/bin/python -c \"{compile_one}\"")
+    result = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                            capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "has no headers: linked" in result.stdout and result.stdout.rstrip().endswith("ok")

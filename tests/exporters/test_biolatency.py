@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 from tests.conftest import delta, direct_writes
+from tests.workloads import failing_disk, read_past_the_end
 
 WRITES = 29
 BLOCK = 4096
@@ -37,3 +38,19 @@ def test_direct_writes_are_counted_for_their_disk(exporter, disk_dir):
     # The in-flight map is reported with the metric maps; our writes have all completed.
     assert 0 <= after.value("lmp_exporter_map_entries", map="inflight") < after.value(
         "lmp_exporter_map_capacity", map="inflight")
+
+
+FAILED_READS = 7
+
+
+def test_requests_that_fail_are_counted_as_errors(exporter, disk_dir):
+    """Direct reads past the end of a loop device's shrunken backing file: each is one request that the
+    loop driver completes with an I/O error."""
+    bio = exporter("biolatency")
+    with failing_disk(disk_dir) as device:
+        read = {"disk": Path(device).name, "op": "read"}
+        before = bio.scrape()
+        read_past_the_end(device, FAILED_READS)
+        after = bio.scrape()
+    assert delta(before, after, "lmp_block_io_errors_total", **read) == FAILED_READS
+    assert delta(before, after, "lmp_block_io_requests_total", **read) >= FAILED_READS

@@ -10,11 +10,15 @@ from tests.conftest import delta
 
 RARE_CALLS = 23   # sched_get_priority_min: nothing else on a host calls it
 MISSING_OPENS = 17  # openat on a path that does not exist: ENOENT
+HANDLED_SIGNALS = 9  # each handler's return is an rt_sigreturn, whose exit the kernel reports as syscall -1
 
 # The workload waits on stdin so that exporters can be started (and filtered) on its PID first.
 WORKLOAD = f"""
-import os, sys
+import os, signal, sys
+signal.signal(signal.SIGUSR1, lambda *_: None)
 sys.stdin.readline()
+for _ in range({HANDLED_SIGNALS}):
+    os.kill(os.getpid(), signal.SIGUSR1)
 for _ in range({RARE_CALLS}):
     os.sched_get_priority_min(os.SCHED_OTHER)
 for _ in range({MISSING_OPENS}):
@@ -59,6 +63,9 @@ def test_counts_match_workload_exactly(exporter, workload):
     assert delta(before_it, after_it, "lmp_syscalls_total", syscall="openat") == MISSING_OPENS
     assert delta(before_all, after_all, "lmp_syscall_errors_total", **enoent) >= MISSING_OPENS
     assert "lmp_syscall_latency_seconds" not in after_all.families  # off by default
+    # The signal handlers' returns (syscall -1 at exit) are neither counted nor taken for overflow.
+    assert delta(before_it, after_it, "lmp_syscalls_total", syscall="kill") == HANDLED_SIGNALS
+    assert delta(before_it, after_it, "lmp_exporter_map_overflow_total", map="syscalls_total") == 0
 
 
 def test_latency_option_times_each_call(exporter, workload):

@@ -1,12 +1,14 @@
 """From in-kernel log2 slots to Prometheus buckets, and the exposition's escaping."""
 from __future__ import annotations
 
+import ctypes
+
 import pytest
 
-from exporters._lib import exposition
-from exporters._lib.collector import histogram_buckets
+from exporters._lib import collector, exposition
+from exporters._lib.collector import MapMetric, histogram_buckets
 from exporters._lib.exporter import parse_listen, scrape_url
-from exporters._lib.spec import Histogram
+from exporters._lib.spec import Histogram, Label, Metric
 
 
 def kernel_slot(value: int) -> int:
@@ -52,3 +54,67 @@ def test_listen_addresses(text, expected, url):
 def test_bad_listen_addresses(text):
     with pytest.raises(ValueError, match="is not HOST:PORT"):
         parse_listen(text)
+
+
+class FakeTable:
+    """A BPF hash map as MapMetric reads it: batch items, deletion, a capacity; ctypes keys, as BCC's."""
+    max_entries = 16
+    Key = ctypes.c_uint64
+
+    def __init__(self) -> None:
+        self.entries: dict[bytes, tuple] = {}
+
+    def __setitem__(self, key, value) -> None:  # type: ignore[no-untyped-def]
+        self.entries[bytes(key)] = (key, value)
+
+    def __delitem__(self, key) -> None:  # type: ignore[no-untyped-def]
+        assert not isinstance(key, int), "BCC deletes by a ctypes key"
+        del self.entries[bytes(key)]
+
+    def __contains__(self, key) -> bool:  # type: ignore[no-untyped-def]
+        return bytes(key) in self.entries
+
+    def items_lookup_batch(self):  # type: ignore[no-untyped-def]
+        return list(self.entries.values())
+
+
+class CgroupKey(ctypes.Structure):
+    _fields_ = [("cgroup", ctypes.c_uint64), ("code", ctypes.c_uint32)]
+
+
+def test_a_removed_cgroups_counts_are_retired_then_expire(monkeypatch):
+    metric = Metric("lmp_demo_total", "counter", "h", "demo_total",
+                    labels=(Label("cgroup", "cgroup", "cgroup"), Label("code", "code", "int")))
+    table = FakeTable()
+    gone = CgroupKey(2**62, 1)  # no cgroup has this id: it was removed
+    table[gone] = 5
+    m = MapMetric(metric, table)
+    now = [1000.0]
+    monkeypatch.setattr(collector.time, "monotonic", lambda: now[0])
+    line = f'lmp_demo_total{{cgroup="cgroup_{2**62}",code="1"}} 5'
+    assert line in m.render(False) and gone in table  # first scrape: a suspect, still in the map
+    now[0] += 2
+    assert line in m.render(False) and gone not in table  # second: out of the kernel's map, still exported
+    now[0] += collector.RETIRED_FOR
+    assert line not in m.render(False)  # and gone after the grace period
+
+
+class ScalarKeyTable(FakeTable):
+    """A map keyed by the cgroup id alone: batch reads give the key as a plain int."""
+
+    def items_lookup_batch(self):  # type: ignore[no-untyped-def]
+        return [(key.value, value) for key, value in self.entries.values()]
+
+
+def test_a_removed_cgroup_keyed_by_its_id_alone_is_retired_too(monkeypatch):
+    metric = Metric("lmp_demo_execs_total", "counter", "h", "demo_execs_total",
+                    labels=(Label("cgroup", "cgroup", "cgroup"),))
+    table = ScalarKeyTable()
+    table[ctypes.c_uint64(2**62)] = 3
+    m = MapMetric(metric, table)
+    now = [1000.0]
+    monkeypatch.setattr(collector.time, "monotonic", lambda: now[0])
+    m.render(False)
+    now[0] += 2
+    assert f'lmp_demo_execs_total{{cgroup="cgroup_{2**62}"}} 3' in m.render(False)
+    assert not table.entries

@@ -25,8 +25,8 @@ def test_shipped_config_loads_with_defaults_filled_in():
     ("listen: 127.0.0.1:9452", "listen: 127.0.0.1:9451", "already used by syscalls"),
     ("listen: 127.0.0.1:9452", "listen: 127.0.0.1:9480", "already used by admin"),
     ("run_dir: /run/lmp", "run_dirr: /run/lmp", "Additional properties are not allowed"),
-    ("listen: 127.0.0.1:9453", "listen: nowhere", "does not match"),
-    ("scrape_interval: 5s", "scrape_interval: often", "does not match"),
+    ("listen: 127.0.0.1:9453", "listen: nowhere", "'nowhere' is not HOST:PORT"),
+    ("scrape_interval: 5s", "scrape_interval: often", "'often' is not a duration"),
     ("  enabled: true\n  listen: 127.0.0.1:9490", "  enabled: true\n listen: 127.0.0.1:9490", "invalid YAML"),
 ])
 def test_bad_edit_names_line_and_reason(tmp_path, old, new, reason):

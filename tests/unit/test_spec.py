@@ -37,8 +37,8 @@ def test_every_shipped_spec_loads_and_has_its_files(name):
     spec = catalog.load(name)
     assert spec.source.is_file() and spec.readme.is_file()
     assert spec.hooks
-    for metric in spec.metrics:  # each metric's map is declared in the kernel code
-        assert f"({metric.map}," in spec.source.read_text()
+    for metric in spec.metrics:  # each metric's map is declared in the kernel code, or it comes from /proc
+        assert f"({metric.map}," in spec.source.read_text() or (Path("/proc") / metric.procfs.file).is_file()
 
 
 @pytest.mark.parametrize("name", catalog.names())
@@ -85,6 +85,35 @@ def test_bad_spec_names_line_and_reason(tmp_path, old, new, line, reason):
 def test_names_and_maps_do_not_collide(tmp_path, extra, reason):
     with pytest.raises(YamlError, match=reason):
         specs.load(write(tmp_path, GOOD + extra))
+
+
+ALERT = """alerts:
+  - name: LmpDemoSlow
+    expr: histogram_quantile(0.99, rate(lmp_demo_latency_seconds_bucket{$selector}[5m])) > $demo_seconds
+    severity: warning
+    summary: Slow.
+    description: Slow demo.
+"""
+
+
+@pytest.mark.parametrize("extra, reason", [
+    ("    dashboard: {by: [disk]}\n", "dashboard.by names labels the metric does not have: disk"),
+    ("  - name: lmp_demo_segments_total\n    type: counter\n    help: h\n    labels: [{name: op, decoder: int}]\n"
+     "    procfs: {file: net/snmp, row: Tcp, column: OutSegs}\n", "a procfs metric is one counter or gauge"),
+    (ALERT.replace("lmp_demo_latency_seconds_bucket", "lmp_other_seconds_bucket"),
+     "uses metrics this collector does not export: lmp_other_seconds"),
+    (ALERT + ALERT.removeprefix("alerts:\n"), "alert LmpDemoSlow is defined twice"),
+    (ALERT.replace("LmpDemoSlow", "DemoSlow"), "does not match"),
+])
+def test_dashboard_hints_procfs_and_alerts_are_checked(tmp_path, extra, reason):
+    with pytest.raises(YamlError, match=reason):
+        specs.load(write(tmp_path, GOOD + extra))
+
+
+def test_an_alert_loads_with_its_text_on_one_line(tmp_path):
+    spec = specs.load(write(tmp_path, GOOD + ALERT))
+    assert spec.alerts[0].name == "LmpDemoSlow" and spec.alerts[0].for_ == "0m"
+    assert spec.metrics[0].unit == "seconds"
 
 
 def test_options_from_the_command_line():

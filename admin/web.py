@@ -1,0 +1,60 @@
+"""The web page: login, the live overview, the components, each collector's page, the config, users and
+audit log. Each page is a template and a small script; the data comes from the JSON API with the token the
+login page stored, so the pages themselves hold nothing of the host and need no login to load."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, render_template
+
+from exporters._lib import catalog
+
+from .pages import missing_assets, render_markdown
+
+blp = Blueprint("web", __name__)
+PAGES = [("web.overview", "Overview"), ("web.components", "Components"), ("web.config", "Config"),
+         ("web.users", "Users"), ("web.audit", "Audit log")]  # the navigation, in order
+ADMIN_ONLY = {"web.users", "web.audit"}
+
+
+def page(template: str, title: str, **context: object) -> str:
+    return render_template(template, title=title, pages=PAGES, admin_only=ADMIN_ONLY, missing=missing_assets(),
+                           **context)
+
+
+@blp.get("/login")
+def login() -> str:
+    return page("login.html", "Log in")
+
+
+@blp.get("/")
+def overview() -> str:
+    return page("overview.html", "Overview")
+
+
+@blp.get("/components")
+def components() -> str:
+    return page("components.html", "Components")
+
+
+@blp.get("/components/<name>")
+def component(name: str) -> str:
+    try:
+        spec = catalog.load(name)
+    except KeyError:
+        abort(404)
+    readme = render_markdown(spec.readme.read_text()) if spec.readme.is_file() else ""
+    return page("component.html", name, spec=spec, readme=readme)
+
+
+@blp.get("/config")
+def config() -> str:
+    return page("config.html", "Config")
+
+
+@blp.get("/users")
+def users() -> str:
+    return page("users.html", "Users")
+
+
+@blp.get("/audit")
+def audit() -> str:
+    return page("audit.html", "Audit log")

@@ -1,0 +1,43 @@
+"""What LMP generates from the collectors' specs: Grafana dashboards, Prometheus alert rules and the metric
+reference. `lmp dashboards build` writes them; `--check` (and a test) fails when a committed file differs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from exporters._lib import catalog
+from exporters._lib.spec import load_self
+
+from . import build, metricsdoc, rules
+
+ROOT = Path(__file__).resolve().parent.parent
+GRAFANA_DIR = ROOT / "dashboards" / "grafana"
+RULES_FILE = ROOT / "dashboards" / "prometheus" / "lmp.rules.yml"
+METRICS_DOC = ROOT / "docs" / "metrics.md"
+
+
+def generate(alert_config: Path = rules.ALERTS_CONFIG) -> dict[Path, str]:
+    """Every generated file and its content."""
+    specs = [catalog.load(name) for name in catalog.names()]
+    self_spec = load_self()
+    out = {GRAFANA_DIR / name: text for name, text in build.dashboards(specs, self_spec).items()}
+    out[RULES_FILE] = rules.rule_file(specs, self_spec, rules.load_config(alert_config))
+    out[METRICS_DOC] = metricsdoc.reference(specs, self_spec)
+    return out
+
+
+def stale(files: dict[Path, str]) -> list[Path]:
+    """Generated files whose committed copy differs, and committed dashboards nothing generates any more."""
+    differ = [path for path, text in files.items() if not path.exists() or path.read_text() != text]
+    extra = [path for path in GRAFANA_DIR.glob("*.json") if path not in files]
+    return differ + extra
+
+
+def write(files: dict[Path, str]) -> list[Path]:
+    changed = stale(files)
+    for path in changed:
+        if path in files:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(files[path])
+        else:
+            path.unlink()
+    return changed

@@ -1,0 +1,132 @@
+"""docker-compose.yml, its Prometheus and Grafana provisioning, and the Kubernetes manifests, validated
+offline: no Docker engine or cluster runs here, so each file is checked against its schema and against
+what LMP needs (privileges, mounts, the generated dashboards and rules, one port per collector)."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+import jsonschema
+import pytest
+from ruamel.yaml import YAML
+
+import dashboards
+from exporters._lib import catalog
+from lmp import config as configs
+from tests.conftest import ROOT
+
+COMPOSE = ROOT / "docker-compose.yml"
+DEPLOY = ROOT / "deploy"
+yaml = YAML(typ="safe")
+
+
+def load_all(path: Path) -> list[dict]:
+    return [doc for doc in yaml.load_all(path.read_text()) if doc]
+
+
+def tool(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(ROOT / ".venv" / "bin" / args[0]), *args[1:]], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
+
+
+def promtool_syntax(text: str) -> subprocess.CompletedProcess:
+    with tempfile.NamedTemporaryFile("w", suffix=".yml") as f:
+        f.write(text)
+        f.flush()
+        return subprocess.run(["promtool", "check", "config", "--syntax-only", f.name], capture_output=True,
+                              text=True, timeout=60)
+
+
+def test_compose_file_is_valid_by_the_compose_specification():
+    result = tool("check-jsonschema", "--builtin-schema", "vendor.compose-spec", str(COMPOSE))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_lmp_service_sees_the_host_kernel():
+    lmp = yaml.load(COMPOSE.read_text())["services"]["lmp"]
+    assert lmp["privileged"] is True and lmp["pid"] == "host"
+    mounted = {v.split(":")[0]: v.split(":")[1] for v in lmp["volumes"]}
+    for path in ("/sys/kernel/tracing", "/sys/kernel/debug", "/sys/fs/bpf", "/lib/modules", "/usr/src"):
+        assert path in mounted, path
+    assert mounted["/lib/modules"] == "/host/lib/modules"  # where install.sh --kernel looks for them
+    assert "/host/lib/modules" in (ROOT / "scripts" / "install.sh").read_text()
+    assert lmp["command"] == ["lmp", "run", "--no-prometheus"]
+
+
+def test_every_file_compose_mounts_exists_and_prometheus_gets_the_generated_rules():
+    services = yaml.load(COMPOSE.read_text())["services"]
+    for service in services.values():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), source
+    prometheus = services["prometheus"]["volumes"]
+    assert f"./{dashboards.RULES_FILE.relative_to(ROOT)}:/etc/prometheus/rules/lmp.rules.yml:ro" in prometheus
+    grafana = services["grafana"]["volumes"]
+    assert f"./{dashboards.GRAFANA_DIR.relative_to(ROOT)}:/var/lib/grafana/dashboards/lmp:ro" in grafana
+
+
+def test_compose_prometheus_config_is_valid_and_discovers_through_the_admin():
+    path = DEPLOY / "compose" / "prometheus.yml"
+    result = promtool_syntax(path.read_text())
+    assert result.returncode == 0, result.stdout + result.stderr
+    job = yaml.load(path.read_text())["scrape_configs"][0]
+    sd = job["http_sd_configs"][0]
+    assert sd["url"].endswith("/api/v1/sd") and sd["authorization"]["type"] == "Bearer"
+    assert job["job_name"] == "lmp" and job["honor_labels"] is True
+
+
+def test_grafana_provisioning_files_match_their_schema():
+    schema = json.loads((Path(__file__).parent / "grafana_provisioning.schema.json").read_text())
+    files = sorted((DEPLOY / "compose" / "grafana" / "provisioning").rglob("*.yaml"))
+    assert len(files) == 2
+    for path in files:
+        jsonschema.validate(yaml.load(path.read_text()), schema)
+    provider = yaml.load((DEPLOY / "compose/grafana/provisioning/dashboards/lmp.yaml").read_text())["providers"][0]
+    assert provider["options"]["path"] == "/var/lib/grafana/dashboards/lmp"  # where compose mounts them
+    bad = {"apiVersion": 1, "providers": [{"name": "x", "type": "file", "options": {"pth": "/x"}}]}
+    with pytest.raises(jsonschema.ValidationError):  # a misspelt key does not get through
+        jsonschema.validate(bad, schema)
+
+
+def test_kubernetes_manifests_validate():
+    result = tool("kubernetes-validate", "--strict", str(DEPLOY / "kubernetes" / "lmp.yaml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("passed") == 3
+
+
+def test_kubernetes_config_covers_every_collector_and_the_pod_exposes_each_port(tmp_path):
+    docs = {doc["kind"]: doc for doc in load_all(DEPLOY / "kubernetes" / "lmp.yaml")}
+    config_file = tmp_path / "lmp.yaml"
+    config_file.write_text(docs["ConfigMap"]["data"]["lmp.yaml"])
+    cfg = configs.load(config_file)  # the same checks as any LMP config: schema, specs, ports
+    collectors = {n for n in catalog.names() if catalog.load(n).kind == "collector"}
+    assert collectors <= set(cfg.collectors)
+    assert not cfg.admin.enabled and not cfg.prometheus.enabled
+    pod = docs["DaemonSet"]["spec"]["template"]["spec"]
+    assert pod["hostPID"] and pod["hostNetwork"]
+    container = pod["containers"][0]
+    assert container["securityContext"]["privileged"] is True
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    for name, c in cfg.collectors.items():
+        assert c.listen.startswith("0.0.0.0:")
+        assert ports[f"lmp-{name}"] == int(c.listen.rsplit(":", 1)[1])
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert {"/sys/kernel/tracing", "/sys/kernel/debug", "/sys/fs/bpf", "/host/lib/modules", "/usr/src"} <= mounts
+
+
+def test_kubernetes_scrape_config_relabels_as_make_run_labels():
+    """Debian's promtool is built without Kubernetes discovery, so the scrape config is checked by promtool
+    with that one block swapped for a static one, and the block itself by hand."""
+    text = (DEPLOY / "kubernetes" / "prometheus.yml").read_text()
+    job = yaml.load(text)["scrape_configs"][0]
+    assert job["kubernetes_sd_configs"] == [{"role": "pod", "namespaces": {"names": ["lmp"]}}]
+    swapped = re.sub(r"    kubernetes_sd_configs:\n(      .*\n)+", "    static_configs:\n      - targets: ['node:9451']\n",
+                     text).replace("lmp.rules.yml", str(dashboards.RULES_FILE))
+    result = promtool_syntax(swapped)
+    assert result.returncode == 0, result.stdout + result.stderr
+    targets = {r.get("target_label") for r in job["relabel_configs"]}
+    assert {"collector", "instance"} <= targets and job["job_name"] == "lmp"

@@ -1,0 +1,181 @@
+"""Every query of every generated dashboard, and every alert expression, against a real Prometheus: `lmp run`
+with every collector (and every option that adds a metric) on, Prometheus finding the exporters through the
+admin's service discovery and loading the generated rules, and a workload that makes each metric move.
+Each panel query must be valid PromQL and return data; each alert must return what the workload implies."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+import dashboards
+from dashboards import rules
+from exporters._lib import catalog
+from tests.conftest import ROOT, bpf_program_ids, free_port, programs_of
+from tests.lmprun import Api, Run, alive, descendants, query, up_collectors, wait_for
+from tests.workloads import failing_disk, oom_groups, oom_kill, processes_and_signals, read_past_the_end, \
+    tcp_traffic, udp_to_closed_port
+
+HOST = socket.gethostname()
+VARIABLES = {"$job": "lmp", "$instance": HOST, "$cgroup": ".*", "$__rate_interval": "1m"}
+# What each alert returns after the workload, with the shipped thresholds or with every threshold at 0.
+FIRES = {"LmpOomKill", "LmpBlockIoErrors"}  # the workload makes an OOM kill and failing reads
+FIRES_AT_ZERO = {"LmpRunqueueLatencyHigh", "LmpBlockIoLatencyHigh", "LmpTcpRetransmitRatioHigh"}
+QUIET = {"LmpExporterProgramDetached", "LmpExporterScrapeFailing", "LmpExporterMapOverflowing"}
+DOWN = {"LmpExporterDown"}  # tested by stopping an exporter
+
+
+@dataclass
+class Stack:
+    run: Run
+    prometheus: int
+    api: Api
+
+    def query(self, promql: str) -> list[dict]:
+        return query(self.prometheus, promql)
+
+
+def write_config(folder: Path, ports: dict[str, int]) -> Path:
+    """Every collector on, with every boolean option (latency, cgroup, srtt ...) on, so that every metric a
+    dashboard shows exists; the shipped rule file."""
+    lines = ["prometheus:", f"  listen: 127.0.0.1:{ports['prometheus']}", "  scrape_interval: 1s",
+             f"  data_dir: {folder / 'prometheus'}", f"  rule_files: [{dashboards.RULES_FILE}]",
+             "admin:", f"  listen: 127.0.0.1:{ports['admin']}", f"  data_dir: {folder / 'data'}",
+             f"  run_dir: {folder / 'run'}", "collectors:"]
+    for name in catalog.names():
+        spec = catalog.load(name)
+        lines += [f"  {name}:", "    enabled: true", f"    listen: 127.0.0.1:{ports[name]}"]
+        flags = [f"      {o.name}: true" for o in spec.options.values() if o.type == "bool"]
+        lines += ["    options:", *flags] if flags else []
+    path = folder / "lmp.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def workload(scratch: Path) -> None:
+    with open(scratch / "written", "wb") as f:  # buffered and synced writes: block requests, file I/O
+        for _ in range(64):
+            f.write(os.urandom(1 << 16))
+        f.flush()
+        os.fsync(f.fileno())
+    with failing_disk(scratch) as device:
+        read_past_the_end(device, 3)
+    with oom_groups() as groups:
+        oom_kill(groups)
+    tcp_traffic()
+    udp_to_closed_port()
+    processes_and_signals()
+    try:
+        open(scratch / "missing")
+    except FileNotFoundError:
+        pass  # a syscall error
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    folder = Path(tempfile.mkdtemp(dir=ROOT, prefix=".lmp-test-prometheus-"))  # on the real disk
+    ports = {name: free_port() for name in (*catalog.names(), "prometheus", "admin")}
+    run = Run(write_config(folder, ports))
+    started: set[int] = set()
+    try:
+        password = run.wait_for_line("log in as admin, password").split("password ")[1].split()[0]
+        run.wait_for_line("prometheus", timeout=180)
+        wait_for(lambda: up_collectors(ports["prometheus"]) == set(catalog.names()), timeout=120)
+        started = descendants(run.proc.pid)
+        workload(folder)
+        time.sleep(5)  # a few more scrapes, and rule evaluations, after the workload
+        yield Stack(run, ports["prometheus"], Api(ports["admin"], "admin", password))
+    finally:
+        held = set().union(*(programs_of(pid) for pid in started if alive(pid)))
+        output = run.ctrl_c()
+        shutil.rmtree(folder, ignore_errors=True)
+    assert run.proc.returncode == 0, output
+    assert not [pid for pid in started if alive(pid)], "processes left running"
+    assert not held & bpf_program_ids(), "BPF programs left attached"
+
+
+def fill(expr: str) -> str:
+    for name, value in VARIABLES.items():
+        expr = expr.replace(name, value)
+    return expr
+
+
+def board_targets(path: Path) -> list[tuple[str, str]]:
+    board = json.loads(path.read_text())
+    return [(panel["title"], t["expr"]) for panel in board["panels"] for t in panel.get("targets", [])]
+
+
+@pytest.mark.parametrize("path", sorted(dashboards.GRAFANA_DIR.glob("*.json")), ids=lambda p: p.stem)
+def test_every_panel_query_returns_data(stack, path):
+    empty = [(title, expr) for title, expr in board_targets(path) if not stack.query(fill(expr))]
+    assert not empty, f"panels whose query returned nothing: {empty}"
+
+
+@pytest.mark.parametrize("path", sorted(dashboards.GRAFANA_DIR.glob("*.json")), ids=lambda p: p.stem)
+def test_every_template_variable_has_values(stack, path):
+    for variable in json.loads(path.read_text())["templating"]["list"]:
+        match = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["query"])
+        if not match:
+            continue  # the data source variable
+        selector, label = fill(match.group(1)), match.group(2)
+        values = {r["metric"].get(label) for r in stack.query(f"group by ({label}) ({selector})")} - {None}
+        assert values, f"{variable['name']}: no values"
+        if variable["name"] == "instance":
+            assert values == {HOST}
+
+
+def alert_exprs(thresholds: dict[str, float] | None = None) -> dict[str, str]:
+    cfg = rules.load_config()
+    if thresholds is not None:
+        cfg = rules.AlertConfig(cfg.selector, cfg.runbook_url, thresholds)
+    specs = [catalog.load(n) for n in catalog.names()]
+    from exporters._lib.spec import load_self
+    doc = YAML(typ="safe").load(rules.rule_file(specs, load_self(), cfg))
+    return {r["alert"]: r["expr"] for group in doc["groups"] for r in group["rules"]}
+
+
+def test_every_alert_is_classified_here():
+    assert set(alert_exprs()) == FIRES | FIRES_AT_ZERO | QUIET | DOWN
+
+
+def test_alerts_return_what_the_workload_implies(stack):
+    shipped = alert_exprs()
+    for name in FIRES:
+        assert stack.query(shipped[name]), f"{name} does not fire after the workload"
+    for name in QUIET:
+        assert not stack.query(shipped[name]), f"{name} fires"
+        inner = re.sub(r"\s*(==|>)\s*0$", "", shipped[name])  # the series it watches exist
+        assert stack.query(inner), f"{name}: {inner} returned nothing"
+    at_zero = alert_exprs({k: 0.0 for k in rules.load_config().thresholds})
+    for name in FIRES_AT_ZERO:
+        assert stack.query(at_zero[name]), f"{name} with a threshold of 0 returns nothing"
+
+
+def test_prometheus_loaded_the_rules_and_the_oom_alert_fires(stack):
+    def firing() -> list[dict]:
+        return stack.query('ALERTS{alertname="LmpOomKill", alertstate="firing"}')
+    alert = wait_for(firing, timeout=30)[0]["metric"]
+    assert alert["comm"] == "lmp-oom-victim" and alert["instance"] == HOST and alert["severity"] == "warning"
+
+
+def test_a_stopped_exporter_is_down(stack):
+    pid = stack.api.call("GET", "/components/skbdrop")["pid"]
+    expr = alert_exprs()["LmpExporterDown"]
+    os.kill(pid, signal.SIGSTOP)  # alive (the supervisor keeps it) but not answering
+    try:
+        down = wait_for(lambda: stack.query(expr), timeout=60)
+        assert {r["metric"]["collector"] for r in down} == {"skbdrop"}
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_for(lambda: not stack.query(expr), timeout=60)

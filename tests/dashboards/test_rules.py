@@ -1,0 +1,65 @@
+"""The generated alert rules: promtool checks and unit-tests them; each has its runbook section; the
+thresholds' file is checked."""
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+from ruamel.yaml import YAML
+
+import dashboards
+from dashboards import rules
+from exporters._lib.yamlfile import YamlError
+from tests.conftest import ROOT
+
+RULES = dashboards.RULES_FILE
+RUNBOOK = ROOT / "docs" / "runbook.md"
+
+
+def promtool(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["promtool", *args], capture_output=True, text=True, timeout=120, cwd=RULES.parent)
+
+
+def test_promtool_checks_the_rules():
+    result = promtool("check", "rules", RULES.name)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_unit_tests_every_alert_before_and_after_its_for():
+    tests = RULES.parent / "lmp.rules.test.yml"
+    result = promtool("test", "rules", tests.name)
+    assert result.returncode == 0, result.stdout + result.stderr
+    tested = set(re.findall(r"alertname: (Lmp\w+)", tests.read_text()))
+    assert tested == set(re.findall(r"alert: (Lmp\w+)", RULES.read_text())), "an alert without a unit test"
+
+
+def test_every_alert_has_summary_description_severity_and_its_runbook_section():
+    anchors = {line[3:].strip().lower() for line in RUNBOOK.read_text().splitlines() if line.startswith("## ")}
+    doc = YAML(typ="safe").load(RULES.read_text())
+    for group in doc["groups"]:
+        for r in group["rules"]:
+            assert r["labels"]["severity"] in ("info", "warning", "critical")
+            assert r["annotations"]["summary"] and r["annotations"]["description"]
+            assert "$" not in r["expr"], r["expr"]  # every placeholder was filled
+            assert r["annotations"]["runbook_url"].rsplit("#", 1)[1] in anchors, r["alert"]
+
+
+@pytest.mark.parametrize("edit, reason", [
+    (lambda t: t.replace("  tcp_retransmit_ratio: 0.01", ""), "uses tcp_retransmit_ratio, which this file"),
+    (lambda t: t + "  unused_threshold_seconds: 1\n", "thresholds no alert uses: unused_threshold_seconds"),
+    (lambda t: t.replace("runqueue_latency_p99_seconds: 0.05", "runqueue_latency_p99_seconds: fast"), "is not of type"),
+])
+def test_a_bad_thresholds_file_is_refused_with_its_reason(tmp_path, edit, reason):
+    path = tmp_path / "alerts.yaml"
+    path.write_text(edit(rules.ALERTS_CONFIG.read_text()))
+    with pytest.raises(YamlError, match=reason):
+        dashboards.generate(path)
+
+
+def test_thresholds_come_from_the_one_config_place(tmp_path):
+    path = tmp_path / "alerts.yaml"
+    path.write_text(rules.ALERTS_CONFIG.read_text().replace("runqueue_latency_p99_seconds: 0.05",
+                                                           "runqueue_latency_p99_seconds: 0.2"))
+    text = dashboards.generate(path)[RULES]
+    assert "lmp_runqueue_latency_seconds_bucket{job=\"lmp\"}[5m]))) > 0.2" in text
