@@ -21,10 +21,11 @@ from .bpf import Loaded
 from .events import EventLog
 from .links import TargetError
 from .rules import RuleError, RulesSource, check, component, parse
-from .spec import Spec
+from .spec import Spec, load_self
 from .yamlfile import YamlError
 
 WATCH_SECONDS = 1.0  # how often the config file is looked at for new rules
+HELP = {m.name: m.help for m in load_self().metrics}  # one place for the self metrics' texts: self.yaml
 
 
 def start(spec: Spec, loaded: Loaded, source: RulesSource | None) -> Runtime:
@@ -140,14 +141,12 @@ class Runtime(Collector):
                 self._detach(name)
 
     def collect(self) -> Iterator[Family]:
-        reloads = CounterMetricFamily("lmp_exporter_rules_reloads_total",
-                                      "New rules read from the config: applied, or refused (the old ones stayed).",
+        reloads = CounterMetricFamily("lmp_exporter_rules_reloads_total", HELP["lmp_exporter_rules_reloads_total"],
                                       labels=["collector", "result"])
         for result, n in self.reloads.items():
             reloads.add_metric([self.spec.name, result], n)
         yield reloads
-        current = GaugeMetricFamily("lmp_exporter_rules_current",
-                                    "1 if the rules in force are the config's latest; 0 if those were refused.",
+        current = GaugeMetricFamily("lmp_exporter_rules_current", HELP["lmp_exporter_rules_current"],
                                     labels=["collector"])
         current.add_metric([self.spec.name], self.current)
         yield current
