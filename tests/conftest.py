@@ -14,6 +14,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from prometheus_client.utils import floatToGoString
 from exporters._lib.bpf import programs_held_by
 from exporters._lib.decoders import cgroup2_root
 from exporters._lib.netns import entered
+from exporters._lib.spec import load_self
 from lmp.run import wait_until_serving
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,6 +86,18 @@ class Scrape:
             if name in self.families else []
         assert not les or le in les, f"{name} has no bucket le={le}"
         return self.value(f"{name}_bucket", default, le=floatToGoString(le), **labels)
+
+
+def check_self_metrics(scrape: Scrape, function: bool) -> None:
+    """Every self metric is what exporters/_lib/self.yaml (read by the dashboards and docs) says it is; a
+    collector has none of those only function components export."""
+    scraped, self_spec = scrape.families, load_self()
+    expected = [m for m in self_spec.metrics if function or m.name not in self_spec.function_only]
+    for metric in expected:
+        family = scraped[metric.name.removesuffix("_total")]
+        assert (family.type, family.documentation) == (metric.type, metric.help), metric.name
+        assert {k for s in family.samples for k in s.labels} == {label.name for label in metric.labels}, metric.name
+    assert not {f for f in scraped if f.startswith("lmp_exporter_")} - {m.name.removesuffix("_total") for m in expected}
 
 
 def delta(before: Scrape, after: Scrape, name: str, **labels: str) -> float:
@@ -158,10 +172,10 @@ def exporter() -> Iterator:
     assert not left, f"BPF programs {left} still loaded after their exporters stopped"
 
 
-@pytest.fixture
-def cgroup() -> Iterator[tuple[Path, str]]:
-    """A cgroup v2 directory nested under this test's own cgroup (never beside it): (directory, path
-    as the cgroup decoder names it). At teardown, processes left in it are killed and it is removed."""
+@contextmanager
+def made_cgroup() -> Iterator[tuple[Path, str]]:
+    """A cgroup v2 directory nested under this process's own cgroup (never beside it): (directory, path as
+    the cgroup decoder names it). Afterwards, processes left in it are killed and it is removed."""
     root = cgroup2_root()
     own = next(line.split(":", 2)[2] for line in Path("/proc/self/cgroup").read_text().splitlines()
                if line.startswith("0::"))
@@ -178,6 +192,13 @@ def cgroup() -> Iterator[tuple[Path, str]]:
                 break
             except OSError:
                 time.sleep(0.05)
+
+
+@pytest.fixture
+def cgroup() -> Iterator[tuple[Path, str]]:
+    """A made_cgroup() for one test."""
+    with made_cgroup() as made:
+        yield made
 
 
 _cgroup_serial = itertools.count()
@@ -267,8 +288,8 @@ def _mac(ns: str) -> str:
     return json.loads(out)[0]["address"]
 
 
-@pytest.fixture
-def veth_pair() -> Iterator[VethPair]:
+@contextmanager
+def made_veth_pair() -> Iterator[VethPair]:
     """A VethPair; both namespaces (and with them the veth pair, and any XDP program on it) are deleted
     afterwards."""
     stem = f"lmp-{os.getpid()}-{next(_netns_serial)}"
@@ -292,6 +313,13 @@ def veth_pair() -> Iterator[VethPair]:
         for ns in (pair.guarded, pair.peer):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
     assert not [ns for ns in (pair.guarded, pair.peer) if (Path("/run/netns") / ns).exists()], "netns left"
+
+
+@pytest.fixture
+def veth_pair() -> Iterator[VethPair]:
+    """A made_veth_pair() for one test."""
+    with made_veth_pair() as pair:
+        yield pair
 
 
 _netns_serial = itertools.count()

@@ -283,6 +283,7 @@ class SelfSpec:
     """exporters/_lib/self.yaml: what every exporter exports about itself (lmp_exporter_*), and its alerts."""
     metrics: tuple[Metric, ...]
     alerts: tuple[Alert, ...]
+    function_only: frozenset[str] = frozenset()  # metrics only function components export (their rules)
 
     def metric(self, name: str) -> Metric:
         return next(m for m in self.metrics if m.name == name)
@@ -292,7 +293,8 @@ def load_self(path: Path = SELF) -> SelfSpec:
     doc = yamlfile.load(path, SCHEMA, "self")
     metrics = tuple(Metric(m["name"], m["type"], m["help"], map="", labels=tuple(Label(n, n, "") for n in m["labels"]))
                     for m in doc["metrics"])
-    return SelfSpec(metrics, tuple(_alert(a) for a in doc["alerts"]))
+    return SelfSpec(metrics, tuple(_alert(a) for a in doc["alerts"]),
+                    frozenset(m["name"] for m in doc["metrics"] if m.get("kind") == "function"))
 
 
 def parse_option(spec: Spec, assignment: str) -> tuple[str, bool | int]:

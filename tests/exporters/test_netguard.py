@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (PAYLOAD, Scrape, VethPair, bpf_program_ids, datagrams_received, delta, free_port, run_lmp,
-                            send_datagrams)
+from tests.conftest import (PAYLOAD, Scrape, VethPair, bpf_program_ids, check_self_metrics, datagrams_received, delta,
+                            free_port, run_lmp, send_datagrams)
 
 PACKETS = 1000
 FRAME = {4: 14 + 20 + 8 + len(PAYLOAD), 6: 14 + 40 + 8 + len(PAYLOAD)}  # Ethernet + IP + UDP + payload
@@ -60,6 +60,7 @@ def test_blocked_source_is_dropped_and_counted_an_allowed_one_passes(exporter, v
     guard = exporter("netguard", config=write_config(tmp_path / "lmp.yaml", pair, mode="enforce",
                                                      blocklist=["192.0.2.0/24", rule, "2001:db8::/32"]))
     assert [p["name"] for p in pair.xdp_programs()] == ["netguard"]
+    check_self_metrics(guard.scrape(), function=True)
     receiver = pair.receiver(socket.AF_INET6 if version == 6 else socket.AF_INET)
     drop = {"interface": pair.interface, "verdict": "drop", "reason": "blocklist", "rule": rule}
     passed = {"interface": pair.interface, "verdict": "pass", "reason": "allowed", "rule": ""}
