@@ -24,7 +24,9 @@ SYS_BPF = {"x86_64": 321, "aarch64": 280}.get(platform.machine(), 321)
 BPF_OBJ_GET_INFO_BY_FD, BPF_LINK_CREATE = 15, 28
 # enum bpf_attach_type, by the hook names the specs use (libbpf's section names).
 ATTACH_TYPES = {"xdp": 37, "cgroup/connect4": 10, "cgroup/connect6": 11}
-BPFTOOL_ATTACH = {"cgroup/connect4": "connect4", "cgroup/connect6": "connect6"}
+# bpftool's names of the cgroup attach types: the one `cgroup detach` takes, the one `cgroup show` prints.
+BPFTOOL_ATTACH = {"cgroup/connect4": ("connect4", "cgroup_inet4_connect"),
+                  "cgroup/connect6": ("connect6", "cgroup_inet6_connect")}
 XDP_FLAGS = {"auto": 0, "generic": 1 << 1, "native": 1 << 2}  # XDP_FLAGS_SKB_MODE, XDP_FLAGS_DRV_MODE
 XDP_MODE_OFF = {1: "xdpdrv", 2: "xdpgeneric", 3: "xdpoffload"}  # `ip -d link` xdp.mode -> `ip link set` word
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -159,9 +161,8 @@ def remove_leftovers(hook: str, target: str, names: set[str]) -> list[int]:
         return removed
     path = str(resolve(hook, target))
     for prog in _json(["bpftool", "-j", "cgroup", "show", path]):
-        if prog.get("name") in names and prog.get("id") not in linked and \
-                prog.get("attach_type") == f"cgroup_inet{hook[-1]}_connect":
-            subprocess.run(["bpftool", "cgroup", "detach", path, BPFTOOL_ATTACH[hook], "id", str(prog["id"])],
-                           capture_output=True)
+        detach_as, shown_as = BPFTOOL_ATTACH[hook]
+        if prog.get("name") in names and prog.get("id") not in linked and prog.get("attach_type") == shown_as:
+            subprocess.run(["bpftool", "cgroup", "detach", path, detach_as, "id", str(prog["id"])], capture_output=True)
             removed.append(prog["id"])
     return removed
