@@ -129,6 +129,9 @@ def _why(hook: str, target: str, code: int | None) -> str:
         return f"interface {target} already has an XDP program (another tool's, or another netguard's)"
     if hook == "xdp" and code == errno.EOPNOTSUPP:
         return f"interface {target}: its driver has no native XDP; use xdp_mode generic"
+    if hook.startswith("cgroup/") and code == errno.EPERM:
+        return (f"cgroup {target} has a {hook} program attached in exclusive mode (without BPF_F_ALLOW_MULTI), "
+                f"which takes no other program (see `bpftool cgroup show`)")
     return f"cannot attach {hook} to {target}: {os.strerror(code or 0)}"
 
 

@@ -169,3 +169,20 @@ def test_a_leftover_attached_by_prog_attach_is_removed_before_attaching(exporter
     now = cgroup_programs(group)
     assert leftover[0]["id"] not in {p["id"] for p in now}
     assert {p["id"] for p in now} <= guard.programs and len(now) == 2
+
+
+def test_a_cgroup_with_an_exclusive_program_is_refused_and_left_alone(cgroup, tmp_path):
+    from bcc import BPF
+    group, group_path = cgroup
+    other = BPF(src_file=str(LEFTOVER).encode())
+    fd = os.open(group, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        BPF.attach_func(other.load_func(b"other_connect", BPF.CGROUP_SOCK_ADDR, attach_type=10), fd, 10)  # exclusive
+    finally:
+        os.close(fd)
+    other.cleanup()
+    config = write_config(tmp_path / "lmp.yaml", group_path)
+    result = run_lmp("--config", str(config), "exporter", "connguard", "--listen", f"127.0.0.1:{free_port()}")
+    assert result.returncode == 2, result.stderr
+    assert f"cgroup {group_path} has a cgroup/connect4 program attached in exclusive mode" in result.stderr
+    assert [p["name"] for p in cgroup_programs(group)] == ["other_connect"]

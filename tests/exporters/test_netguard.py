@@ -235,3 +235,19 @@ def test_a_leftover_attached_by_netlink_is_removed_before_attaching(exporter, ve
     guard = exporter("netguard", config=write_config(tmp_path / "lmp.yaml", pair, blocklist=[]))
     now = pair.xdp_programs()
     assert len(now) == 1 and now[0]["id"] != leftover[0]["id"] and now[0]["id"] in guard.programs
+
+
+def test_an_interface_with_another_tools_xdp_program_is_refused_and_left_alone(veth_pair, tmp_path):
+    from bcc import BPF
+
+    from exporters._lib.netns import entered
+    pair = veth_pair
+    other = BPF(src_file=str(LEFTOVER).encode())
+    with entered(pair.guarded):
+        BPF.attach_xdp(b"veth0", other.load_func(b"other_xdp", BPF.XDP), 1 << 1)
+    other.cleanup()
+    config = write_config(tmp_path / "lmp.yaml", pair)
+    result = run_lmp("--config", str(config), "exporter", "netguard", "--listen", f"127.0.0.1:{free_port()}")
+    assert result.returncode == 2, result.stderr
+    assert f"interface {pair.interface} already has an XDP program" in result.stderr
+    assert [p["name"] for p in pair.xdp_programs()] == ["other_xdp"]
