@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import markdown
-from flask import Blueprint, abort, render_template, send_from_directory, url_for
+from flask import Blueprint, abort, render_template, send_from_directory
 from markupsafe import Markup
 
 NODE_MODULES = Path(__file__).with_name("node_modules")
@@ -45,18 +45,3 @@ def render_markdown(text: str) -> Markup:
     for pattern, page in LINKS:
         html = re.sub(pattern, page, html)
     return Markup(html)
-
-
-@blp.get("/docs/")
-def docs_index() -> str:
-    pages = sorted(p.stem for p in DOCS.glob("*.md"))
-    return render_template("docs.html", title="LMP documentation", body=Markup(
-        "<ul>" + "".join(f'<li><a href="{url_for("pages.doc", name=n)}">{n}</a></li>' for n in pages) + "</ul>"))
-
-
-@blp.get("/docs/<name>")
-def doc(name: str) -> str:
-    path = DOCS / f"{name}.md"
-    if not re.fullmatch(r"[a-z0-9_-]+", name) or not path.is_file():
-        abort(404)
-    return render_template("docs.html", title=name, body=render_markdown(path.read_text()))

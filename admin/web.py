@@ -3,11 +3,14 @@ audit log. Each page is a template and a small script; the data comes from the J
 login page stored, so the pages themselves hold nothing of the host and need no login to load."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template
+import re
+
+from flask import Blueprint, abort, render_template, url_for
+from markupsafe import Markup
 
 from exporters._lib import catalog
 
-from .pages import missing_assets, render_markdown
+from .pages import DOCS, missing_assets, render_markdown
 
 blp = Blueprint("web", __name__)
 PAGES = [("web.overview", "Overview"), ("web.components", "Components"), ("web.config", "Config"),
@@ -58,3 +61,18 @@ def users() -> str:
 @blp.get("/audit")
 def audit() -> str:
     return page("audit.html", "Audit log")
+
+
+@blp.get("/docs/")
+def docs_index() -> str:
+    links = "".join(f'<li><a href="{url_for("web.doc", name=p.stem)}">{p.stem}</a></li>'
+                    for p in sorted(DOCS.glob("*.md")))
+    return page("docs.html", "LMP documentation", body=Markup(f"<h1>LMP documentation</h1><ul>{links}</ul>"))
+
+
+@blp.get("/docs/<name>")
+def doc(name: str) -> str:
+    path = DOCS / f"{name}.md"
+    if not re.fullmatch(r"[a-z0-9_-]+", name) or not path.is_file():
+        abort(404)
+    return page("docs.html", name, body=render_markdown(path.read_text()))

@@ -144,6 +144,11 @@ def cmd_dashboards_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import main as doctor
+    return doctor(args.json)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from bench.__main__ import main as bench_main
     return bench_main(args.rest)
@@ -203,6 +208,10 @@ def parser() -> argparse.ArgumentParser:
     dbb = db_sub.add_parser("build", help="write them (dashboards/, docs/metrics.md)")
     dbb.add_argument("--check", action="store_true", help="write nothing; exit 1 if a generated file is out of date")
     dbb.set_defaults(func=cmd_dashboards_build)
+
+    dr = sub.add_parser("doctor", help="what this host's kernel lets LMP do, and what to do about what it does not")
+    dr.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    dr.set_defaults(func=cmd_doctor)
 
     bn = sub.add_parser("bench", help="measure overhead, start-up, memory and scrape cost; print a table")
     bn.add_argument("rest", nargs=argparse.REMAINDER)

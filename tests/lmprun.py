@@ -14,7 +14,11 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from tests.conftest import LMP
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from tests.conftest import LMP, bpf_program_ids, programs_of
 
 
 def descendants(pid: int) -> set[int]:
@@ -123,3 +127,30 @@ class Api:
         request = urllib.request.Request(self.base + path, data=data, method=method, headers=headers)
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.load(response)
+
+
+@dataclass
+class Started:
+    run: Run
+    password: str  # the first admin's, printed once
+
+
+@contextmanager
+def lmp_running(config: Path, collectors: set[str], prometheus_port: int,
+                env: dict[str, str] | None = None) -> Iterator[Started]:
+    """`lmp run` on `config` (with its admin) until its Prometheus has every collector up; then Ctrl-C, after
+    which nothing it started may be left: no process, no BPF program."""
+    run = Run(config, env)
+    started: set[int] = set()
+    try:
+        password = run.wait_for_line("log in as admin, password").split("password ")[1].split()[0]
+        run.wait_for_line("prometheus", timeout=180)
+        wait_for(lambda: up_collectors(prometheus_port) == collectors, timeout=120)
+        started = descendants(run.proc.pid)
+        yield Started(run, password)
+    finally:
+        held = set().union(*(programs_of(pid) for pid in started if alive(pid)))
+        output = run.ctrl_c()
+    assert run.proc.returncode == 0, output
+    assert not [pid for pid in started if alive(pid)], "processes left running"
+    assert not held & bpf_program_ids(), "BPF programs left attached"

@@ -16,16 +16,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from admin import create_app
 from admin.users import create
 from tests.conftest import Scrape, connect_from, datagrams_received, free_port, send_datagrams
+from tests.lmprun import serving
 
 from .conftest import PASSWORDS
-
-
-def serving(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def wait(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
-from tests.conftest import ROOT, bpf_program_ids, free_port, programs_of
-from tests.lmprun import Api, Run, alive, descendants, up_collectors, wait_for
+from tests.conftest import ROOT, free_port
+from tests.lmprun import Api, lmp_running
 
 CHROMIUM = "/usr/bin/chromium"
 # As root, in a closed network: no sandbox, and nothing that phones home (see the machine notes).
@@ -44,25 +44,16 @@ def stack() -> Iterator[Stack]:
         lines += [f"  {name}:", f"    listen: 127.0.0.1:{ports[name]}"]
     config = folder / "lmp.yaml"
     config.write_text("\n".join(lines) + "\n")
-    run = Run(config, env={"LMP_ADMIN_LOGIN_RATE_LIMIT": "1000 per minute"})  # every test logs in
-    started: set[int] = set()
     try:
-        password = run.wait_for_line("log in as admin, password").split("password ")[1].split()[0]
-        run.wait_for_line("prometheus", timeout=180)
-        wait_for(lambda: up_collectors(ports["prometheus"]) == set(COLLECTORS), timeout=120)
-        started = descendants(run.proc.pid)
-        s = Stack(f"http://127.0.0.1:{ports['admin']}", config, ports, {"admin": password, **PASSWORDS})
-        s.api = Api(ports["admin"], "admin", password)
-        for name, role in (("ops", "operator"), ("view", "viewer")):
-            s.api.call("POST", "/users", {"name": name, "password": PASSWORDS[name], "role": role})
-        yield s
+        with lmp_running(config, set(COLLECTORS), ports["prometheus"],  # every test logs in:
+                         env={"LMP_ADMIN_LOGIN_RATE_LIMIT": "1000 per minute"}) as started:
+            s = Stack(f"http://127.0.0.1:{ports['admin']}", config, ports, {"admin": started.password, **PASSWORDS})
+            s.api = Api(ports["admin"], "admin", started.password)
+            for name, role in (("ops", "operator"), ("view", "viewer")):
+                s.api.call("POST", "/users", {"name": name, "password": PASSWORDS[name], "role": role})
+            yield s
     finally:
-        held = set().union(*(programs_of(pid) for pid in started if alive(pid)))
-        output = run.ctrl_c()
         shutil.rmtree(folder, ignore_errors=True)
-    assert run.proc.returncode == 0, output
-    assert not [pid for pid in started if alive(pid)], "processes left running"
-    assert not held & bpf_program_ids(), "BPF programs left attached"
 
 
 @pytest.fixture(scope="session")

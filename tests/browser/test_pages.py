@@ -161,7 +161,7 @@ def test_every_page_fits_a_phone_and_names_its_controls(browser, stack):
     tab = Tab(page, stack, "phone")
     try:
         logged_in(tab, "admin")
-        for path in [*PAGES, "/login"]:
+        for path in [*PAGES, "/login", "/docs/runbook"]:
             tab.go(path).wait_for_load_state("networkidle")
             page.wait_for_timeout(1000)
             wide = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")

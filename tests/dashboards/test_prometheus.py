@@ -22,9 +22,9 @@ from ruamel.yaml import YAML
 import dashboards
 from dashboards import rules
 from exporters._lib import catalog
-from tests.conftest import (ROOT, VethPair, bpf_program_ids, connect_from, free_port, made_cgroup, made_veth_pair,
-                            programs_of, send_datagrams)
-from tests.lmprun import Api, Run, alive, descendants, query, up_collectors, wait_for
+from exporters._lib.spec import load_self
+from tests.conftest import ROOT, VethPair, connect_from, free_port, made_cgroup, made_veth_pair, send_datagrams
+from tests.lmprun import Api, Run, lmp_running, query, wait_for
 from tests.workloads import failing_disk, oom_groups, oom_kill, processes_and_signals, read_past_the_end, \
     tcp_traffic, udp_to_closed_port
 
@@ -115,24 +115,14 @@ def stack() -> Iterator[Stack]:
 def _stack(rules: dict[str, dict], guarded: Callable[[], None]) -> Iterator[Stack]:
     folder = Path(tempfile.mkdtemp(dir=ROOT, prefix=".lmp-test-prometheus-"))  # on the real disk
     ports = {name: free_port() for name in (*catalog.names(), "prometheus", "admin")}
-    run = Run(write_config(folder, ports, rules))
-    started: set[int] = set()
     try:
-        password = run.wait_for_line("log in as admin, password").split("password ")[1].split()[0]
-        run.wait_for_line("prometheus", timeout=180)
-        wait_for(lambda: up_collectors(ports["prometheus"]) == set(catalog.names()), timeout=120)
-        started = descendants(run.proc.pid)
-        workload(folder)
-        guarded()
-        time.sleep(5)  # a few more scrapes, and rule evaluations, after the workload
-        yield Stack(run, ports["prometheus"], Api(ports["admin"], "admin", password))
+        with lmp_running(write_config(folder, ports, rules), set(catalog.names()), ports["prometheus"]) as started:
+            workload(folder)
+            guarded()
+            time.sleep(5)  # a few more scrapes, and rule evaluations, after the workload
+            yield Stack(started.run, ports["prometheus"], Api(ports["admin"], "admin", started.password))
     finally:
-        held = set().union(*(programs_of(pid) for pid in started if alive(pid)))
-        output = run.ctrl_c()
         shutil.rmtree(folder, ignore_errors=True)
-    assert run.proc.returncode == 0, output
-    assert not [pid for pid in started if alive(pid)], "processes left running"
-    assert not held & bpf_program_ids(), "BPF programs left attached"
 
 
 def fill(expr: str) -> str:
@@ -170,7 +160,6 @@ def alert_exprs(thresholds: dict[str, float] | None = None) -> dict[str, str]:
     if thresholds is not None:
         cfg = rules.AlertConfig(cfg.selector, cfg.runbook_url, thresholds)
     specs = [catalog.load(n) for n in catalog.names()]
-    from exporters._lib.spec import load_self
     doc = YAML(typ="safe").load(rules.rule_file(specs, load_self(), cfg))
     return {r["alert"]: r["expr"] for group in doc["groups"] for r in group["rules"]}
 
