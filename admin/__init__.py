@@ -66,9 +66,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     with app.app_context():
         db.create_all()
 
-    from .api import audit, auth, charts, components, config, health, scenarios, sd, users
+    from .api import audit, auth, charts, components, config, health, rules, scenarios, sd, users
     api = Api(app)
-    for module in (health, auth, users, components, config, audit, sd, charts, scenarios):
+    for module in (health, auth, users, components, config, audit, sd, charts, rules, scenarios):
         api.register_blueprint(module.blp, url_prefix=f"/api/v1{module.PREFIX}")
     from . import pages, web
     app.register_blueprint(pages.blp)
@@ -78,8 +78,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         from lmp import config as configs
 
         from .supervisor import Supervisor
+        from .events import recorder
         supervisor = Supervisor(Path(app.config.get("LMP_CONFIG") or configs.path_from_env()),
-                                Path(app.config.get("RUN_DIR", "/run/lmp")))
+                                Path(app.config.get("RUN_DIR", "/run/lmp")), on_events=recorder(app))
         supervisor.start()
         app.extensions["lmp_supervisor"] = supervisor
     return app

@@ -12,9 +12,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 from exporters._lib.yamlfile import YamlError
 from lmp import config as configs
+
+from .events import Puller
 
 BACKOFF = (1, 2, 5, 10, 30, 60)  # seconds before the 1st, 2nd, ... restart in a row
 CRASH_LOOP = 5  # crashes within CRASH_WINDOW seconds
@@ -47,9 +50,11 @@ def _is_exporter(pid: int, name: str) -> bool:
 
 
 class Supervisor:
-    def __init__(self, config_path: Path, run_dir: Path) -> None:
+    def __init__(self, config_path: Path, run_dir: Path,
+                 on_events: Callable[[str, list[dict[str, Any]], int], None] | None = None) -> None:
         self.config_path, self.run_dir = config_path, run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
+        self.events = Puller(run_dir, on_events) if on_events else None  # function components' events
         self.exporters: dict[str, Exporter] = {}
         self.lock = threading.Lock()
         self.stopping = threading.Event()
@@ -63,6 +68,11 @@ class Supervisor:
     def _loop(self) -> None:
         while not self.stopping.wait(1.0):
             self.reconcile()
+            if self.events:
+                with self.lock:
+                    running = [(e.name, e.pid, e.listen) for e in self.exporters.values()
+                               if e.pid is not None and e.listen]
+                self.events.pull(running)  # outside the lock: a slow exporter must not block state()
 
     def reconcile(self) -> None:
         """Make the running exporters match the config (the last good one, if the file is bad)."""
@@ -141,6 +151,7 @@ class Supervisor:
             if e.proc is not None:
                 e.proc.wait(timeout=10)
         self._pidfile(e.name).unlink(missing_ok=True)
+        (self.run_dir / f"{e.name}.events").unlink(missing_ok=True)  # a function component's events cursor
         e.pid, e.proc, e.started_at = None, None, None
 
     def state(self, name: str) -> dict:

@@ -2,6 +2,8 @@
 - the added cost per syscall of the syscalls collector, of an empty program (the floor) and of bcc's syscount;
 - each collector's added cost per event it traces, against the floor and a bcc peer where one runs here;
 - each exporter's start-up (compile + attach until the first /metrics answer) and memory after start;
+- netguard's added cost per packet (pass and drop paths, against no program and an empty XDP program) and
+  connguard's per connect() (bench/guard.py);
 - /metrics latency at 1k and 10k series; the time of a second, nothing-to-do install;
 - what `lmp scenario run` costs the program it follows, beside strace, perf trace and perf record.
 Prints Markdown tables (the ones in docs/performance.md). Needs root, like the exporters."""
@@ -20,6 +22,7 @@ from pathlib import Path
 
 from exporters._lib import catalog
 
+from . import guard
 from .harness import EmptyProgram, Exporter, Peer, added_cost, build, free_port, get, have
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,9 +92,9 @@ def event_costs(runs: int) -> list[list[str]]:
     return rows
 
 
-def startup_and_memory(runs: int) -> list[list[str]]:
+def startup_and_memory(runs: int, names: list[str] | None = None) -> list[list[str]]:
     rows = []
-    for name in catalog.names():
+    for name in names or catalog.names():
         seconds, memory = [], []
         for _ in range(runs):
             exporter = Exporter(name)
@@ -144,6 +147,15 @@ def scrape_latency(sizes: tuple[int, ...], runs: int) -> list[list[str]]:
     return rows
 
 
+def functions(runs: int) -> None:
+    header = ["configuration", "op ns without", "op ns with", "added ns", "program runs per op", "ns per run"]
+    print("Function components. netguard: one UDP datagram over a veth pair into a namespace whose end runs\n"
+          "XDP in generic mode (the send carries the datagram through XDP and the receiving stack); connguard:\n"
+          "one loopback TCP connection (connect, accept, close) from a guarded cgroup, and one refused connect.\n")
+    print(table(header, guard.netguard_costs(runs)), "\n", flush=True)
+    print(table(header, guard.connguard_costs(runs)), "\n", flush=True)
+
+
 def install_seconds() -> str:
     started = time.monotonic()
     subprocess.run(["bash", str(ROOT / "scripts" / "install.sh")], check=True, capture_output=True)
@@ -159,13 +171,19 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="lmp bench", description=__doc__.splitlines()[0])
     p.add_argument("--calls", type=int, default=2_000_000, help="getpid calls per loop run")
     p.add_argument("--runs", type=int, default=5, help="repetitions; medians are shown")
-    p.add_argument("--scenario-only", action="store_true", help="only the scenario recorder's table")
+    p.add_argument("--only", choices=["functions", "scenario"],
+                   help="only the function components' tables, or only the scenario recorder's")
     args = p.parse_args(argv)
-    if args.scenario_only:
+    if args.only == "scenario":
         from . import scenario
         print(table(scenario.HEADER, scenario.rows(args.runs)))
         return 0
     print(f"kernel {os.uname().release}, {len(os.sched_getaffinity(0))} CPUs; medians of {args.runs} runs\n", flush=True)
+    if args.only == "functions":
+        functions(args.runs)
+        print(table(["exporter", "start-up s (compile + attach + first answer)", "private dirty MB", "PSS MB", "RSS MB"],
+                    startup_and_memory(max(1, args.runs // 2), ["netguard", "connguard"])))
+        return 0
     print(f"Per-syscall cost (getpid loop of {args.calls} calls on CPU 0)\n")
     print(table(["probe", "ns per call without", "ns per call with", "added ns", "added vs floor"],
                 syscall_overhead(args.calls, args.runs)), "\n", flush=True)
@@ -176,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table(["collector", "operation", "program runs per op", "ns per run", "program ns per op",
                  "op ns without", "loop: added ns", "loop: floor added ns", "loop: bcc peer added ns"],
                 event_costs(args.runs)), "\n", flush=True)
+    functions(args.runs)
     print(table(["exporter", "start-up s (compile + attach + first answer)", "private dirty MB", "PSS MB", "RSS MB"],
                 startup_and_memory(max(1, args.runs // 2))), "\n", flush=True)
     print(table(["series", "/metrics median ms", "max ms", "body KiB"], scrape_latency((1000, 10000), 20)), "\n")

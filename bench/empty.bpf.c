@@ -10,3 +10,15 @@ int empty_raw(void *ctx)
 {
     return 0;
 }
+
+/* The floor for function components: an XDP program that passes every packet, and a cgroup connect4
+ * program that allows every connect(). */
+int empty_xdp(struct xdp_md *ctx)
+{
+    return 2; /* XDP_PASS */
+}
+
+int empty_connect(struct bpf_sock_addr *ctx)
+{
+    return 1;
+}

@@ -33,14 +33,17 @@ def get(url: str) -> bytes:
 class Exporter:
     """An exporter process; `seconds` is from spawn to its first /metrics answer."""
 
-    def __init__(self, name: str, *options: str) -> None:
+    def __init__(self, name: str, *options: str, config: Path | None = None) -> None:
         listen = f"127.0.0.1:{free_port()}"
         started = time.monotonic()
-        self.proc = subprocess.Popen([*LMP, "exporter", name, "--listen", listen, *options], stderr=subprocess.DEVNULL)
+        top = ["--config", str(config)] if config else []
+        self.proc = subprocess.Popen([*LMP, *top, "exporter", name, "--listen", listen, *options],
+                                     stderr=subprocess.DEVNULL)
         if not wait_until_serving(self.proc, f"http://{listen}/metrics", started + 60):
             self.stop()
             raise SystemExit(f"bench: exporter {name} did not start (exit code {self.proc.returncode})")
         self.seconds = time.monotonic() - started
+        self.programs = programs_held_by(self.proc.pid)
 
     def memory_mb(self) -> dict[str, float]:
         """MB of: private dirty memory (anonymous: what this process alone costs and the kernel cannot

@@ -91,7 +91,7 @@ def exporter_panels(spec: Spec) -> list[g.Panel]:
 
 
 def collector_dashboard(spec: Spec) -> g.Dashboard:
-    hooks = ", ".join(f"`{h}`" for h in (*spec.tracepoints, *spec.raw_tracepoints))
+    hooks = ", ".join(f"`{h}`" for h in spec.hooks)
     about = (f"**{spec.name}**: {spec.summary}\n\nHooks: {hooks}. What each panel means, and what the "
              f"collector costs: its README, `exporters/{spec.name}/README.md`, also shown on the collector's "
              f"page of the LMP admin.")

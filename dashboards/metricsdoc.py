@@ -34,10 +34,10 @@ def reference(specs: list[Spec], self_spec: SelfSpec) -> str:
              "adds: `job` (`lmp`), `instance` (the host) and `collector`.", ""]
     lines += ["| collector | kind | hooks | metrics |", "|---|---|---|---|"]
     for s in specs:
-        hooks = ", ".join(f"`{h}`" for h in (*s.tracepoints, *s.raw_tracepoints))
+        hooks = ", ".join(f"`{h}`" for h in s.hooks)
         lines.append(f"| [{s.name}](#{s.name}) | {s.kind} | {hooks} | {len(s.metrics)} |")
     for s in specs:
-        hooks = ", ".join(f"`{h}`" for h in (*s.tracepoints, *s.raw_tracepoints))
+        hooks = ", ".join(f"`{h}`" for h in s.hooks)
         options = ", ".join(f"`{o.name}` ({o.type}, default {str(o.default).lower()})" for o in s.options.values())
         lines += ["", f"## {s.name}", "", f"{s.summary} Hooks: {hooks}."
                   + (f" Options: {options}." if options else "") + (f" Cost: {s.overhead}." if s.overhead else ""),

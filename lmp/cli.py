@@ -9,6 +9,7 @@ from pathlib import Path
 
 from exporters._lib import bpf, catalog
 from exporters._lib.exporter import EXIT_USAGE, serve
+from exporters._lib.rules import RulesSource
 from exporters._lib.spec import Spec, parse_option
 from exporters._lib.yamlfile import YamlError
 
@@ -37,10 +38,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'COLLECTOR':<12} {'RUNS HERE':<10} {'ENABLED':<8} {'LISTEN':<16} SUMMARY")
+    print(f"{'COLLECTOR':<12} {'KIND':<10} {'RUNS HERE':<10} {'ENABLED':<8} {'LISTEN':<16} SUMMARY")
     for r in rows:
         runs = "yes" if r["can_run"] else "no"
-        print(f"{r['name']:<12} {runs:<10} {'yes' if r['enabled'] else 'no':<8} {r['listen']:<16} {r['summary']}")
+        print(f"{r['name']:<12} {r['kind']:<10} {runs:<10} {'yes' if r['enabled'] else 'no':<8} {r['listen']:<16} "
+              f"{r['summary']}")
         if r["why_not"]:
             print(f"{'':<12} why not: {r['why_not']}")
     return 0
@@ -67,7 +69,15 @@ def cmd_exporter(args: argparse.Namespace) -> int:
         print(f"lmp exporter {spec.name}: no listen address in {cfg.path}; pass --listen HOST:PORT",
               file=sys.stderr)
         return EXIT_USAGE
-    return serve(spec, listen, values)
+    return serve(spec, listen, values, rules_source(cfg.path, spec.name) if spec.kind == "function" else None)
+
+
+def rules_source(path: Path, name: str) -> RulesSource:
+    """A function component's rules: its entry's in the config, read again whenever the file changes."""
+    def read() -> dict:
+        configured = configs.load(path).collectors.get(name)
+        return configured.rules if configured else {}
+    return RulesSource(path, read)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -214,11 +224,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     p = parser()
-    args, extra = p.parse_known_args(argv)  # `lmp bench --runs 3`: REMAINDER alone misses leading options
-    if extra and args.command != "bench":
-        p.error(f"unrecognized arguments: {' '.join(extra)}")
-    if extra:
-        args.rest = [*extra, *args.rest]
+    args, unknown = p.parse_known_args(argv)
+    if args.command == "bench":  # argparse's REMAINDER gives up when the first word is an option (--runs)
+        args.rest = [*unknown, *args.rest]
+    elif unknown:
+        p.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.func(args)
     except YamlError as err:

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exporters._lib import catalog, yamlfile
+from exporters._lib import catalog, rules as ruleset, yamlfile
 from exporters._lib.exporter import parse_listen
-from exporters._lib.spec import coerce_option
+from exporters._lib.spec import Spec, coerce_option
 from exporters._lib.yamlfile import YamlError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,6 +22,7 @@ class CollectorConfig:
     listen: str
     enabled: bool = True
     options: dict[str, bool | int] = field(default_factory=dict)  # every option, defaults filled in
+    rules: dict[str, Any] = field(default_factory=dict)  # a function component's rules, as written
 
 
 RULES_FILE = ROOT / "dashboards" / "prometheus" / "lmp.rules.yml"  # generated from the specs' alerts
@@ -81,7 +82,8 @@ def load(path: Path | None = None) -> Config:
                 options[key] = coerce_option(spec.options[key], value)
             except ValueError as err:
                 raise YamlError(path, where, str(err)) from None
-        collectors[name] = CollectorConfig(name, raw["listen"], raw.get("enabled", True), options)
+        rules = _rules(path, doc, spec, raw)
+        collectors[name] = CollectorConfig(name, raw["listen"], raw.get("enabled", True), options, rules)
     prometheus = PrometheusConfig(**(doc.get("prometheus") or {}))
     admin = AdminConfig(**(doc.get("admin") or {}))
     listeners = [("prometheus", prometheus.listen, ["prometheus", "listen"])] if prometheus.enabled else []
@@ -89,6 +91,24 @@ def load(path: Path | None = None) -> Config:
     listeners += [(c.name, c.listen, ["collectors", c.name, "listen"]) for c in collectors.values() if c.enabled]
     _check_listeners(path, doc, listeners)
     return Config(path, prometheus, collectors, admin)
+
+
+def _rules(path: Path, doc: Any, spec: Spec, raw: Any) -> dict[str, Any]:
+    """A function component's rules, checked by its spec's schema and its rules.py, each error with its line.
+    Whether the interfaces and cgroups they name exist is checked where they are applied: a config that
+    names an interface is not wrong while the interface is down or its container stopped."""
+    location: list[str | int] = ["collectors", spec.name, "rules"]
+    if "rules" in raw and spec.kind != "function":
+        raise YamlError(path, yamlfile.line_of(doc, location), f"collector {spec.name} takes no rules "
+                                                               f"(only function components do)")
+    rules = yamlfile.plain(raw.get("rules") or {})
+    if spec.kind == "function":
+        try:
+            ruleset.parse(spec, rules)
+        except ruleset.RuleError as err:
+            where = ".".join(map(str, [*location, *err.location]))
+            raise YamlError(path, yamlfile.line_of(doc, [*location, *err.location]), f"{where}: {err.reason}") from None
+    return rules
 
 
 WILDCARDS = ("0.0.0.0", "::", "")

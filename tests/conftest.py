@@ -14,6 +14,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from prometheus_client.utils import floatToGoString
 
 from exporters._lib.bpf import programs_held_by
 from exporters._lib.decoders import cgroup2_root
+from exporters._lib.netns import entered
+from exporters._lib.spec import load_self
 from lmp.run import wait_until_serving
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,17 +88,31 @@ class Scrape:
         return self.value(f"{name}_bucket", default, le=floatToGoString(le), **labels)
 
 
+def check_self_metrics(scrape: Scrape, function: bool) -> None:
+    """Every self metric is what exporters/_lib/self.yaml (read by the dashboards and docs) says it is; a
+    collector has none of those only function components export."""
+    scraped, self_spec = scrape.families, load_self()
+    expected = [m for m in self_spec.metrics if function or m.name not in self_spec.function_only]
+    for metric in expected:
+        family = scraped[metric.name.removesuffix("_total")]
+        assert (family.type, family.documentation) == (metric.type, metric.help), metric.name
+        assert {k for s in family.samples for k in s.labels} == {label.name for label in metric.labels}, metric.name
+    assert not {f for f in scraped if f.startswith("lmp_exporter_")} - {m.name.removesuffix("_total") for m in expected}
+
+
 def delta(before: Scrape, after: Scrape, name: str, **labels: str) -> float:
     """How much a series grew between two scrapes; it must exist in the later one."""
     return after.value(name, **labels) - before.value(name, 0.0, **labels)
 
 
 class Exporter:
-    def __init__(self, name: str, args: list[str], port: int) -> None:
+    def __init__(self, name: str, args: list[str], port: int, config: Path | None = None) -> None:
         self.name, self.port = name, port
         self.url = f"http://127.0.0.1:{port}/metrics"
         self.stderr = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe nobody reads, so it never blocks
-        self.proc = subprocess.Popen([*LMP, "exporter", name, "--listen", f"127.0.0.1:{port}", *args],
+        self.killed = False
+        top = ["--config", str(config)] if config else []
+        self.proc = subprocess.Popen([*LMP, *top, "exporter", name, "--listen", f"127.0.0.1:{port}", *args],
                                      stderr=self.stderr, text=True)
         if not wait_until_serving(self.proc, self.url, time.monotonic() + START_TIMEOUT):
             self.stop()
@@ -112,7 +129,20 @@ class Exporter:
         check_histograms(families)  # the invariants hold on every scrape
         return Scrape(families)
 
+    def log(self) -> str:
+        self.stderr.seek(0)
+        return self.stderr.read()
+
+    def kill(self) -> None:
+        """SIGKILL: nothing of ours runs after it; the kernel alone must clean up."""
+        self.killed = True
+        self.proc.kill()
+        self.proc.wait(timeout=20)
+
     def stop(self) -> int:
+        if self.killed:
+            self.stderr.close()
+            return 0
         self.proc.send_signal(signal.SIGTERM)
         try:
             return self.proc.wait(timeout=20)
@@ -125,12 +155,13 @@ class Exporter:
 
 @pytest.fixture
 def exporter() -> Iterator:
-    """Factory: exporter("syscalls", "-o", "latency=true") starts a real exporter on a free port.
-    At teardown each is stopped by its PID, must exit 0, and none of its BPF programs may remain."""
+    """Factory: exporter("syscalls", "-o", "latency=true") starts a real exporter on a free port (with
+    config=PATH, reading that config file). At teardown each is stopped by its PID, must exit 0 (or have
+    been killed by the test), and none of its BPF programs may remain."""
     started: list[Exporter] = []
 
-    def start(name: str, *args: str) -> Exporter:
-        started.append(Exporter(name, list(args), free_port()))
+    def start(name: str, *args: str, config: Path | None = None) -> Exporter:
+        started.append(Exporter(name, list(args), free_port(), config))
         assert started[-1].programs, f"exporter {name} holds no BPF program"
         return started[-1]
 
@@ -141,10 +172,10 @@ def exporter() -> Iterator:
     assert not left, f"BPF programs {left} still loaded after their exporters stopped"
 
 
-@pytest.fixture
-def cgroup() -> Iterator[tuple[Path, str]]:
-    """A cgroup v2 directory nested under this test's own cgroup (never beside it): (directory, path
-    as the cgroup decoder names it). At teardown, processes left in it are killed and it is removed."""
+@contextmanager
+def made_cgroup() -> Iterator[tuple[Path, str]]:
+    """A cgroup v2 directory nested under this process's own cgroup (never beside it): (directory, path as
+    the cgroup decoder names it). Afterwards, processes left in it are killed and it is removed."""
     root = cgroup2_root()
     own = next(line.split(":", 2)[2] for line in Path("/proc/self/cgroup").read_text().splitlines()
                if line.startswith("0::"))
@@ -161,6 +192,13 @@ def cgroup() -> Iterator[tuple[Path, str]]:
                 break
             except OSError:
                 time.sleep(0.05)
+
+
+@pytest.fixture
+def cgroup() -> Iterator[tuple[Path, str]]:
+    """A made_cgroup() for one test."""
+    with made_cgroup() as made:
+        yield made
 
 
 _cgroup_serial = itertools.count()
@@ -195,3 +233,148 @@ def direct_writes(path: Path, count: int, block: int = 4096, fsync: bool = False
 def run_lmp(*args: str, env: dict[str, str] | None = None, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([*LMP, *args], capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})}, **kw)
+
+
+@dataclass
+class VethPair:
+    """Two network namespaces made for one test, joined by a veth pair (veth0 in each): `guarded`, with
+    GUARDED_V4/V6, and `peer`, with PEER_V4/V6 (two addresses each: a test can send from either). Each side
+    knows the other's MAC (static neighbours), so no ARP or neighbour discovery runs, and traffic stays
+    between the two."""
+    guarded: str
+    peer: str
+    GUARDED_V4 = "10.213.0.1"
+    GUARDED_V6 = "fd00:213::1"
+    PEER_V4 = ("10.213.0.2", "10.213.0.3")
+    PEER_V6 = ("fd00:213::2", "fd00:213::3")
+
+    @property
+    def interface(self) -> str:
+        """The guarded end as function components name it: NETNS/NAME."""
+        return f"{self.guarded}/veth0"
+
+    def socket_in(self, netns_name: str, family: int = socket.AF_INET, kind: int = socket.SOCK_DGRAM) -> socket.socket:
+        """A socket in one of the two namespaces (it stays there; this thread does not)."""
+        with entered(netns_name):
+            return socket.socket(family, kind)
+
+    def sender(self, source: str) -> socket.socket:
+        """A UDP socket in the peer namespace sending from `source`."""
+        s = self.socket_in(self.peer, socket.AF_INET6 if ":" in source else socket.AF_INET)
+        s.bind((source, 0))
+        return s
+
+    def receiver(self, family: int = socket.AF_INET) -> socket.socket:
+        """A UDP socket in the guarded namespace, bound to its address with a large receive buffer."""
+        s = self.socket_in(self.guarded, family)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        s.bind((self.GUARDED_V6 if family == socket.AF_INET6 else self.GUARDED_V4, 0))
+        return s
+
+    def xdp_programs(self) -> list[dict]:
+        """The XDP programs attached to the guarded end, as `ip -d link` reports them."""
+        out = subprocess.run(["ip", "-n", self.guarded, "-j", "-d", "link", "show", "dev", "veth0"],
+                             capture_output=True, text=True, check=True).stdout
+        return [entry["prog"] for entry in json.loads(out)[0].get("xdp", {}).get("attached", [])]
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True)
+
+
+def _mac(ns: str) -> str:
+    out = subprocess.run(["ip", "-n", ns, "-j", "link", "show", "dev", "veth0"], capture_output=True, text=True,
+                         check=True).stdout
+    return json.loads(out)[0]["address"]
+
+
+@contextmanager
+def made_veth_pair() -> Iterator[VethPair]:
+    """A VethPair; both namespaces (and with them the veth pair, and any XDP program on it) are deleted
+    afterwards."""
+    stem = f"lmp-{os.getpid()}-{next(_netns_serial)}"
+    pair = VethPair(f"{stem}-g", f"{stem}-p")
+    try:
+        _ip("netns", "add", pair.guarded)
+        _ip("netns", "add", pair.peer)
+        _ip("-n", pair.guarded, "link", "add", "veth0", "type", "veth", "peer", "name", "veth0", "netns", pair.peer)
+        for ns, v4, v6 in ((pair.guarded, (pair.GUARDED_V4,), (pair.GUARDED_V6,)), (pair.peer, pair.PEER_V4, pair.PEER_V6)):
+            for address in v4:
+                _ip("-n", ns, "addr", "add", f"{address}/24", "dev", "veth0")
+            for address in v6:
+                _ip("-n", ns, "addr", "add", f"{address}/64", "dev", "veth0", "nodad")
+            _ip("-n", ns, "link", "set", "veth0", "up")
+        for ns, other, addresses in ((pair.guarded, pair.peer, (*pair.PEER_V4, *pair.PEER_V6)),
+                                     (pair.peer, pair.guarded, (pair.GUARDED_V4, pair.GUARDED_V6))):
+            for address in addresses:
+                _ip("-n", ns, "neigh", "replace", address, "lladdr", _mac(other), "dev", "veth0", "nud", "permanent")
+        yield pair
+    finally:
+        for ns in (pair.guarded, pair.peer):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    assert not [ns for ns in (pair.guarded, pair.peer) if (Path("/run/netns") / ns).exists()], "netns left"
+
+
+@pytest.fixture
+def veth_pair() -> Iterator[VethPair]:
+    """A made_veth_pair() for one test."""
+    with made_veth_pair() as pair:
+        yield pair
+
+
+_netns_serial = itertools.count()
+
+
+# A child that waits to be moved into a cgroup, then connects to each HOST:PORT of its arguments and
+# prints what happened to each: "ok" or the errno's name.
+CONNECTOR = """
+import errno, json, socket, sys
+sys.stdin.readline()
+out = {}
+for target in sys.argv[1:]:
+    host, port = target.rsplit(":", 1)
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        s.connect((host.strip("[]"), int(port)))
+        out[target] = "ok"
+    except OSError as err:
+        out[target] = errno.errorcode[err.errno]
+    s.close()
+print(json.dumps(out))
+"""
+
+
+def connect_from(group: Path | None, *targets: str) -> tuple[int, str, dict[str, str]]:
+    """A new process, in `group` if given, connects to each target: (its pid, its comm, the outcomes)."""
+    proc = subprocess.Popen([sys.executable, "-c", CONNECTOR, *targets], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    if group is not None:
+        (group / "cgroup.procs").write_text(str(proc.pid))
+    comm = Path(f"/proc/{proc.pid}/comm").read_text().strip()
+    out, _ = proc.communicate("go\n", timeout=30)
+    assert proc.returncode == 0
+    return proc.pid, comm, json.loads(out)
+
+
+PAYLOAD = b"lmp netguard test"
+
+
+def send_datagrams(sender: socket.socket, receiver: socket.socket, count: int) -> None:
+    """`count` datagrams, with a pause every 50 so that the receiving backlog never overflows."""
+    for i in range(count):
+        sender.sendto(PAYLOAD, receiver.getsockname()[:2])
+        if i % 50 == 49:
+            time.sleep(0.001)
+
+
+def datagrams_received(receiver: socket.socket) -> int:
+    """Datagrams waiting at the receiver (it is drained); the veth delivers in the sender's softirq, so a
+    pause means none are on their way."""
+    receiver.settimeout(0.3)
+    n = 0
+    try:
+        while True:
+            receiver.recv(64)
+            n += 1
+    except TimeoutError:
+        return n

@@ -25,7 +25,7 @@ def describe(spec: Spec, cfg: configs.Config) -> dict:
     state = supervisor.state(spec.name) if supervisor else {}
     return {**state,
         "name": spec.name, "kind": spec.kind, "description": spec.summary, "overhead": spec.overhead,
-        "hooks": [*spec.tracepoints, *spec.raw_tracepoints],
+        "hooks": spec.hooks,
         "metrics": [{"name": m.name, "type": m.type, "help": m.help, "labels": [l.name for l in m.labels]}
                     for m in spec.metrics],
         "can_run": ok, "why_not": why,

@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any, Callable
 
 from flask import current_app, request
 from flask.views import MethodView
@@ -49,6 +50,12 @@ def write_atomically(target: Path, text: str) -> None:
 
 def set_enabled(name: str, enabled: bool) -> None:
     """Turn a collector on or off in the config file, keeping its comments and layout."""
+    edit(name, lambda entry: entry.__setitem__("enabled", enabled))
+
+
+def edit(name: str, change: Callable[[Any], None]) -> None:
+    """Change collector `name`'s entry in the config file, keeping comments and layout; the whole file is
+    checked before it replaces the old one (422 with the line and reason if it would be wrong)."""
     from ruamel.yaml import YAML
     from io import StringIO
     target = path()
@@ -57,7 +64,7 @@ def set_enabled(name: str, enabled: bool) -> None:
     collectors = doc.get("collectors") or {}
     if name not in collectors:
         abort(404, message=f"{name} has no entry in {target.name}; add one with its listen address first")
-    collectors[name]["enabled"] = enabled
+    change(collectors[name])
     out = StringIO()
     yaml.dump(doc, out)
     candidate = target.with_name(f".{target.name}.check")

@@ -5,10 +5,12 @@ import ctypes
 import re
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .decoders import cgroup2_root
+from .links import ATTACH_TYPES, Link
 from .spec import Spec
 
 TRACEFS = Path("/sys/kernel/tracing")
@@ -22,13 +24,20 @@ class LoadError(RuntimeError):
 
 def missing_hooks(spec: Spec, tracefs: Path = TRACEFS) -> list[str]:
     """The hooks in `requires` that this kernel lacks (tracepoint names as category:event)."""
-    events = tracefs / "events"
-    if not events.is_dir():
-        raise LoadError(f"tracefs is not mounted at {tracefs}: mount -t tracefs tracefs {tracefs}")
-    missing = [tp for tp in spec.tracepoints if not (events / tp.replace(":", "/")).is_dir()]
-    for raw in spec.raw_tracepoints:  # a raw tracepoint has the name of a tracepoint in any category
-        if not any(events.glob(f"*/{raw}")):
-            missing.append(raw)
+    missing = []
+    if spec.tracepoints or spec.raw_tracepoints:
+        events = tracefs / "events"
+        if not events.is_dir():
+            raise LoadError(f"tracefs is not mounted at {tracefs}: mount -t tracefs tracefs {tracefs}")
+        missing += [tp for tp in spec.tracepoints if not (events / tp.replace(":", "/")).is_dir()]
+        for raw in spec.raw_tracepoints:  # a raw tracepoint has the name of a tracepoint in any category
+            if not any(events.glob(f"*/{raw}")):
+                missing.append(raw)
+    if any(hook.startswith("cgroup/") for hook in spec.programs):
+        try:
+            cgroup2_root()
+        except FileNotFoundError:
+            missing += [f"{hook} (no cgroup v2 hierarchy is mounted)" for hook in spec.programs]
     return missing
 
 
@@ -84,19 +93,25 @@ class Loaded:
     bpf: Any  # bcc.BPF
     maps: list[str]  # in overflow-index order
     seconds: float  # compile + load + attach
-    required: tuple[str, ...] = ()  # the hooks the spec requires
+    required: tuple[str, ...] = ()  # the tracepoints the spec requires
     closed: bool = False
+    programs: dict[str, int] = field(default_factory=dict)  # function components: hook -> program fd
+    links: dict[str, Link] = field(default_factory=dict)  # "hook:target" -> its link, kept by the component
 
     def attached(self) -> dict[str, bool]:
-        """Every required hook and every hook a program is attached to: True where attached. A
-        required hook no program attached to (a handler renamed or compiled out) shows False."""
+        """Every required tracepoint and every hook a program is attached to: True where attached. A
+        required hook no program attached to (a handler renamed or compiled out) shows False. A function
+        component's hooks are "hook:target", one per link, False once the kernel detached it."""
         open_hooks = {tp.decode() for tp in (*self.bpf.tracepoint_fds, *self.bpf.raw_tracepoint_fds)}
-        return {hook: hook in open_hooks for hook in sorted({*self.required, *open_hooks})}
+        hooks = {hook: hook in open_hooks for hook in sorted({*self.required, *open_hooks})}
+        return {**hooks, **{name: link.attached() for name, link in sorted(self.links.items())}}
 
     def close(self) -> None:
         """Detach every program and free the maps."""
         if not self.closed:
             self.closed = True
+            for link in self.links.values():
+                link.close()
             self.bpf.cleanup()
 
 
@@ -138,6 +153,21 @@ def load(spec: Spec, values: dict[str, bool | int]) -> Loaded:
     except Exception as err:  # BCC raises plain Exception for compile and attach failures
         raise LoadError(f"{spec.name}: BCC could not compile or attach {spec.source.name}: {err}") from None
     _, maps = spec.active(values)
-    loaded = Loaded(bpf, maps, time.monotonic() - started, (*spec.tracepoints, *spec.raw_tracepoints))
+    try:
+        programs = {hook: load_program(bpf, hook, function) for hook, function in spec.programs.items()}
+    except Exception as err:  # the verifier refused it; BCC prints its log to stderr
+        bpf.cleanup()
+        raise LoadError(f"{spec.name}: the kernel refused a program of {spec.source.name}: {err}") from None
+    loaded = Loaded(bpf, maps, time.monotonic() - started, (*spec.tracepoints, *spec.raw_tracepoints),
+                    programs=programs)
     give_back_memory()
     return loaded
+
+
+def load_program(bpf: Any, hook: str, function: str) -> int:
+    """Load a function component's program (attached later, through a link, to the rules' targets): XDP, or
+    a cgroup sock_addr program, whose attach type the kernel needs at load time. Returns its fd."""
+    from bcc import BPF
+    if hook == "xdp":
+        return bpf.load_func(function.encode(), BPF.XDP).fd
+    return bpf.load_func(function.encode(), BPF.CGROUP_SOCK_ADDR, attach_type=ATTACH_TYPES[hook]).fd

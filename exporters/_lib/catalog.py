@@ -1,6 +1,7 @@
 """Finding collectors: a collector is a folder exporters/<name>/ holding <name>.yaml and <name>.bpf.c."""
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from . import spec as specs
@@ -36,4 +37,12 @@ def load(name: str, extra: list[Path] | None = None) -> Spec:
     path = spec_path(name, extra)
     if path is None:
         raise KeyError(name)
+    stat = path.stat()
+    return _load(path, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=256)
+def _load(path: Path, _mtime_ns: int, _size: int) -> Spec:
+    """Specs parsed once per version of their file: parsing one takes ~10 ms (ruamel), and the config, the
+    admin's catalog and its supervisor (every second) load every spec. Callers do not change them."""
     return specs.load(path)

@@ -218,6 +218,12 @@ class BpfCollector:
             self.last_duration, self.last_success = time.perf_counter() - started, ok
         return "".join(parts)
 
+    def forget_labels(self) -> None:
+        """Drop the cached label sets: a function component's new rules may name a key's values anew."""
+        with self.lock:
+            for m in self.maps:
+                m.label_cache.clear()
+
     def close(self) -> None:
         """Detach and free the BPF programs and maps once no scrape is reading them."""
         with self.lock:

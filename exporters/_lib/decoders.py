@@ -5,10 +5,13 @@ back at every scrape. The set of values is bounded by the maps' sizes, so the ca
 from __future__ import annotations
 
 import errno
+import ipaddress
 import os
 import platform
 import re
 import signal
+import socket
+import struct
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -152,6 +155,48 @@ def irq(number: int) -> str:
     return f"{number}:{actions}" if actions else str(number)
 
 
+# struct lmp_addr (lmp.h): family (4 or 6, 0 for none), prefix length, port in network order, then the
+# address in network order (an IPv4 address in its first 4 bytes).
+LMP_ADDR = struct.Struct("!BBH16s")
+
+
+def _address(raw: bytes) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address | None, int, int]:
+    family, prefixlen, port, addr = LMP_ADDR.unpack(bytes(raw)[:LMP_ADDR.size])
+    if family == 4:
+        return ipaddress.IPv4Address(addr[:4]), prefixlen, port
+    if family == 6:
+        return ipaddress.IPv6Address(addr), prefixlen, port
+    return None, prefixlen, port
+
+
+def cidr(raw: bytes) -> str:
+    """A rule's network, "203.0.113.0/24" or "2001:db8::/32"; "" where no rule matched."""
+    address, prefixlen, _ = _address(raw)
+    return f"{address}/{prefixlen}" if address is not None else ""
+
+
+def endpoint(raw: bytes) -> str:
+    """An address and port, "10.0.0.1:5432" or "[::1]:8080"."""
+    address, _, port = _address(raw)
+    if address is None:
+        return ""
+    return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
+
+
+# ifindex -> the name a function component attached to ("veth0", or "NETNS/veth0" in another namespace,
+# where if_indextoname cannot look); set by the component as it attaches.
+interface_names: dict[int, str] = {}
+
+
+def interface(ifindex: int) -> str:
+    if ifindex in interface_names:
+        return interface_names[ifindex]
+    try:
+        return socket.if_indextoname(ifindex)
+    except OSError:
+        return str(ifindex)
+
+
 def comm(raw: bytes | str) -> str:
     return raw.decode(errors="replace").rstrip("\0") if isinstance(raw, bytes) else raw
 
@@ -172,6 +217,9 @@ def make(decoder: str, values: tuple[str, ...] = (), event: str | None = None,
         "comm": lambda v: comm(bytes(v)) if not isinstance(v, (bytes, str)) else comm(v),
         "signal": lambda v: signal_name(int(v)),
         "irq": lambda v: irq(int(v)),
+        "cidr": lambda v: cidr(bytes(v)),  # type: ignore[call-overload]
+        "endpoint": lambda v: endpoint(bytes(v)),  # type: ignore[call-overload]
+        "interface": lambda v: interface(int(v)),
     }
     if decoder == "cgroup":
         paths = cgroups()

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import signal
 import socket
 import sys
 import threading
+from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import CollectorRegistry, ProcessCollector
@@ -14,7 +16,12 @@ from prometheus_client.exposition import ThreadingWSGIServer, choose_encoder
 
 from . import bpf
 from .collector import BpfCollector, SelfCollector
+from .events import EventLog
+from . import function
+from .rules import RuleError, RulesSource
+from .links import TargetError
 from .spec import Spec
+from .yamlfile import YamlError
 
 EXIT_USAGE, EXIT_FAILED, EXIT_UNSUPPORTED = 2, 1, 3
 
@@ -40,9 +47,15 @@ class MetricsApp:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self.collector: BpfCollector | None = None  # set once the kernel code is loaded
+        self.events: EventLog | None = None  # a function component's events, served at /events?after=N
 
     def __call__(self, environ: dict, start_response):  # type: ignore[no-untyped-def]
         path = environ.get("PATH_INFO", "/")
+        if path == "/events" and self.events is not None:
+            after = parse_qs(environ.get("QUERY_STRING", "")).get("after", ["0"])[0]
+            body = json.dumps(self.events.page(int(after) if after.isdigit() else 0)).encode()
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [body]
         if path not in ("/", "/metrics"):
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"not found: try /metrics\n"]
@@ -79,8 +92,9 @@ def say(name: str, message: str) -> None:
     print(f"lmp exporter {name}: {message}", file=sys.stderr, flush=True)
 
 
-def serve(spec: Spec, listen: str, values: dict[str, bool | int]) -> int:
-    """Run until SIGINT or SIGTERM; returns the process exit code."""
+def serve(spec: Spec, listen: str, values: dict[str, bool | int], rules: RulesSource | None = None) -> int:
+    """Run until SIGINT or SIGTERM; returns the process exit code. A function component applies `rules`
+    (and follows their file) once its programs are loaded."""
     name = spec.name
     if os.geteuid() != 0:
         say(name, "must run as root (loading eBPF programs needs CAP_SYS_ADMIN and CAP_BPF)")
@@ -108,13 +122,24 @@ def serve(spec: Spec, listen: str, values: dict[str, bool | int]) -> int:
         return EXIT_FAILED
     try:
         loaded = bpf.load(spec, values)
+        runtime = function.start(spec, loaded, rules) if spec.kind == "function" else None
     except bpf.LoadError as err:
         say(name, str(err))
         server.server_close()
         return EXIT_FAILED
+    except (RuleError, TargetError, YamlError) as err:  # bad rules, a missing interface or cgroup
+        say(name, f"rules refused, nothing attached: {err}")
+        loaded.close()
+        server.server_close()
+        return EXIT_USAGE
+    if runtime:
+        registry.register(runtime)
+        app.events = runtime.events
 
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     collector = app.collector = BpfCollector(spec, loaded, values)
+    if runtime:
+        runtime.forget_labels = collector.forget_labels
     try:
         registry.register(SelfCollector(collector))
         thread.start()
@@ -124,6 +149,8 @@ def serve(spec: Spec, listen: str, values: dict[str, bool | int]) -> int:
     finally:
         if thread.is_alive():
             server.shutdown()  # no new scrapes; one still being answered holds the collector's lock
+        if runtime:
+            runtime.close()  # links first: the programs stop changing what the kernel does
         collector.close()
         server.server_close()
     return 0

@@ -68,4 +68,17 @@ static __always_inline u64 lmp_cgroup_id(void)
 #endif
 }
 
+/* An IPv4 or IPv6 address as function components key their maps and events by it, and as the `cidr`
+ * and `endpoint` label decoders read it: family LMP_IPV4 or LMP_IPV6 (0: no address), a prefix length
+ * (a rule's network) or a port (a destination, in network byte order), then the address in network byte
+ * order, an IPv4 one in its first four bytes. */
+#define LMP_IPV4 4
+#define LMP_IPV6 6
+struct lmp_addr {
+    u8 family;
+    u8 prefixlen;
+    u16 port;
+    u8 addr[16];
+};
+
 #endif /* LMP_H */

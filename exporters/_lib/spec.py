@@ -6,6 +6,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+
 from . import yamlfile
 from .yamlfile import YamlError
 
@@ -112,6 +114,15 @@ class Spec:
     kind: str = "collector"
     alerts: tuple[Alert, ...] = ()
     overhead: str = ""  # what it costs, as `lmp bench` measured it
+    # Function components: hook ("xdp", "cgroup/connect4") -> the C function loaded for it, attached through
+    # a BPF link to each target the rules name; the rules' JSON schema; the ring buffer of their events.
+    programs: dict[str, str] = field(default_factory=dict)
+    rules: dict[str, Any] | None = None
+    events: str | None = None
+
+    @property
+    def hooks(self) -> list[str]:
+        return [*self.tracepoints, *self.raw_tracepoints, *self.programs]
 
     @property
     def source(self) -> Path:
@@ -218,6 +229,27 @@ def _check(spec: Spec, doc: Any, path: Path) -> None:
         if isinstance(opt.default, bool) != (opt.type == "bool"):
             raise YamlError(path, yamlfile.line_of(doc, ["options", name]),
                             f"option {name}: default {opt.default!r} is not a {opt.type}")
+    _check_function(spec, doc, path)
+
+
+def _check_function(spec: Spec, doc: Any, path: Path) -> None:
+    """A function component has programs and rules; a collector has neither."""
+    def fail(reason: str, *key: str) -> None:
+        raise YamlError(path, yamlfile.line_of(doc, list(key)), reason)
+    function = spec.kind == "function"
+    if function != bool(spec.programs):
+        fail("a function component requires xdp or cgroup_sock_addr programs, and only it does", "requires")
+    if function != (spec.rules is not None):
+        fail("a function component has `rules:` (their JSON schema), and only it does", "rules" if spec.rules else "kind")
+    if "xdp" in spec.programs and len(spec.programs) > 1:
+        fail("a function attaches either to interfaces (xdp) or to cgroups, not both", "requires")
+    if spec.events is not None and spec.events not in {m.name for m in spec.internal_maps}:
+        fail(f"events: {spec.events} is not one of the internal_maps", "events")
+    if spec.rules is not None:
+        try:
+            jsonschema.Draft202012Validator.check_schema(spec.rules)
+        except jsonschema.SchemaError as err:
+            fail(f"rules: not a valid JSON schema: {err.message}", "rules", *map(str, err.path))
 
 
 def load(path: Path) -> Spec:
@@ -238,6 +270,9 @@ def load(path: Path) -> Spec:
         metrics=tuple(_metric(m) for m in doc["metrics"]),
         internal_maps=tuple(InternalMap(m["name"], m["help"], m.get("when")) for m in doc.get("internal_maps", ())),
         alerts=tuple(_alert(a) for a in doc.get("alerts", ())),
+        programs={**({"xdp": requires["xdp"]} if "xdp" in requires else {}),
+                  **{f"cgroup/{hook}": fn for hook, fn in (requires.get("cgroup_sock_addr") or {}).items()}},
+        rules=yamlfile.plain(doc["rules"]) if "rules" in doc else None, events=doc.get("events"),
     )
     _check(spec, doc, path)
     return spec
@@ -248,6 +283,7 @@ class SelfSpec:
     """exporters/_lib/self.yaml: what every exporter exports about itself (lmp_exporter_*), and its alerts."""
     metrics: tuple[Metric, ...]
     alerts: tuple[Alert, ...]
+    function_only: frozenset[str] = frozenset()  # metrics only function components export (their rules)
 
     def metric(self, name: str) -> Metric:
         return next(m for m in self.metrics if m.name == name)
@@ -257,7 +293,8 @@ def load_self(path: Path = SELF) -> SelfSpec:
     doc = yamlfile.load(path, SCHEMA, "self")
     metrics = tuple(Metric(m["name"], m["type"], m["help"], map="", labels=tuple(Label(n, n, "") for n in m["labels"]))
                     for m in doc["metrics"])
-    return SelfSpec(metrics, tuple(_alert(a) for a in doc["alerts"]))
+    return SelfSpec(metrics, tuple(_alert(a) for a in doc["alerts"]),
+                    frozenset(m["name"] for m in doc["metrics"] if m.get("kind") == "function"))
 
 
 def parse_option(spec: Spec, assignment: str) -> tuple[str, bool | int]:

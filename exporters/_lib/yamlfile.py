@@ -36,6 +36,19 @@ def parse(text: str, path: Path | str) -> Any:
         raise YamlError(path, line, f"invalid YAML: {err.problem or err.context}") from None
 
 
+def plain(node: Any) -> Any:
+    """ruamel's round-trip nodes as plain dicts, lists, str, int, float and bool (for jsonschema, JSON and
+    the components' rules)."""
+    if isinstance(node, dict):
+        return {str(k): plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [plain(v) for v in node]
+    for kind in (bool, int, float, str):
+        if isinstance(node, kind):
+            return kind(node)
+    return node
+
+
 def line_of(doc: Any, location: list[str | int]) -> int | None:
     """The 1-based line of the deepest node along `location` that still carries a position."""
     node, line = doc, None
@@ -50,23 +63,33 @@ def line_of(doc: Any, location: list[str | int]) -> int | None:
     return line
 
 
+def schema_error(instance: Any, schema: dict[str, Any]) -> tuple[list[str | int], list[str | int], str] | None:
+    """The most relevant way `instance` breaks `schema`, or None: (the path to it, the path to point at for
+    its line, the message). An unexpected key is pointed at itself, not at its parent."""
+    validator = jsonschema.Draft202012Validator(schema)
+    err = jsonschema.exceptions.best_match(validator.iter_errors(instance))
+    if err is None:
+        return None
+    location = list(err.absolute_path)
+    message = err.message
+    if err.validator == "pattern" and "description" in err.schema:  # say what is wanted, not the regex
+        message = f"{err.instance!r} is not {err.schema['description']}"
+    if err.validator == "additionalProperties":
+        parent = err.instance if isinstance(err.instance, dict) else {}
+        extra = [k for k in parent if k not in err.schema.get("properties", {})]
+        location += extra[:1]
+    return list(err.absolute_path), location, message
+
+
 def validate(doc: Any, schema_path: Path, path: Path | str, definition: str | None = None) -> None:
     """Check `doc` against the schema file, or against one of its `$defs` when `definition` names it."""
     schema = load_schema(schema_path)
     if definition:
         schema = {"$ref": f"#/$defs/{definition}", "$defs": schema["$defs"]}
-    validator = jsonschema.Draft202012Validator(schema)
-    err = jsonschema.exceptions.best_match(validator.iter_errors(doc))
-    if err is not None:
-        where = ".".join(str(p) for p in err.absolute_path) or "top level"
-        location = list(err.absolute_path)
-        message = err.message
-        if err.validator == "pattern" and "description" in err.schema:  # say what is wanted, not the regex
-            message = f"{err.instance!r} is not {err.schema['description']}"
-        if err.validator == "additionalProperties":  # point at the unexpected key, not at its parent
-            parent = err.instance if isinstance(err.instance, dict) else {}
-            extra = [k for k in parent if k not in err.schema.get("properties", {})]
-            location += extra[:1]
+    found = schema_error(doc, schema)
+    if found is not None:
+        at, location, message = found
+        where = ".".join(str(p) for p in at) or "top level"
         raise YamlError(path, line_of(doc, location), f"{where}: {message}")
 
 

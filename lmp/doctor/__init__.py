@@ -21,7 +21,7 @@ def components() -> list[dict]:
     for name in catalog.names():
         spec = catalog.load(name)
         ok, why = can_run(spec)
-        hooks = [*spec.tracepoints, *spec.raw_tracepoints, *getattr(spec, "hooks", ())]
+        hooks = spec.hooks  # tracepoints, and a function component's XDP or cgroup hooks
         rows.append({"name": name, "kind": spec.kind, "can_run": ok, "why_not": why, "hooks": list(hooks)})
     return rows
 

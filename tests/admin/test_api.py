@@ -23,6 +23,11 @@ ENDPOINTS = [  # (method, path, body, the lowest role allowed)
     ("post", "/api/v1/components/runqlat/disable", None, "ops"),
     ("post", "/api/v1/components/runqlat/enable", None, "ops"),
     ("put", "/api/v1/config", None, "root"),  # the admin gets 428: no If-Match
+    ("get", "/api/v1/components/netguard/rules", None, "view"),
+    ("put", "/api/v1/components/netguard/rules", {"mode": "observe", "interfaces": ["lo"],
+                                                  "blocklist": ["192.0.2.0/24"]}, "root"),
+    ("get", "/api/v1/components/connguard/rules", None, "view"),
+    ("put", "/api/v1/components/connguard/rules", {"cgroups": ["/"], "destinations": [{"cidr": "::1"}]}, "root"),
     ("post", "/api/v1/auth/refresh", None, None),  # an access token is no refresh token: 401 for all
     ("get", "/api/v1/scenarios", None, "view"),
     ("post", "/api/v1/scenarios", {"pid": os.getpid(), "duration": 1}, "ops"),  # attach: observes

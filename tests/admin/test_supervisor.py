@@ -1,16 +1,21 @@
 """The supervisor with real exporter processes: enable and disable through the API, a SIGKILLed exporter
-comes back, and a restarted admin adopts the running processes instead of starting duplicates."""
+comes back, and a restarted admin adopts the running processes instead of starting duplicates. Function
+components managed the same way, their rules changed through the API, connguard's refusals in the audit log."""
 from __future__ import annotations
 
 import os
 import signal
+import socket
+import subprocess
 import time
+import urllib.request
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from admin import create_app
 from admin.users import create
-from tests.conftest import free_port
+from tests.conftest import Scrape, connect_from, datagrams_received, free_port, send_datagrams
 from tests.lmprun import serving
 
 from .conftest import PASSWORDS
@@ -83,3 +88,74 @@ def test_enable_disable_crash_and_adoption(setup):
     adopted = again.test_client().get("/api/v1/components/syscalls",
                                       headers={"Authorization": f"Bearer {token['access_token']}"}).json
     assert adopted["running"] and adopted["pid"] == state["pid"]
+
+
+@pytest.fixture
+def function_admin(tmp_path):  # type: ignore[no-untyped-def]
+    """A supervising admin whose config has netguard and connguard, both off: (client, headers by role,
+    ports, config path). Its exporters are stopped afterwards."""
+    ports = {"netguard": free_port(), "connguard": free_port()}
+    config = tmp_path / "lmp.yaml"
+    config.write_text("prometheus:\n  enabled: false\n  listen: 127.0.0.1:1\ncollectors:\n" + "".join(
+        f"  {name}:\n    enabled: false\n    listen: 127.0.0.1:{port}\n" for name, port in ports.items()))
+    app = create_app({"TESTING": True, "DATA_DIR": str(tmp_path / "data"), "LMP_CONFIG": str(config),
+                      "RUN_DIR": str(tmp_path / "run"), "SUPERVISE": True})
+    try:
+        with app.app_context():
+            for name, role in (("root", "admin"), ("ops", "operator")):
+                create(name, PASSWORDS[name], role)
+        client = app.test_client()
+        headers = {name: {"Authorization": "Bearer " + client.post("/api/v1/auth/login", json={
+            "username": name, "password": PASSWORDS[name]}).json["access_token"]} for name in ("root", "ops")}
+        yield client, headers, ports, config
+    finally:
+        app.extensions["lmp_supervisor"].shutdown(stop_exporters=True)
+
+
+def applied_rules(port: int) -> float:
+    scrape = Scrape({f.name: f for f in text_string_to_metric_families(
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode())})
+    return scrape.value("lmp_exporter_rules_reloads_total", 0.0, result="applied")
+
+
+def test_connguard_through_the_api_and_its_refusals_in_the_audit_log(function_admin, cgroup):
+    client, headers, ports, config = function_admin
+    group, group_path = cgroup
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        target = f"127.0.0.1:{listener.getsockname()[1]}"
+        assert client.post("/api/v1/components/connguard/enable", headers=headers["root"]).status_code == 200
+        wait(lambda: serving(ports["connguard"]))
+        assert client.put("/api/v1/components/connguard/rules", headers=headers["ops"], json={}).status_code == 403
+        rules = {"mode": "enforce", "cgroups": [group_path],
+                 "destinations": [{"cidr": "127.0.0.1", "ports": [listener.getsockname()[1]]}]}
+        assert client.put("/api/v1/components/connguard/rules", headers=headers["root"], json=rules).status_code == 200
+        wait(lambda: applied_rules(ports["connguard"]) == 1)  # the running component, no restart
+        pid, comm, outcome = connect_from(group, target)
+        assert outcome == {target: "EPERM"}
+
+    def logged() -> bool:
+        events = client.get("/api/v1/audit", headers=headers["root"]).json
+        return ("connguard", "refused connect", f"{target} by pid {pid} ({comm}) in {group_path}") in [
+            (e["actor"], e["action"], e["target"]) for e in events]
+    wait(logged, timeout=10)
+    assert client.post("/api/v1/components/connguard/disable", headers=headers["ops"]).json["running"] is False
+    assert not subprocess.run(["bpftool", "-j", "cgroup", "show", str(group)], capture_output=True,
+                              text=True).stdout.strip("[]\n")
+
+
+def test_netguard_through_the_api_drops_what_its_new_rules_say(function_admin, veth_pair):
+    client, headers, ports, _ = function_admin
+    pair = veth_pair
+    assert client.post("/api/v1/components/netguard/enable", headers=headers["ops"]).status_code == 200
+    wait(lambda: serving(ports["netguard"]))
+    receiver = pair.receiver()
+    rules = {"mode": "enforce", "interfaces": [pair.interface], "blocklist": [pair.PEER_V4[0]]}
+    assert client.put("/api/v1/components/netguard/rules", headers=headers["root"], json=rules).status_code == 200
+    wait(lambda: applied_rules(ports["netguard"]) == 1)
+    send_datagrams(pair.sender(pair.PEER_V4[0]), receiver, 100)
+    send_datagrams(pair.sender(pair.PEER_V4[1]), receiver, 100)
+    assert datagrams_received(receiver) == 100
+    assert client.post("/api/v1/components/netguard/disable", headers=headers["ops"]).json["running"] is False
+    assert pair.xdp_programs() == []

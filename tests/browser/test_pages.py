@@ -47,7 +47,9 @@ def test_a_revoked_session_ends_with_a_clear_message(tab):
         request = urllib.request.Request(tab.stack.base + "/api/v1/auth/logout", method="POST",
                                          headers={"Authorization": f"Bearer {token}"})
         urllib.request.urlopen(request, timeout=10).close()
-    tab.go("/components")
+    # The page sends itself to the login page as soon as its first API call is refused, which may be before
+    # its load event: wait for the navigation to start only, or goto reports the redirect as an abort.
+    tab.page.goto(tab.stack.base + "/components", wait_until="commit")
     tab.page.wait_for_url("**/login?reason=expired**")
     expect(tab.page.locator("#reason")).to_contain_text("Your session has ended")
 

@@ -12,7 +12,7 @@ import signal
 import socket
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +23,7 @@ import dashboards
 from dashboards import rules
 from exporters._lib import catalog
 from exporters._lib.spec import load_self
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, VethPair, connect_from, free_port, made_cgroup, made_veth_pair, send_datagrams
 from tests.lmprun import Api, Run, lmp_running, query, wait_for
 from tests.workloads import failing_disk, oom_groups, oom_kill, processes_and_signals, read_past_the_end, \
     tcp_traffic, udp_to_closed_port
@@ -33,7 +33,8 @@ VARIABLES = {"$job": "lmp", "$instance": HOST, "$cgroup": ".*", "$__rate_interva
 # What each alert returns after the workload, with the shipped thresholds or with every threshold at 0.
 FIRES = {"LmpOomKill", "LmpBlockIoErrors"}  # the workload makes an OOM kill and failing reads
 FIRES_AT_ZERO = {"LmpRunqueueLatencyHigh", "LmpBlockIoLatencyHigh", "LmpTcpRetransmitRatioHigh"}
-QUIET = {"LmpExporterProgramDetached", "LmpExporterScrapeFailing", "LmpExporterMapOverflowing"}
+QUIET = {"LmpExporterProgramDetached", "LmpExporterScrapeFailing", "LmpExporterMapOverflowing",
+         "LmpComponentRulesRefused"}
 DOWN = {"LmpExporterDown"}  # tested by stopping an exporter
 
 
@@ -47,9 +48,9 @@ class Stack:
         return query(self.prometheus, promql)
 
 
-def write_config(folder: Path, ports: dict[str, int]) -> Path:
+def write_config(folder: Path, ports: dict[str, int], rules: dict[str, dict]) -> Path:
     """Every collector on, with every boolean option (latency, cgroup, srtt ...) on, so that every metric a
-    dashboard shows exists; the shipped rule file."""
+    dashboard shows exists, and the function components with `rules`; the shipped rule file."""
     lines = ["prometheus:", f"  listen: 127.0.0.1:{ports['prometheus']}", "  scrape_interval: 1s",
              f"  data_dir: {folder / 'prometheus'}", f"  rule_files: [{dashboards.RULES_FILE}]",
              "admin:", f"  listen: 127.0.0.1:{ports['admin']}", f"  data_dir: {folder / 'data'}",
@@ -59,9 +60,28 @@ def write_config(folder: Path, ports: dict[str, int]) -> Path:
         lines += [f"  {name}:", "    enabled: true", f"    listen: 127.0.0.1:{ports[name]}"]
         flags = [f"      {o.name}: true" for o in spec.options.values() if o.type == "bool"]
         lines += ["    options:", *flags] if flags else []
+        lines += [f"    rules: {json.dumps(rules[name])}"] if name in rules else []  # JSON is YAML
     path = folder / "lmp.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def function_rules(pair: VethPair, group_path: str, port: int) -> dict[str, dict]:
+    """The function components in observe mode (they change nothing), on the test's own veth pair and
+    cgroup, each with a rule that the workload's traffic matches."""
+    return {"netguard": {"interfaces": [pair.interface], "blocklist": [pair.PEER_V4[0]]},
+            "connguard": {"cgroups": [group_path], "destinations": [{"cidr": "127.0.0.1", "ports": [port]}]}}
+
+
+def guarded_traffic(pair: VethPair, group: Path, listener: socket.socket) -> None:
+    """Datagrams through netguard from a listed and an unlisted source; connects from connguard's cgroup to
+    the listed port."""
+    receiver = pair.receiver()
+    for source in pair.PEER_V4:
+        send_datagrams(pair.sender(source), receiver, 50)
+    receiver.close()
+    host, port = listener.getsockname()
+    connect_from(group, f"{host}:{port}", f"{host}:{port}")
 
 
 def workload(scratch: Path) -> None:
@@ -85,11 +105,20 @@ def workload(scratch: Path) -> None:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
+    with made_veth_pair() as pair, made_cgroup() as (group, group_path), socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        yield from _stack(function_rules(pair, group_path, listener.getsockname()[1]),
+                          lambda: guarded_traffic(pair, group, listener))
+
+
+def _stack(rules: dict[str, dict], guarded: Callable[[], None]) -> Iterator[Stack]:
     folder = Path(tempfile.mkdtemp(dir=ROOT, prefix=".lmp-test-prometheus-"))  # on the real disk
     ports = {name: free_port() for name in (*catalog.names(), "prometheus", "admin")}
     try:
-        with lmp_running(write_config(folder, ports), set(catalog.names()), ports["prometheus"]) as started:
+        with lmp_running(write_config(folder, ports, rules), set(catalog.names()), ports["prometheus"]) as started:
             workload(folder)
+            guarded()
             time.sleep(5)  # a few more scrapes, and rule evaluations, after the workload
             yield Stack(started.run, ports["prometheus"], Api(ports["admin"], "admin", started.password))
     finally:

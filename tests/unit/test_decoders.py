@@ -63,3 +63,19 @@ def test_cgroup2_root_is_where_mountinfo_says(tmp_path):
                          "35 24 0:31 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw\n")
     assert decoders.cgroup2_root(mountinfo) == Path("/sys/fs/cgroup/unified")
     assert (decoders.cgroup2_root() / "cgroup.procs").exists()
+
+
+def test_addresses_rules_and_interfaces():
+    import socket
+    import struct
+    v4 = struct.pack("!BBH16s", 4, 24, 0, bytes([203, 0, 113, 0]) + bytes(12))
+    assert decoders.cidr(v4) == "203.0.113.0/24" and decoders.cidr(bytes(20)) == ""
+    v6 = struct.pack("!BBH16s", 6, 0, 8080, socket.inet_pton(socket.AF_INET6, "2001:db8::1"))
+    assert decoders.endpoint(v6) == "[2001:db8::1]:8080" and decoders.endpoint(bytes(20)) == ""
+    assert decoders.interface(1) == "lo"  # this namespace's own, by if_indextoname
+    decoders.interface_names[1] = "ns1/veth0"  # what a component attached to, in another namespace
+    try:
+        assert decoders.interface(1) == "ns1/veth0"
+    finally:
+        del decoders.interface_names[1]
+    assert decoders.interface(99999) == "99999"

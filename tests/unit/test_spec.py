@@ -36,7 +36,7 @@ def write(tmp_path: Path, text: str, name: str = "demo") -> Path:
 def test_every_shipped_spec_loads_and_has_its_files(name):
     spec = catalog.load(name)
     assert spec.source.is_file() and spec.readme.is_file()
-    assert spec.tracepoints or spec.raw_tracepoints
+    assert spec.hooks
     for metric in spec.metrics:  # each metric's map is declared in the kernel code, or it comes from /proc
         assert f"({metric.map}," in spec.source.read_text() or (Path("/proc") / metric.procfs.file).is_file()
 

@@ -1,0 +1,181 @@
+"""`lmp bench` for the function components: what netguard adds per packet (its pass and drop paths, against
+no program and an empty XDP program) and what connguard adds per connect().
+
+netguard: a C loop in one network namespace sends UDP datagrams over a veth pair into another, where the
+guarded end runs XDP in generic mode; each send carries its datagram through the XDP program and the
+receiving stack, so the loop's time per datagram includes both. connguard: the tcp loop (loopback connect,
+accept, close) and a loop of refused connects, run inside a cgroup the bench makes. Each configuration is
+timed back to back with its own baseline (no program), and the kernel counts its programs' runs and run
+time (kernel.bpf_stats_enabled)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from exporters._lib import links, netns
+from exporters._lib.decoders import cgroup2_root
+
+from .harness import HERE, BpfStats, Exporter, build, program_runs
+
+GUARDED, SOURCE, BLOCKED = "10.214.0.1", "10.214.0.2", "10.214.0.3"
+UNRELATED = [f"198.{i // 256}.{i % 256}.0/24" for i in range(1000)]  # rules the traffic never matches
+
+
+def ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True)
+
+
+@contextmanager
+def veth_pair() -> Iterator[tuple[str, str]]:
+    """(guarded, peer) namespaces joined by veth0, with static neighbours; deleted afterwards."""
+    guarded, peer = f"lmp-bench-{os.getpid()}-g", f"lmp-bench-{os.getpid()}-p"
+    try:
+        ip("netns", "add", guarded)
+        ip("netns", "add", peer)
+        ip("-n", guarded, "link", "add", "veth0", "type", "veth", "peer", "name", "veth0", "netns", peer)
+        ip("-n", guarded, "addr", "add", f"{GUARDED}/24", "dev", "veth0")
+        for address in (SOURCE, BLOCKED):
+            ip("-n", peer, "addr", "add", f"{address}/24", "dev", "veth0")
+        for ns in (guarded, peer):
+            ip("-n", ns, "link", "set", "veth0", "up")
+        mac = json.loads(subprocess.run(["ip", "-n", guarded, "-j", "link", "show", "veth0"], capture_output=True,
+                                        text=True, check=True).stdout)[0]["address"]
+        ip("-n", peer, "neigh", "replace", GUARDED, "lladdr", mac, "dev", "veth0", "nud", "permanent")
+        yield guarded, peer
+    finally:
+        for ns in (guarded, peer):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def timed(command: list[str], runs: int) -> float:
+    """Median over `runs` of what the loop prints (mean ns per operation)."""
+    return statistics.median(float(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+                             for _ in range(runs))
+
+
+class Floor:
+    """bench/empty.bpf.c's empty_xdp or empty_connect, attached through a link."""
+
+    def __init__(self, function: str, hook: str, target: str) -> None:
+        from bcc import BPF
+        self.bpf = BPF(src_file=str(HERE / "empty.bpf.c").encode())
+        kind = BPF.XDP if hook == "xdp" else BPF.CGROUP_SOCK_ADDR
+        extra = {} if hook == "xdp" else {"attach_type": links.ATTACH_TYPES[hook]}
+        self.fd = self.bpf.load_func(function.encode(), kind, **extra).fd
+        self.link = links.attach(hook, self.fd, target, links.XDP_FLAGS["generic"] if hook == "xdp" else 0)
+        self.ids = {int(line.split()[1]) for line in Path(f"/proc/self/fdinfo/{self.fd}").read_text().splitlines()
+                    if line.startswith("prog_id:")}
+
+    def stop(self) -> None:
+        self.link.close()
+        self.bpf.cleanup()
+
+
+def component(tmp: Path, name: str, rules: dict) -> Exporter:
+    config = tmp / f"{name}.yaml"
+    config.write_text(json.dumps({"collectors": {name: {"enabled": False, "listen": "127.0.0.1:1", "rules": rules}}}))
+    return Exporter(name, config=config)
+
+
+def row(label: str, command: list[str], runs: int, start: Callable[[], object], ids: Callable[[object], set[int]],
+        operations: int) -> list[str]:
+    """[label, ns without, ns with, added, program runs per op, ns per run]."""
+    base = timed(command, runs)
+    probe = start()
+    try:
+        with_probe = timed(command, runs)
+        with BpfStats():
+            runs0, ns0 = program_runs(ids(probe))
+            timed(command, 1)
+            runs1, ns1 = program_runs(ids(probe))
+    finally:
+        probe.stop()  # type: ignore[attr-defined]
+    per_run = (ns1 - ns0) / (runs1 - runs0) if runs1 > runs0 else 0.0
+    return [label, f"{base:.0f}", f"{with_probe:.0f}", f"{with_probe - base:+.0f}",
+            f"{(runs1 - runs0) / operations:.2f}", f"{per_run:.0f}"]
+
+
+def netguard_costs(runs: int, datagrams: int = 200_000) -> list[list[str]]:
+    tmp = Path(tempfile.mkdtemp(prefix="lmp-bench-"))
+    try:
+        binary = build(tmp, "udpflood")
+        with veth_pair() as (guarded, peer):
+            with netns.entered(guarded):  # a socket nobody reads: the stack's delivery ends at its full buffer
+                sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                sink.bind((GUARDED, 0))
+            interface = f"{guarded}/veth0"
+            send = lambda source: ["ip", "netns", "exec", peer, "taskset", "-c", "0", str(binary),  # noqa: E731
+                                   str(datagrams), source, GUARDED, str(sink.getsockname()[1])]
+            rules = {"mode": "enforce", "interfaces": [interface], "blocklist": [*UNRELATED, BLOCKED],
+                     "rate_limit": {"packets_per_second": 10**9}}
+            held = lambda e: e.programs  # noqa: E731
+            rows = [row("empty XDP program (the floor)", send(SOURCE), runs,
+                        lambda: Floor("empty_xdp", "xdp", interface), lambda f: f.ids, datagrams),
+                    row("netguard, pass path (1,001 rules, none matching; rate limit on)", send(SOURCE), runs,
+                        lambda: component(tmp, "netguard", rules), held, datagrams),
+                    row("netguard, drop path (the source is blocklisted)", send(BLOCKED), runs,
+                        lambda: component(tmp, "netguard", rules), held, datagrams),
+                    row("netguard, observe mode (would drop, passes)", send(BLOCKED), runs,
+                        lambda: component(tmp, "netguard", {**rules, "mode": "observe"}), held, datagrams)]
+            sink.close()
+        return rows
+    finally:
+        shutil.rmtree(tmp)
+
+
+@contextmanager
+def bench_cgroup() -> Iterator[tuple[Path, str]]:
+    root = cgroup2_root()
+    own = next(line.split(":", 2)[2] for line in Path("/proc/self/cgroup").read_text().splitlines()
+               if line.startswith("0::"))
+    group = root / own.lstrip("/") / f"lmp-bench-{os.getpid()}"
+    group.mkdir()
+    try:
+        yield group, "/" + str(group.relative_to(root))
+    finally:
+        group.rmdir()  # the loops have exited: it is empty
+
+
+def connguard_costs(runs: int, connections: int = 5000) -> list[list[str]]:
+    tmp = Path(tempfile.mkdtemp(prefix="lmp-bench-"))
+    try:
+        tcp, refused = build(tmp, "tcp"), build(tmp, "connect")
+        with bench_cgroup() as (group, path):
+            inside = lambda *cmd: ["sh", "-c", f'echo $$ > {group}/cgroup.procs && exec taskset -c 0 "$@"',  # noqa: E731
+                                   "sh", *cmd]
+            port = 9  # discard: nothing listens, and connguard refuses it before that matters
+            rules = {"mode": "enforce", "cgroups": [path], "destinations": [
+                *({"cidr": cidr} for cidr in UNRELATED), {"cidr": "127.0.0.1", "ports": [port]}]}
+            held = lambda e: e.programs  # noqa: E731
+            return [row("empty connect4 program (the floor)", inside(str(tcp), str(connections)), runs,
+                        lambda: Floor("empty_connect", "cgroup/connect4", path), lambda f: f.ids, connections),
+                    row("connguard, allowed (1,001 rules, none matching)", inside(str(tcp), str(connections)), runs,
+                        lambda: component(tmp, "connguard", rules), held, connections),
+                    refused_row(inside(str(refused), str(connections * 4), str(port)), runs,
+                                lambda: component(tmp, "connguard", rules), connections * 4)]
+    finally:
+        shutil.rmtree(tmp)
+
+
+def refused_row(command: list[str], runs: int, start: Callable[[], Exporter], operations: int) -> list[str]:
+    """A refused connect has no baseline (without connguard it would be another operation)."""
+    exporter = start()
+    try:
+        with_probe = timed(command, runs)
+        with BpfStats():
+            runs0, ns0 = program_runs(exporter.programs)
+            timed(command, 1)
+            runs1, ns1 = program_runs(exporter.programs)
+    finally:
+        exporter.stop()
+    per_run = (ns1 - ns0) / (runs1 - runs0) if runs1 > runs0 else 0.0
+    return ["connguard, refused (EPERM; each one reported)", "-", f"{with_probe:.0f}", "-",
+            f"{(runs1 - runs0) / operations:.2f}", f"{per_run:.0f}"]

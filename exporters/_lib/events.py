@@ -1,0 +1,56 @@
+"""A function component's events (connguard's refusals, say): read from its BPF ring buffer as they come,
+numbered, and kept in a bounded queue that the exporter serves as JSON at /events?after=N for the admin's
+supervisor to pull into its audit log.
+
+Bounded on every side: the ring buffer has a fixed size (a full one fails the kernel's write, counted in
+lmp_exporter_map_overflow_total), the queue keeps the last CAPACITY events, and a page holds at most PAGE.
+Events the admin was too slow to pull are reported as `dropped`, never silently lost."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from typing import Any, Callable
+
+CAPACITY = 1024
+PAGE = 256
+POLL_MS = 200  # how long one ring buffer poll waits; bounds how long close() takes
+
+
+class EventLog:
+    def __init__(self, bpf: Any, map_name: str, decode: Callable[[Any], dict[str, Any]]) -> None:
+        self.bpf, self.decode = bpf, decode
+        self.table = bpf.get_table(map_name)
+        self.events: deque[dict[str, Any]] = deque(maxlen=CAPACITY)
+        self.next = 0  # the number the next event gets
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.table.open_ring_buffer(self._received)
+        self.thread = threading.Thread(target=self._poll, daemon=True, name="lmp-events")
+        self.thread.start()
+
+    def _poll(self) -> None:
+        while not self.stopping.is_set():
+            self.bpf.ring_buffer_poll(POLL_MS)
+
+    def _received(self, _ctx: Any, data: Any, _size: int) -> int:
+        event = {"seq": 0, "at": round(time.time(), 3), **self.decode(self.table.event(data))}
+        with self.lock:
+            event["seq"] = self.next
+            self.next += 1
+            self.events.append(event)
+        return 0
+
+    def page(self, after: int) -> dict[str, Any]:
+        """Events numbered `after` and later (at most PAGE), the number to ask for next, how many of those
+        asked for are gone already, and this process's pid (a new pid: the numbering started again)."""
+        with self.lock:
+            oldest = self.events[0]["seq"] if self.events else self.next
+            events = [e for e in self.events if e["seq"] >= after][:PAGE]
+            upto = events[-1]["seq"] + 1 if events else self.next
+        return {"pid": os.getpid(), "events": events, "next": upto, "dropped": max(0, oldest - after)}
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=5)

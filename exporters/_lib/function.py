@@ -1,0 +1,156 @@
+"""Function components (kind: function): eBPF that changes what the kernel does, run by the same exporter.
+
+A component's rules live in the config (collectors.<name>.rules; checked by rules.py here). The Runtime
+applies them: it attaches the component's programs through BPF links to every target the rules name
+(links end with this process, whatever kills it), has the component's own rules.py write the rest into the
+kernel's maps, and watches the config file, applying new rules while the programs keep running. New rules
+that fail any check are refused and the rules in force stay."""
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Callable
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric as Family
+from prometheus_client.registry import Collector
+
+from . import decoders, links
+from .bpf import Loaded
+from .events import EventLog
+from .links import TargetError
+from .rules import RuleError, RulesSource, check, component, parse
+from .spec import Spec, load_self
+from .yamlfile import YamlError
+
+WATCH_SECONDS = 1.0  # how often the config file is looked at for new rules
+HELP = {m.name: m.help for m in load_self().metrics}  # one place for the self metrics' texts: self.yaml
+
+
+def start(spec: Spec, loaded: Loaded, source: RulesSource | None) -> Runtime:
+    """A function component's Runtime with its rules applied. RuleError, TargetError or YamlError when they
+    are bad (or name an interface or cgroup that is not there): nothing is attached then."""
+    runtime = Runtime(spec, loaded, source or RulesSource(Path("/nonexistent"), dict))
+    try:
+        runtime.start()
+    except (RuleError, TargetError, YamlError):
+        runtime.close()
+        raise
+    return runtime
+
+
+class Runtime(Collector):
+    def __init__(self, spec: Spec, loaded: Loaded, source: RulesSource) -> None:
+        self.spec, self.loaded, self.source = spec, loaded, source
+        self.module = component(spec)
+        self.rules: Any = None
+        self.flags: dict[str, int] = {}
+        self.reloads = {"applied": 0, "refused": 0}
+        self.current = 1  # 0 while the config's latest rules are refused
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.forget_labels: Callable[[], None] = lambda: None  # set by the exporter: label names may change
+        self.events = EventLog(loaded.bpf, spec.events, self.module.event) if spec.events else None
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Apply the config's rules and start watching it; RuleError/TargetError/YamlError when they are bad."""
+        stamp = self.source.stamp()  # before reading: a change made while the rules apply is seen next
+        self.apply(self.source.read())
+        self.thread = threading.Thread(target=self._watch, args=(stamp,), daemon=True, name="lmp-rules")
+        self.thread.start()
+
+    def apply(self, raw: Any) -> None:
+        rules = parse(self.spec, raw)
+        with self.lock:
+            wanted = check(self.spec, rules)
+            fresh = self._attach(wanted)
+            self.module.apply(self.loaded.bpf, self.rules, rules)
+            for name in [n for n in self.loaded.links if n not in wanted or n in fresh]:
+                self._detach(name)
+            self.loaded.links.update(fresh)
+            for name, link in fresh.items():
+                self.flags[name] = wanted[name][2]
+                if link.ifindex:
+                    decoders.interface_names[link.ifindex] = link.target
+            self.rules = rules
+        self.forget_labels()
+
+    def _attach(self, wanted: dict[str, tuple[str, str, int]]) -> dict[str, links.Link]:
+        """New links for new targets (or for targets whose flags changed: those are detached first, as an
+        interface holds one XDP program). All or none: a failure closes the ones just made."""
+        fresh: dict[str, links.Link] = {}
+        try:
+            for name, (hook, target, flags) in wanted.items():
+                if name in self.loaded.links and self.flags.get(name) == flags:
+                    continue
+                if name in self.loaded.links:
+                    self._detach(name)
+                links.remove_leftovers(hook, target, set(self.spec.programs.values()))
+                fresh[name] = links.attach(hook, self.loaded.programs[hook], target, flags)
+        except TargetError:
+            for link in fresh.values():
+                link.close()
+            raise
+        return fresh
+
+    def _detach(self, name: str) -> None:
+        link = self.loaded.links.pop(name)
+        link.close()
+        self.flags.pop(name, None)
+        if link.ifindex:  # its counters go: the index may come back as another interface
+            decoders.interface_names.pop(link.ifindex, None)
+            self._forget_interface(link.ifindex)
+
+    def _forget_interface(self, ifindex: int) -> None:
+        for metric in self.spec.metrics:
+            label = next((l for l in metric.labels if l.decoder == "interface"), None)
+            if label is not None:
+                table = self.loaded.bpf.get_table(metric.map)
+                for key in [k for k in table.keys() if getattr(k, label.field) == ifindex]:
+                    del table[key]
+
+    def reload(self) -> None:
+        try:
+            self.apply(self.source.read())
+        except (YamlError, RuleError, TargetError) as err:
+            self.reloads["refused"] += 1
+            self.current = 0
+            say(self.spec.name, f"new rules refused, the rules in force stay: {err}")
+            return
+        self.reloads["applied"] += 1
+        self.current = 1
+        say(self.spec.name, "new rules applied")
+
+    def _watch(self, stamp: tuple[int, int, int] | None) -> None:
+        while not self.stopping.wait(WATCH_SECONDS):
+            if (now := self.source.stamp()) != stamp:
+                stamp = now
+                self.reload()
+
+    def close(self) -> None:
+        """Stop watching and detach every link (the exporter frees the programs and maps after)."""
+        self.stopping.set()
+        if self.thread:
+            self.thread.join(timeout=5)
+        if self.events:
+            self.events.close()
+        with self.lock:
+            for name in list(self.loaded.links):
+                self._detach(name)
+
+    def collect(self) -> Iterator[Family]:
+        reloads = CounterMetricFamily("lmp_exporter_rules_reloads_total", HELP["lmp_exporter_rules_reloads_total"],
+                                      labels=["collector", "result"])
+        for result, n in self.reloads.items():
+            reloads.add_metric([self.spec.name, result], n)
+        yield reloads
+        current = GaugeMetricFamily("lmp_exporter_rules_current", HELP["lmp_exporter_rules_current"],
+                                    labels=["collector"])
+        current.add_metric([self.spec.name], self.current)
+        yield current
+
+
+def say(name: str, message: str) -> None:
+    print(f"lmp exporter {name}: {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,159 @@
+/* netguard: an XDP packet guard. Drops packets whose source address is in a blocklist of CIDRs, and
+ * packets over a per-source rate limit, at the earliest point the kernel sees a packet (before an skb is
+ * allocated in native mode, right after in generic mode); counts every packet it passes or drops.
+ *
+ * Attached by the exporter through an XDP bpf link (Linux 5.9, "bpf: implement BPF XDP link"), so it
+ * detaches when the exporter's process ends. Rules live in maps the exporter rewrites while it runs:
+ * the blocklist trie and the one-entry config; the program is never reloaded for new rules.
+ *
+ * struct ethhdr, iphdr and ipv6hdr are wire formats (uapi), the same in every kernel, so reading them
+ * through the installed headers is safe, unlike kernel-internal structs. */
+#include "lmp.h"
+#include <uapi/linux/bpf.h>
+#include <uapi/linux/if_ether.h>
+#include <uapi/linux/ip.h>
+#include <uapi/linux/ipv6.h>
+
+/* Blocklist CIDRs; the trie allocates entries as rules are added. */
+#define MAX_RULES 16384
+/* Source addresses whose rate is tracked; beyond it the least recently seen is forgotten (LRU), which
+ * gives it a full bucket again: a flood from more sources than this is limited less, never more. */
+#define MAX_SOURCES 65536
+/* (interface, verdict, reason, rule) series: 64 interfaces x 3 verdicts x a few hundred rules. */
+#define MAX_SERIES 8192
+/* A CAS on a source's bucket that loses to another CPU is retried this often, then the packet passes:
+ * under contention the guard errs towards letting allowed traffic through. */
+#define CAS_TRIES 3
+
+/* Verdicts and reasons, in the order of the spec's enum labels. */
+#define PASS 0
+#define DROP 1
+#define WOULD_DROP 2
+#define ALLOWED 0
+#define NOT_IP 1
+#define BLOCKLIST 2
+#define RATE_LIMIT 3
+
+/* The trie's key: family first, so an IPv6 rule such as ::/0 never covers IPv4 sources; prefixlen
+ * counts the family's 8 bits. */
+struct cidr_key {
+    u32 prefixlen;
+    u8 family;
+    u8 addr[16];
+    u8 pad[3];  /* explicit, so that a key on the stack has no uninitialised bytes */
+};
+/* A blocklist entry's value is the rule itself, to label what it dropped with. */
+BPF_LPM_TRIE(netguard_blocklist, struct cidr_key, struct lmp_addr, MAX_RULES);
+
+/* Written by the exporter: enforce (0: observe, count what would be dropped and pass it), and the rate
+ * limit as a token bucket: one token every interval_ns, at most burst_ns worth saved (0: no limit). */
+struct netguard_config {
+    u32 enforce;
+    u32 pad;
+    u64 interval_ns;
+    u64 burst_ns;
+};
+BPF_ARRAY(netguard_config, struct netguard_config, 1);
+
+/* The token bucket of each source, kept as one number (the generic cell rate algorithm, GCRA, which is
+ * a token bucket): the time at which the source's bucket is full again. Sources on several CPUs update
+ * it with compare-and-swap, so no CPU's packet is counted twice or lost. */
+BPF_TABLE("lru_hash", struct lmp_addr, u64, netguard_rate, MAX_SOURCES);
+
+struct series {
+    u32 ifindex;
+    u8 verdict;
+    u8 reason;
+    u16 pad;
+    struct lmp_addr rule;
+};
+BPF_PERCPU_HASH(netguard_packets_total, struct series, u64, MAX_SERIES);
+BPF_PERCPU_HASH(netguard_bytes_total, struct series, u64, MAX_SERIES);
+
+/* True when the packet is over its source's rate: it would take the bucket past its burst. */
+static __always_inline bool over_rate(struct lmp_addr *src, struct netguard_config *cfg)
+{
+    u64 now = bpf_ktime_get_ns();
+    u64 *full_at = netguard_rate.lookup(src);
+    if (!full_at) {
+        u64 first = now + cfg->interval_ns;  /* a new source starts with a full bucket, less this packet */
+        netguard_rate.update(src, &first);
+        return false;
+    }
+#pragma unroll
+    for (int i = 0; i < CAS_TRIES; i++) {
+        u64 old = *(volatile u64 *)full_at;
+        u64 start = old > now ? old : now;
+        if (start - now > cfg->burst_ns)
+            return true;
+        if (__sync_val_compare_and_swap(full_at, old, start + cfg->interval_ns) == old)
+            return false;
+    }
+    return false;
+}
+
+static __always_inline void count(struct series *s, u64 bytes)
+{
+    u64 zero = 0;
+    u64 *packets = netguard_packets_total.lookup_or_try_init(s, &zero);
+    if (packets)
+        (*packets)++;
+    else
+        LMP_OVERFLOW(netguard_packets_total);
+    u64 *sum = netguard_bytes_total.lookup_or_try_init(s, &zero);
+    if (sum)
+        *sum += bytes;
+    else
+        LMP_OVERFLOW(netguard_bytes_total);
+}
+
+/* The packet's source into src (family 0: not IPv4 or IPv6, or too short to tell). */
+static __always_inline void source(void *data, void *end, struct lmp_addr *src)
+{
+    struct ethhdr *eth = data;
+    if ((void *)(eth + 1) > end)
+        return;
+    if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+        struct iphdr *ip = (void *)(eth + 1);
+        if ((void *)(ip + 1) > end)
+            return;
+        src->family = LMP_IPV4;
+        __builtin_memcpy(src->addr, &ip->saddr, 4);
+    } else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+        struct ipv6hdr *ip6 = (void *)(eth + 1);
+        if ((void *)(ip6 + 1) > end)
+            return;
+        src->family = LMP_IPV6;
+        __builtin_memcpy(src->addr, &ip6->saddr, 16);
+    }
+}
+
+int netguard(struct xdp_md *ctx)
+{
+    void *data = (void *)(long)ctx->data;
+    void *end = (void *)(long)ctx->data_end;
+    u32 zero = 0;
+    struct netguard_config *cfg = netguard_config.lookup(&zero);
+    if (!cfg)
+        return XDP_PASS;
+    struct series s = {.ifindex = ctx->ingress_ifindex, .reason = NOT_IP};
+    struct lmp_addr src = {};
+    source(data, end, &src);
+    if (src.family) {
+        struct cidr_key key = {.prefixlen = 8 + (src.family == LMP_IPV4 ? 32 : 128), .family = src.family};
+        __builtin_memcpy(key.addr, src.addr, 16);
+        struct lmp_addr *rule = netguard_blocklist.lookup(&key);
+        if (rule) {
+            s.reason = BLOCKLIST;
+            s.rule = *rule;
+        } else if (cfg->interval_ns && over_rate(&src, cfg)) {
+            s.reason = RATE_LIMIT;
+        } else {
+            s.reason = ALLOWED;
+        }
+    }
+    if (s.reason == BLOCKLIST || s.reason == RATE_LIMIT)
+        s.verdict = cfg->enforce ? DROP : WOULD_DROP;
+    count(&s, end - data);
+    return s.verdict == DROP ? XDP_DROP : XDP_PASS;
+}

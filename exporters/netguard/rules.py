@@ -1,0 +1,54 @@
+"""netguard's rules: parsed from their plain form (the config's collectors.netguard.rules, already valid
+against the spec's schema) and written into the XDP program's maps while it runs."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from exporters._lib.addresses import Network, lmp_addr, network, trie_key
+from exporters._lib.links import XDP_FLAGS
+
+NS_PER_SECOND = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class Rules:
+    enforce: bool
+    interfaces: tuple[str, ...]
+    xdp_flags: int
+    blocklist: frozenset[Network]
+    interval_ns: int  # one token per interval; 0: no rate limit
+    burst_ns: int  # how far ahead of now a source's bucket may be spent: (burst - 1) intervals
+
+
+def parse(raw: dict[str, Any]) -> Rules:
+    """RuleError (with where in the rules) for a malformed CIDR; the schema has checked the rest."""
+    blocklist = frozenset(network(text, ("blocklist", i)) for i, text in enumerate(raw.get("blocklist", [])))
+    interval = burst = 0
+    if "rate_limit" in raw:
+        rate = raw["rate_limit"]["packets_per_second"]
+        interval = max(1, round(NS_PER_SECOND / rate))
+        burst = (raw["rate_limit"].get("burst", max(1, rate // 10)) - 1) * interval
+    return Rules(raw.get("mode", "observe") == "enforce", tuple(raw.get("interfaces", [])),
+                 XDP_FLAGS[raw.get("xdp_mode", "generic")], blocklist, interval, burst)
+
+
+def targets(rules: Rules) -> dict[str, int]:
+    """The interfaces to attach to, with the XDP mode flags of each."""
+    return {interface: rules.xdp_flags for interface in rules.interfaces}
+
+
+def apply(bpf: Any, old: Rules | None, new: Rules) -> None:
+    """New rules into the maps, in an order that never drops what both the old and the new rules allow:
+    new blocklist entries, then the mode and rate, then the entries no longer listed."""
+    trie = bpf.get_table("netguard_blocklist")
+    before = old.blocklist if old else frozenset()
+    for net in new.blocklist - before:
+        trie[trie_key(trie.Key, net)] = lmp_addr(trie.Leaf, net)
+    config = bpf.get_table("netguard_config")
+    config[config.Key(0)] = config.Leaf(int(new.enforce), 0, new.interval_ns, new.burst_ns)
+    for net in before - new.blocklist:
+        del trie[trie_key(trie.Key, net)]
+    if old is None or (old.interval_ns, old.burst_ns) != (new.interval_ns, new.burst_ns):
+        bpf.get_table("netguard_rate").clear()  # buckets filled at the old rate would be wrong at the new one
+
