@@ -13,8 +13,8 @@ from exporters._lib import catalog
 from .pages import DOCS, missing_assets, render_markdown
 
 blp = Blueprint("web", __name__)
-PAGES = [("web.overview", "Overview"), ("web.components", "Components"), ("web.config", "Config"),
-         ("web.users", "Users"), ("web.audit", "Audit log")]  # the navigation, in order
+PAGES = [("web.overview", "Overview"), ("web.components", "Components"), ("web.scenarios", "Scenarios"),
+         ("web.config", "Config"), ("web.users", "Users"), ("web.audit", "Audit log")]  # the navigation, in order
 ADMIN_ONLY = {"web.users", "web.audit"}
 
 
@@ -46,6 +46,17 @@ def component(name: str) -> str:
         abort(404)
     readme = render_markdown(spec.readme.read_text()) if spec.readme.is_file() else ""
     return page("component.html", name, spec=spec, readme=readme)
+
+
+@blp.get("/scenarios")
+def scenarios() -> str:
+    from scenario.loader import FAMILIES
+    return page("scenarios.html", "Scenarios", families=FAMILIES)
+
+
+@blp.get("/scenarios/<int:run_id>")
+def scenario_run(run_id: int) -> str:
+    return page("scenario.html", f"Scenario {run_id}", run_id=run_id)
 
 
 @blp.get("/config")

@@ -14,9 +14,9 @@ from lmp import config as configs
 from tests.lmprun import serving, wait_for
 from tests.workloads import processes_and_signals, tcp_traffic, udp_to_closed_port
 
-from .conftest import Tab
+from .conftest import ARTIFACTS, Tab
 
-PAGES = ["/", "/components", "/components/runqlat", "/config", "/users", "/audit"]
+PAGES = ["/", "/components", "/components/runqlat", "/config", "/users", "/audit", "/scenarios"]
 
 
 def logged_in(tab: Tab, user: str) -> None:
@@ -189,3 +189,38 @@ def test_the_page_reads_prometheus_through_the_admin(tab):
     data = json.loads(tab.page.evaluate("""async () => JSON.stringify(await (await fetch('/api/v1/charts/overview',
         {headers: {Authorization: 'Bearer ' + sessionStorage.getItem('lmp.access')}})).json())"""))
     assert all(q["expr"] for c in data for q in c["queries"])
+
+
+def test_a_scenario_started_from_the_page_shows_its_breakdown_timeline_and_flame_graph(tab, disk_dir):
+    logged_in(tab, "admin")
+    page = tab.go("/scenarios")
+    page.get_by_label("a command I start").check()
+    page.get_by_label("Command (words separated by spaces; quotes group)").fill(
+        f"dd if=/dev/zero of={disk_dir / 'written'} bs=4096 count=64 oflag=direct")
+    page.get_by_role("button", name="Start").click()
+    page.wait_for_url(re.compile(r".*/scenarios/\d+$"))
+    expect(page.locator("#run")).to_contain_text("complete", timeout=90000)
+    breakdown = page.locator("#breakdown")
+    expect(breakdown.get_by_role("cell", name="off CPU, uninterruptible (disk, locks)")).to_be_visible()
+    expect(breakdown.get_by_role("cell", name="pwrite64", exact=True).or_(
+        breakdown.get_by_role("cell", name="write", exact=True))).to_be_visible()
+    report = page.frame_locator("#report")
+    expect(report.locator("#flame")).not_to_be_empty()
+    expect(report.locator("#summary")).to_contain_text("dd")
+    tab.shot("scenario")
+    page.locator("#report").scroll_into_view_if_needed()
+    page.locator("#report").screenshot(path=str(ARTIFACTS / f"{tab.name}-report.png"))
+    assert not tab.problems, tab.problems
+
+
+def test_an_operator_may_only_attach_and_a_viewer_may_not_start(tab):
+    logged_in(tab, "ops")
+    page = tab.go("/scenarios")
+    expect(page.get_by_role("button", name="Start")).to_be_visible()
+    assert page.get_by_label("a command I start").is_hidden()  # a command runs as root: admins only
+    tab.go("/login")
+    logged_in(tab, "view")
+    page = tab.go("/scenarios")
+    expect(page.locator("#runs")).to_be_visible()
+    assert page.get_by_role("button", name="Start").is_hidden()
+    tab.shot("viewer-scenarios")
