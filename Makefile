@@ -1,5 +1,5 @@
 # The two commands of the README, run as root: `make run` and `make test`.
-.PHONY: run test install bench
+.PHONY: run test install bench docs
 
 run:
 	bash scripts/install.sh
@@ -12,3 +12,8 @@ test:
 bench:
 	bash scripts/install.sh --test
 	.venv/bin/lmp bench
+
+# The docs site, into site/ (strict: a broken link fails). `.venv/bin/mkdocs serve` to read it as you edit.
+docs:
+	bash scripts/install.sh --docs
+	.venv/bin/mkdocs build --strict

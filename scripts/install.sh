@@ -3,6 +3,7 @@
 # does no network work and finishes in a fraction of a second.
 #   scripts/install.sh           what `make run` needs
 #   scripts/install.sh --test    that plus the test dependencies (`make test`)
+#   scripts/install.sh --docs    that plus what builds the docs site (`make docs`)
 #   scripts/install.sh --image   the packages and the project only, for building a container image
 #                                (no kernel there to check: the container runs the next one at start)
 #   scripts/install.sh --kernel  the kernel side only: headers linked, pseudo file systems, BPF usable
@@ -12,13 +13,14 @@ die() { echo "lmp install: $*" >&2; exit 1; }
 log() { echo "lmp install: $*"; }
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-with_test=0 image=0 kernel_only=0
+with_test=0 with_docs=0 image=0 kernel_only=0
 for arg in "$@"; do
   case $arg in
     --test) with_test=1 ;;
+    --docs) with_docs=1 ;;
     --image) image=1 ;;
     --kernel) kernel_only=1 ;;
-    *) die "unknown option $arg (options: --test, --image, --kernel)" ;;
+    *) die "unknown option $arg (options: --test, --docs, --image, --kernel)" ;;
   esac
 done
 
@@ -31,8 +33,9 @@ arch=$(dpkg --print-architecture)
 # python3-bpfcc: BCC, which compiles the collectors' .bpf.c at load time (only for Debian's python3).
 # linux-headers-*: BCC needs kernel headers even for tracepoint-only programs.
 # prometheus: the local server `make run` starts. bpftool: BTF offsets and `lmp` diagnostics.
+# curl: the commands of the README and the learning path (docs/learn).
 packages() {
-  local pkgs=(python3-bpfcc python3-venv bpftool prometheus "linux-headers-$arch" iproute2 procps)
+  local pkgs=(python3-bpfcc python3-venv bpftool prometheus "linux-headers-$arch" iproute2 procps curl)
   [ $with_test -eq 1 ] && pkgs+=(bpfcc-tools util-linux gcc libc6-dev)  # syscount (the bench peer), setpriv, taskset, cc
   [ $with_test -eq 1 ] && pkgs+=(chromium)  # the web page's tests, driven by Playwright (no browser download)
   [ $with_test -eq 1 ] && pkgs+=(strace linux-perf)  # lmp bench: the tools lmp scenario is measured beside
@@ -98,10 +101,14 @@ project() {
   fi
   "$venv/bin/python" -c 'import bcc' 2>/dev/null || die "BCC's python module does not import in $venv."
   stamp=$venv/.lmp-installed
-  [ $with_test -eq 1 ] && extra="[test]"
+  [ $with_docs -eq 1 ] && extra="[docs]"
+  [ $with_test -eq 1 ] && extra="[test]"  # which includes [docs]
   hash=$(sha256sum "$top/pyproject.toml" | cut -d' ' -f1)
-  # A test install also satisfies a run install; anything else reinstalls when pyproject.toml changes.
-  if ! grep -qxF -- "$hash$extra" "$stamp" 2>/dev/null && ! grep -qxF -- "$hash[test]" "$stamp" 2>/dev/null; then
+  # A test install also satisfies a run or docs install, a docs install a run install; anything else
+  # reinstalls when pyproject.toml changes.
+  local have=""
+  have=$(cat "$stamp" 2>/dev/null || true)
+  if [ "$have" != "$hash$extra" ] && [ "$have" != "$hash[test]" ] && { [ -n "$extra" ] || [ "$have" != "$hash[docs]" ]; }; then
     log "installing the lmp package into $venv"
     "$venv/bin/pip" install -q --disable-pip-version-check -e "$top$extra"
     echo "$hash$extra" > "$stamp"
