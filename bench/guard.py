@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from exporters._lib import links, netns
-from exporters._lib.decoders import cgroup2_root
+from exporters._lib.decoders import cgroup2_root, own_cgroup2
 
 from .harness import HERE, BpfStats, Exporter, build, program_runs
 
@@ -134,9 +134,7 @@ def netguard_costs(runs: int, datagrams: int = 200_000) -> list[list[str]]:
 @contextmanager
 def bench_cgroup() -> Iterator[tuple[Path, str]]:
     root = cgroup2_root()
-    own = next(line.split(":", 2)[2] for line in Path("/proc/self/cgroup").read_text().splitlines()
-               if line.startswith("0::"))
-    group = root / own.lstrip("/") / f"lmp-bench-{os.getpid()}"
+    group = own_cgroup2() / f"lmp-bench-{os.getpid()}"
     group.mkdir()
     try:
         yield group, "/" + str(group.relative_to(root))

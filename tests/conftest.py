@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.utils import floatToGoString
 
 from exporters._lib.bpf import programs_held_by
-from exporters._lib.decoders import cgroup2_root
+from exporters._lib.decoders import cgroup2_root, own_cgroup2
 from exporters._lib.netns import entered
 from exporters._lib.spec import load_self
 from lmp.run import wait_until_serving
@@ -177,9 +177,7 @@ def made_cgroup() -> Iterator[tuple[Path, str]]:
     """A cgroup v2 directory nested under this process's own cgroup (never beside it): (directory, path as
     the cgroup decoder names it). Afterwards, processes left in it are killed and it is removed."""
     root = cgroup2_root()
-    own = next(line.split(":", 2)[2] for line in Path("/proc/self/cgroup").read_text().splitlines()
-               if line.startswith("0::"))
-    group = root / own.lstrip("/") / f"lmp-test-{os.getpid()}-{next(_cgroup_serial)}"
+    group = own_cgroup2() / f"lmp-test-{os.getpid()}-{next(_cgroup_serial)}"
     group.mkdir()
     try:
         yield group, "/" + str(group.relative_to(root))

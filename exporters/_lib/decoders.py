@@ -75,6 +75,14 @@ def cgroup2_root(mountinfo: Path = Path("/proc/self/mountinfo")) -> Path:
     raise FileNotFoundError("no cgroup2 file system is mounted (see /proc/self/mountinfo)")
 
 
+def own_cgroup2() -> Path:
+    """This process's own cgroup v2 directory ("0::/path" in /proc/self/cgroup), where the tests and
+    benchmarks nest the cgroups they make."""
+    own = next(line.split(":", 2)[2] for line in Path("/proc/self/cgroup").read_text().splitlines()
+               if line.startswith("0::"))
+    return cgroup2_root() / own.strip().lstrip("/")
+
+
 class CgroupPaths:
     """cgroup v2 id -> path. The id bpf_get_current_cgroup_id() returns is the cgroup directory's inode,
     so a walk of the v2 hierarchy finds it; the walk is redone when an unknown id appears."""
