@@ -113,8 +113,10 @@ def api_page() -> str:
 
 
 def nav() -> list[dict[str, Any]]:
+    def title(page: str) -> str:  # a page's first heading
+        return re.sub(r"^#\s*", "", (ROOT / "docs" / page).read_text().splitlines()[0])
+
     learn = sorted(p.name for p in (ROOT / "docs" / "learn").glob("[0-9]*.md"))
-    title = lambda page: re.sub(r"^#\s*", "", (ROOT / "docs" / page).read_text().splitlines()[0])  # noqa: E731
     return [
         {"Home": "index.md"},
         {"Learn eBPF": ["learn/index.md", *({title(f"learn/{p}"): f"learn/{p}"} for p in learn)]},
