@@ -1,5 +1,5 @@
 """Scenario analysis without BPF: folded stacks, speedscope, the differential graph, symbol lookup in a
-real binary, --uprobe parsing, event layouts, the report page."""
+real binary, --uprobe parsing, event layouts, the report page, the ring buffer's records."""
 from __future__ import annotations
 
 import ctypes
@@ -13,6 +13,7 @@ import pytest
 
 from scenario import events, flame, report
 from scenario.loader import Uprobe
+from scenario.ringbuf import BUSY, DISCARD, Run, record_size, runs
 from scenario.symbols import Maps, Symbolizer, parse_maps, symbol_table
 
 PROGRAM = "int helper(int x) { return x * 3; }\nint main(int c, char **v) { return helper(c); }\n"
@@ -81,3 +82,21 @@ def test_report_page_is_self_contained_and_escapes_its_data():
     blob = re.search(r'<script id="lmp-data" type="application/json">(.*?)</script>', html, re.S).group(1)
     assert json.loads(blob)["x"] == "</script><script>alert(1)</script>"
     assert (Path(report.HERE) / "report.js").read_text() in html
+
+
+def _record(kind: int, length: int = 0, flags: int = 0, **fields: int) -> bytes:
+    """One ring buffer record: the 8-byte header, the event, padding to 8 bytes."""
+    event = events.LAYOUTS[kind][1](kind=kind, **fields)
+    data = bytes(event)[:length or None]
+    return ((len(data) | flags).to_bytes(4, "little") + bytes(4) + data).ljust(record_size(len(data)), b"\0")
+
+
+def test_runs_of_records_stop_at_the_first_busy_one():
+    call = _record(1, tgid=7, nr=39)
+    stream = call * 100 + _record(3, tgid=7) + _record(1, flags=DISCARD) + call * 5000 + _record(10, length=32)
+    busy = _record(1, flags=BUSY)
+    words = memoryview(bytearray(stream + busy + call * 3)).cast("I")
+    found, stop = runs(words, 0, len(words) * 4)
+    assert [(r.size, r.count, r.kind) for r in found] == [(80, 100, 1), (64, 1, 3), (80, 5000, 1), (40, 1, 10)]
+    assert found[2].offset == 80 * 100 + 64 + 80 and stop == len(stream)
+    assert runs(words, 0, 80 * 50) == ([Run(0, 80, 50, 1)], 80 * 50)  # up to the producer position only
