@@ -54,8 +54,8 @@ def harvest(rec: Recorder) -> Recording:
     program, bpf = rec.program, rec.program.bpf
     t_stop = time.monotonic_ns()
     program.detach()
-    bpf.ring_buffer_consume()  # what was submitted before the detach
-    rec.spool.close()  # type: ignore[union-attr]
+    rec.drain()  # what was submitted before the detach
+    rec.close()
 
     slots = [(sum(v.ns for v in values), sum(v.count for v in values)) for _, values in bpf["totals"].items()]
     totals = {name: [ns, n] for name, (ns, n) in zip(ST_NAMES, slots)}
