@@ -156,8 +156,10 @@ class Recorder:
     def run(self, done: Callable[[], bool], deadline: float | None, stop: threading.Event) -> None:
         """Drain the ring buffer until done() (checked every SNAPSHOT_SECONDS), the deadline or stop."""
         last_snapshot = last_prune = time.monotonic()
-        while not stop.wait(POLL_SECONDS):
-            self.drain()
+        wait = POLL_SECONDS
+        while not stop.wait(wait):
+            began = time.monotonic()
+            full = self.drain() / self.ring.size  # type: ignore[union-attr]
             now = time.monotonic()
             self._snapshot(everyone=now - last_snapshot > SNAPSHOT_SECONDS)
             if now - last_prune > PRUNE_SECONDS:
@@ -167,6 +169,9 @@ class Recorder:
                 last_snapshot = now
                 if done() or (deadline is not None and now >= deadline):
                     break
+            # A drain every POLL_SECONDS however long the last one took (a write can stall), and the
+            # next one at once when the buffer was half full.
+            wait = 0 if full > 0.5 else max(POLL_SECONDS - (time.monotonic() - began), 0)
 
     def drain_exits(self, seconds: float = 0.5) -> None:
         """After the target exited: its threads' last switches may still be coming."""
