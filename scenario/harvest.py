@@ -74,7 +74,7 @@ def harvest(rec: Recorder) -> Recording:
         totals={k: (v[0], v[1]) for k, v in totals.items()}, tables=read_tables(bpf),
         lost=_per_cpu_counts(bpf["lost"]), produced=_per_cpu_counts(bpf["produced"]), overflow=overflow,
         stacks=stacks, offcpu_stacks=offcpu, oncpu_stacks=oncpu, threads_ended=slots[T_LIFETIME][1],
-        threads_live=live, spool=rec.spool_path, kept=rec.kept, dropped=rec.dropped, maps=rec.maps,
-        tgids=rec.tgids)
+        threads_live=live, spool=rec.spool_path, kept=rec.kept, dropped=rec.dropped,
+        reader_seconds=rec.reader_seconds, maps=rec.maps, tgids=rec.tgids)
     program.close()
     return recording

@@ -51,6 +51,7 @@ class Recording:
     spool: Path
     kept: int
     dropped: int  # over --max-events: read from the ring buffer but not kept
+    reader_seconds: float  # spent reading the ring buffer (and writing the spool)
     maps: Maps
     tgids: set[int] = field(default_factory=set)
 
@@ -65,6 +66,7 @@ class Recorder:
         self.spool: BinaryIO | None = None
         self.ring: Ring | None = None
         self.kept = self.dropped = 0
+        self.reader_seconds = 0.0
         self.maps = Maps()
         self.tgids: set[int] = set()
         self.pending: set[int] = set()  # processes whose memory map changed
@@ -95,7 +97,7 @@ class Recorder:
     def drain(self) -> int:
         """Copy the committed records to the spool (up to --max-events; the rest are only counted) and
         give their space back; returns how many bytes of the buffer were read."""
-        ring = self.ring
+        began, ring = time.perf_counter(), self.ring
         consumer, start, end = ring.pending()  # type: ignore[union-attr]
         found, stop = runs(ring.words, start, end)  # type: ignore[union-attr]
         room, read = max(self.max_events - self.kept, 0), 0
@@ -110,6 +112,7 @@ class Recorder:
         if cut > start:
             self.spool.write(ring.data[start:cut])  # type: ignore[union-attr]
         ring.release(consumer + stop - start)  # type: ignore[union-attr]
+        self.reader_seconds += time.perf_counter() - began
         return stop - start
 
     def _peek(self, w: int, s: int, count: int, kind: int) -> None:
