@@ -59,10 +59,23 @@ def _memory_mb(pid: int) -> dict[str, float]:
     return found
 
 
-def traced(prefix: list[str], loop: list[str], workdir: Path, stats: bool) -> tuple[float, float, float, float, int]:
+def events_lost(out: Path) -> tuple[int, int, float]:
+    """(events lost, events made, events its reader read per second spent reading) of the lmp run whose
+    results are in out; zeros for another tracer."""
+    try:
+        b = json.loads((out / "breakdown.json").read_text())
+    except OSError:
+        return 0, 0, 0.0
+    made, lost = sum(e["made"] for e in b["events"].values()), sum(e["lost"] for e in b["events"].values())
+    return lost, made, (b["events_kept"] + b["events_over_cap"]) / max(b["reader_seconds"], 1e-9)
+
+
+def traced(prefix: list[str], loop: list[str], workdir: Path, stats: bool) -> tuple[float, float, float, float, int,
+                                                                                      tuple[int, int, float]]:
     """(the loop's own number, tracer's peak RSS MB, its private memory while following, its BPF maps MB,
-    ns its BPF programs ran, as the kernel counts them)."""
+    ns its BPF programs ran, as the kernel counts them, lmp's events lost, made and read per second)."""
     out_file = workdir / "loop.out"
+    subprocess.run(["rm", "-rf", str(workdir / "out")], check=False)  # lmp's results: this run's only
     peak = rss = kernel = 0.0
     ids: set[int] = set()
     program_ns = 0
@@ -85,24 +98,28 @@ def traced(prefix: list[str], loop: list[str], workdir: Path, stats: bool) -> tu
             time.sleep(0.1)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(prefix[:3])} failed with {proc.returncode}")
-    return float(out_file.read_text().split()[-1]), peak, rss, kernel, program_ns
+    return float(out_file.read_text().split()[-1]), peak, rss, kernel, program_ns, events_lost(workdir / "out")
 
 
 def median_of(runs: int, prefix: list[str], loop: list[str], work: Path, stats: bool = False) -> tuple[float, ...]:
-    """(median alone, median followed, peak RSS, private, maps, median program ns): alone and followed
-    runs alternate, so that drift in the VM's speed falls on both alike."""
+    """(median alone, median followed, peak RSS, private, maps, median program ns, the most events lost
+    (with the events made and the reader's rate in that run), the reader's slowest rate): alone and
+    followed runs alternate, so that drift in the VM's speed falls on both alike."""
     alone, followed = [], []
     for _ in range(runs):
         alone.append(traced([], loop, work, stats)[0])
         followed.append(traced(prefix, loop, work, stats))
     return (statistics.median(alone), statistics.median(r[0] for r in followed), max(r[1] for r in followed),
-            max(r[2] for r in followed), max(r[3] for r in followed), statistics.median(r[4] for r in followed))
+            max(r[2] for r in followed), max(r[3] for r in followed), statistics.median(r[4] for r in followed),
+            max(r[5] for r in followed), min(r[5][2] for r in followed))
 
 
 def rows(runs: int) -> list[list[str]]:
     work = Path(tempfile.mkdtemp(prefix="lmp-bench-scenario-"))
     getpid, spin = build(work, "getpid"), build(work, "spin")
-    scenario = [*LMP, "scenario", "run", "--quiet", "-o", str(work / "out"), "--"]
+    # Every event kept (the default --max-events is half the loop's): the reader writes them all.
+    scenario = [*LMP, "scenario", "run", "--quiet", "--max-events", str(2 * GETPID_CALLS), "-o", str(work / "out"),
+                "--"]
     tools = [("lmp scenario run (all events)", scenario, True),
              ("lmp scenario run --events syscalls", [*scenario[:-1], "--events", "syscalls", "--"], True),
              ("strace -f", ["strace", "-f", "-qq", "-o", "/dev/null"], have("strace")),
@@ -120,11 +137,13 @@ def rows(runs: int) -> list[list[str]]:
             table.append([label, f"{g[0]:.0f}", f"{g[1]:.0f}", f"{g[1] / g[0]:.1f}x", f"{s[0]:.0f}", f"{s[1]:.0f}",
                           f"{100 * (s[1] / s[0] - 1):+.1f}%", f"{max(g[2], s[2]):.0f}", f"{max(g[3], s[3]):.0f}",
                           f"{max(g[4], s[4]):.1f}" if g[4] else "-",
-                          f"{100 * s[5] / (s[0] * SPIN_ROUNDS):.3f}%" if s[5] else "-"])
+                          f"{100 * s[5] / (s[0] * SPIN_ROUNDS):.3f}%" if s[5] else "-",
+                          f"{g[6][0]:,} of {g[6][1]:,}" if g[6][1] else "-", f"{g[7] / 1e6:.1f}" if g[7] else "-"])
     finally:
         subprocess.run(["rm", "-rf", str(work)], check=False)
     return table
 
 
 HEADER = ["followed by", "getpid ns/call alone", "followed", "slowdown", "spin CPU ns/1000 alone", "followed",
-          "spin slowdown", "tracer peak RSS MB", "tracer private MB", "lmp BPF maps MB", "lmp programs CPU, % of spin"]
+          "spin slowdown", "tracer peak RSS MB", "tracer private MB", "lmp BPF maps MB", "lmp programs CPU, % of spin",
+          "lmp events lost on getpid", "lmp reader M events/s"]

@@ -63,7 +63,8 @@ def build(rec: Recording, probes: list[str]) -> dict[str, Any]:
                      "seconds": t.get("uprobe_totals", {}).get(i, {}).get("ns", 0) * NS} for i, p in enumerate(probes)],
         "events": {KIND_NAMES[k]: {"made": rec.produced.get(k, 0), "lost": rec.lost.get(k, 0)}
                    for k in sorted(rec.produced) if k != 2} | _syscall_events(rec),
-        "events_kept": rec.kept, "events_over_cap": rec.dropped, "map_overflow": rec.overflow,
+        "events_kept": rec.kept, "events_over_cap": rec.dropped, "reader_seconds": rec.reader_seconds,
+        "map_overflow": rec.overflow,
     }
 
 

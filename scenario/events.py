@@ -4,12 +4,13 @@ means the two drifted apart, and decoding stops with that said."""
 from __future__ import annotations
 
 import ctypes as ct
-import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from exporters._lib import decoders
+
+from .ringbuf import DISCARD, HEADER, LENGTH, record_size
 
 c_u64, c_s64, c_u32, c_s32, c_u16 = ct.c_uint64, ct.c_int64, ct.c_uint32, ct.c_int32, ct.c_uint16
 HEAD = [("ts", c_u64), ("kind", c_u32), ("tid", c_u32), ("tgid", c_u32), ("cpu", c_u32)]
@@ -50,11 +51,18 @@ class SpoolError(ValueError):
 
 
 def records(spool: Path) -> Iterator[ct.Structure]:
-    """The spool's events as ctypes structures, in the order the ring buffer gave them."""
+    """The spool's events as ctypes structures, in the order the ring buffer gave them. The spool holds
+    the ring buffer's records as they lay there (scenario/ringbuf.py): an 8-byte header whose first
+    u32 is the length, the event, padding up to 8 bytes."""
     with open(spool, "rb") as f:
-        while len(size_bytes := f.read(4)) == 4:
-            size = struct.unpack("<I", size_bytes)[0]
-            raw = f.read(size)
+        while len(header := f.read(HEADER)) == HEADER:
+            length = int.from_bytes(header[:4], "little")
+            size = length & LENGTH
+            raw = f.read(record_size(length) - HEADER)[:size]
+            if len(raw) != size:
+                raise SpoolError(f"{spool} ends inside a record")
+            if length & DISCARD:
+                continue
             kind = int.from_bytes(raw[8:12], "little")
             if kind not in LAYOUTS:
                 raise SpoolError(f"event kind {kind} unknown to scenario/events.py")

@@ -54,8 +54,8 @@ def harvest(rec: Recorder) -> Recording:
     program, bpf = rec.program, rec.program.bpf
     t_stop = time.monotonic_ns()
     program.detach()
-    bpf.ring_buffer_consume()  # what was submitted before the detach
-    rec.spool.close()  # type: ignore[union-attr]
+    rec.drain()  # what was submitted before the detach
+    rec.close()
 
     slots = [(sum(v.ns for v in values), sum(v.count for v in values)) for _, values in bpf["totals"].items()]
     totals = {name: [ns, n] for name, (ns, n) in zip(ST_NAMES, slots)}
@@ -74,7 +74,7 @@ def harvest(rec: Recorder) -> Recording:
         totals={k: (v[0], v[1]) for k, v in totals.items()}, tables=read_tables(bpf),
         lost=_per_cpu_counts(bpf["lost"]), produced=_per_cpu_counts(bpf["produced"]), overflow=overflow,
         stacks=stacks, offcpu_stacks=offcpu, oncpu_stacks=oncpu, threads_ended=slots[T_LIFETIME][1],
-        threads_live=live, spool=rec.spool_path, kept=rec.kept, dropped=rec.dropped, maps=rec.maps,
-        tgids=rec.tgids)
+        threads_live=live, spool=rec.spool_path, kept=rec.kept, dropped=rec.dropped,
+        reader_seconds=rec.reader_seconds, maps=rec.maps, tgids=rec.tgids)
     program.close()
     return recording

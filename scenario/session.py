@@ -62,10 +62,9 @@ def _record(opts: Options, program: Program, first: list[tuple[int, int, int]], 
             rec.drain_exits()
         return harvest(rec), ended
     except BaseException:
+        rec.close()
         if program.bpf is not None:
             program.close()
-        if rec.spool is not None:
-            rec.spool.close()
         rec.spool_path.unlink(missing_ok=True)
         if not any(opts.out.iterdir()):  # made for this run: leave nothing behind
             opts.out.rmdir()

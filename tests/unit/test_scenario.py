@@ -1,9 +1,11 @@
 """Scenario analysis without BPF: folded stacks, speedscope, the differential graph, symbol lookup in a
-real binary, --uprobe parsing, event layouts, the report page."""
+real binary, --uprobe parsing, event layouts, the report page, the ring buffer reader over a file laid
+out as the kernel maps a ring buffer."""
 from __future__ import annotations
 
 import ctypes
 import json
+import mmap
 import re
 import subprocess
 from collections import Counter
@@ -13,6 +15,8 @@ import pytest
 
 from scenario import events, flame, report
 from scenario.loader import Uprobe
+from scenario.record import Recorder
+from scenario.ringbuf import BUSY, DISCARD, Ring, Run, record_size, runs
 from scenario.symbols import Maps, Symbolizer, parse_maps, symbol_table
 
 PROGRAM = "int helper(int x) { return x * 3; }\nint main(int c, char **v) { return helper(c); }\n"
@@ -81,3 +85,57 @@ def test_report_page_is_self_contained_and_escapes_its_data():
     blob = re.search(r'<script id="lmp-data" type="application/json">(.*?)</script>', html, re.S).group(1)
     assert json.loads(blob)["x"] == "</script><script>alert(1)</script>"
     assert (Path(report.HERE) / "report.js").read_text() in html
+
+
+def _record(kind: int, length: int = 0, flags: int = 0, **fields: int) -> bytes:
+    """One ring buffer record: the 8-byte header, the event, padding to 8 bytes."""
+    event = events.LAYOUTS[kind][1](kind=kind, **fields)
+    data = bytes(event)[:length or None]
+    return ((len(data) | flags).to_bytes(4, "little") + bytes(4) + data).ljust(record_size(len(data)), b"\0")
+
+
+def _ring_file(path: Path, size: int, consumer: int, records: bytes) -> Path:
+    """A file laid out as the kernel maps a ring buffer of `size` bytes: the consumer page, the producer
+    page, the data twice; `records` start at position `consumer` (and wrap around the end)."""
+    data = bytearray(size)
+    for i, byte in enumerate(records):
+        data[(consumer + i) % size] = byte
+    page = mmap.PAGESIZE
+    path.write_bytes(consumer.to_bytes(8, "little").ljust(page, b"\0")
+                     + (consumer + len(records)).to_bytes(8, "little").ljust(page, b"\0") + bytes(data) * 2)
+    return path
+
+
+def test_runs_of_records_stop_at_the_first_busy_one():
+    call = _record(1, tgid=7, nr=39)
+    stream = call * 100 + _record(3, tgid=7) + _record(1, flags=DISCARD) + call * 5000 + _record(10, length=32)
+    busy = _record(1, flags=BUSY)
+    words = memoryview(bytearray(stream + busy + call * 3)).cast("I")
+    found, stop = runs(words, 0, len(words) * 4)
+    assert [(r.size, r.count, r.kind) for r in found] == [(80, 100, 1), (64, 1, 3), (80, 5000, 1), (40, 1, 10)]
+    assert found[2].offset == 80 * 100 + 64 + 80 and stop == len(stream)
+    assert runs(words, 0, 80 * 50) == ([Run(0, 80, 50, 1)], 80 * 50)  # up to the producer position only
+
+
+def test_the_reader_copies_records_to_the_spool_as_they_lie(tmp_path):
+    """Records that wrap around the end of the data, --max-events reached midway, the processes to look
+    at again (an mmap, a fork, an exec, also among the events over the cap), decoded from the spool."""
+    wanted = [_record(1, tgid=5, nr=39, ret=i) for i in range(30)] + [_record(1, tgid=6, nr=9)]
+    wanted += [_record(2, tgid=5, nr=257, path=b"/etc/hosts"), _record(3, tgid=5, reason=1)]
+    over = [_record(9, length=32, tgid=5, child_tgid=8), _record(8, tgid=9, name=b"x"), _record(1, tgid=5)]
+    stream = b"".join(wanted + over)
+    size, consumer = 4 * mmap.PAGESIZE, 3 * (4 * mmap.PAGESIZE) - 1000  # positions only grow
+    path = _ring_file(tmp_path / "ring", size, consumer, stream + _record(1, flags=BUSY))
+    rec = Recorder(None, tmp_path / "spool", max_events=len(wanted))  # type: ignore[arg-type]
+    with open(path, "r+b") as f:
+        rec.ring, rec.spool = Ring(f.fileno(), size), open(rec.spool_path, "wb")
+        assert rec.drain() == len(stream)
+        rec.close()
+    assert (rec.kept, rec.dropped) == (len(wanted), len(over)) and rec.reader_seconds > 0
+    assert int.from_bytes(path.read_bytes()[:8], "little") == consumer + len(stream)  # up to the busy one
+    assert rec.pending == {6, 8, 9} and rec.tgids == {8}
+    decoded = [events.decode(e, 0, []) for e in events.records(rec.spool_path)]
+    assert [e["ret"] for e in decoded[:30]] == list(range(30))
+    assert [(e["kind"], e.get("name")) for e in decoded[30:]] == [("syscall", "mmap"), ("syscall", "openat"),
+                                                                   ("offcpu", None)]
+    assert decoded[31]["path"] == "/etc/hosts"
