@@ -45,32 +45,54 @@ def btf_offsets(fields: tuple[str, ...], vmlinux: Path = VMLINUX_BTF) -> dict[st
     """Byte offsets of struct fields ("task_struct.exit_code") in the running kernel, from its BTF.
 
     The installed headers may not match the kernel, so a struct read through them returns garbage;
-    BTF describes the kernel that is running. bpftool prints each struct's members with their bit
-    offsets; reading stops once every struct asked for has been seen."""
+    BTF describes the kernel that is running. bpftool prints each struct's members with their type
+    ids and bit offsets. A field may sit in an anonymous struct or union member (tcp_skb_cb's
+    tcp_gso_segs does): those are listed as types of their own, just before the struct that holds
+    them, so every anonymous one seen is kept until the fields asked for are all resolved."""
     wanted: dict[str, set[str]] = {}
     for f in fields:
         struct, member = f.split(".")
         wanted.setdefault(struct, set()).add(member)
+    members: dict[int, list[tuple[str, int, int]]] = {}  # type id -> (name, type id, bit offset)
+    ids: dict[str, int] = {}  # struct name -> type id
     found: dict[str, int] = {}
+
+    def bit_offset(type_id: int, name: str) -> int | None:
+        for member, member_type, bits in members.get(type_id, ()):
+            if member == name:
+                return bits
+            if member == "(anon)" and (inner := bit_offset(member_type, name)) is not None:
+                return bits + inner
+        return None
+
+    def resolve() -> bool:
+        for struct, names in wanted.items():
+            for name in names:
+                if struct in ids and (bits := bit_offset(ids[struct], name)) is not None:
+                    found[f"{struct}.{name}"] = bits // 8
+        return len(found) == len(fields)
+
     if wanted:
         if not vmlinux.exists():
             raise LoadError(f"this kernel has no BTF ({vmlinux}); the collector needs {', '.join(fields)}")
         proc = subprocess.Popen(["bpftool", "btf", "dump", "file", str(vmlinux)], stdout=subprocess.PIPE, text=True)
-        current, pending = None, set(wanted)
+        current = None
         for line in proc.stdout:  # type: ignore[union-attr]
             if line.startswith("["):
+                if current is not None and current == ids.get(current_name) and resolve():
+                    break  # the last struct asked for is complete, and everything resolves
                 current = None
-                if not pending:
-                    break
-                match = re.match(r"\[\d+\] (?:STRUCT|UNION) '(\w+)'", line)
-                if match and match.group(1) in pending:
-                    current = match.group(1)
-                    pending.discard(current)
-            elif current and (m := re.match(r"\s+'(\w+)' type_id=\d+ bits_offset=(\d+)", line)):
-                if m.group(1) in wanted[current] and m.group(2).isdigit():
-                    found.setdefault(f"{current}.{m.group(1)}", int(m.group(2)) // 8)
+                match = re.match(r"\[(\d+)\] (?:STRUCT|UNION) '([\w()]+)'", line)
+                if match and (match.group(2) == "(anon)" or (match.group(2) in wanted and match.group(2) not in ids)):
+                    current, current_name = int(match.group(1)), match.group(2)
+                    members[current] = []
+                    if current_name != "(anon)":
+                        ids[current_name] = current
+            elif current is not None and (m := re.match(r"\s+'([\w()]+)' type_id=(\d+) bits_offset=(\d+)", line)):
+                members[current].append((m.group(1), int(m.group(2)), int(m.group(3))))
         proc.kill()
         proc.wait()
+        resolve()
     missing = [f for f in fields if f not in found]
     if missing:
         raise LoadError(f"the kernel's BTF has no {', '.join(missing)}")

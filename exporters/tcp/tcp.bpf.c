@@ -152,15 +152,21 @@ TRACEPOINT_PROBE(tcp, tcp_receive_reset)
 }
 
 /* Since v6.17 (ad892e912b84, "tcp: trace retransmit failures") this also fires for attempts that
- * failed, with err != 0; the kernel's TcpRetransSegs counts only those that were sent. */
+ * failed, with err != 0; the kernel's TcpRetransSegs counts only those that were sent.
+ * One event is one skb, which may carry several segments (a TSO/GSO skb resent whole once the
+ * congestion window allows): TcpRetransSegs adds tcp_skb_pcount(skb), the tcp_gso_segs of the skb's
+ * control block, and so does this. Offsets from the kernel's BTF, not the headers. */
 TRACEPOINT_PROBE(tcp, tcp_retransmit_skb)
 {
     if (args->err || skip_ports(args->sport, args->dport))
         return 0;
+    u16 segs = 0;
+    bpf_probe_read_kernel(&segs, sizeof(segs),
+                          (void *)args->skbaddr + BTF_sk_buff_cb + BTF_tcp_skb_cb_tcp_gso_segs);
     u32 state = args->state;
     u64 *n = tcp_retransmits_total.lookup(&state);
     if (n)
-        (*n)++;
+        *n += segs ? segs : 1; /* a read that failed still counts the retransmission */
     else
         LMP_OVERFLOW(tcp_retransmits_total);
     return 0;
