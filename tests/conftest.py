@@ -13,10 +13,11 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -103,6 +104,24 @@ def check_self_metrics(scrape: Scrape, function: bool) -> None:
 def delta(before: Scrape, after: Scrape, name: str, **labels: str) -> float:
     """How much a series grew between two scrapes; it must exist in the later one."""
     return after.value(name, **labels) - before.value(name, 0.0, **labels)
+
+
+K = TypeVar("K")
+
+
+def bracketed(kernel: Callable[[], dict[K, int]], scrape: Callable[[], Scrape]) -> tuple[dict[K, int], Scrape, dict[K, int]]:
+    """A scrape between two reads of the kernel's own counters. The exporter reads its maps inside the
+    scrape, so over two such scrapes it counts at least what the kernel counted between the inner reads
+    and at most what it counted between the outer ones (give or take an event in flight on each CPU)."""
+    first = kernel()
+    scraped = scrape()
+    return first, scraped, kernel()
+
+
+def within(counted: float, inner: int, outer: int, what: str = "") -> None:
+    """`counted` lies in the bracket of bracketed(): [inner - CPUs in flight, outer + CPUs in flight]."""
+    slack = os.cpu_count() or 1
+    assert inner - slack <= counted <= outer + slack, f"{what}: counted {counted}, the kernel {inner}..{outer}"
 
 
 class Exporter:

@@ -25,7 +25,13 @@ class Trace:
         self.lines: list[str] = []
 
     def stop(self) -> list[str]:
+        """The events recorded; fails if the buffer lost any (a count that silently misses some is no
+        ground truth)."""
         (self.event / "enable").write_text("0\n")
+        for stats in sorted(self.instance.glob("per_cpu/cpu*/stats")):
+            fields = dict(line.split(":", 1) for line in stats.read_text().splitlines() if ":" in line)
+            lost = {k: int(v) for k, v in fields.items() if k in ("overrun", "commit overrun", "dropped events")}
+            assert not any(lost.values()), f"ftrace lost events on {stats.parent.name}: {lost}"
         text = (self.instance / "trace").read_text()
         self.lines = [line for line in text.splitlines() if line and not line.startswith("#")]
         return self.lines
@@ -44,5 +50,21 @@ def d_state_waits(filter: str = "") -> Iterator[Counter]:
         yield waits
         trace.stop()
         waits.update(int(tid) for line in trace.lines for tid in re.findall(r"prev_pid=(\d+)", line))
+    finally:
+        trace.remove()
+
+
+
+@contextmanager
+def switches_out(pid: int) -> Iterator[Counter]:
+    """The thread's switches off the CPU during the block, counted by prev_state as ftrace prints it
+    ("S", "D", "R+" for a preemption, ...). Switches out only: on this machine an instance missed the
+    switches *in* on one CPU (next_pid == pid, from its idle task) while it kept those out."""
+    states: Counter = Counter()
+    trace = Trace("sched:sched_switch", f"prev_pid == {pid}")
+    try:
+        yield states
+        trace.stop()
+        states.update(m.group(1) for line in trace.lines if (m := re.search(r" prev_state=(\S+) ==>", line)))
     finally:
         trace.remove()

@@ -204,3 +204,52 @@ def processes_and_signals() -> None:
     time.sleep(0.3)  # the trap is set
     handler.send_signal(signal.SIGUSR1)
     handler.wait(timeout=10)
+
+
+# --- CPU hogs sharing one CPU ------------------------------------------------------------------------------
+# Spins for the given seconds of wall-clock time, and prints its own scheduler statistics
+# (/proc/self/schedstat: ns on the CPU, ns waiting in a run queue, times it got the CPU) as the spin
+# starts and as it ends. It never sleeps in between, so every wait of the spin is a preemption.
+HOG = """
+import sys, time
+stat = lambda: open("/proc/self/schedstat").read().split()
+first = stat()
+end = time.monotonic() + float(sys.argv[1])
+while time.monotonic() < end:
+    pass
+print(*first, *stat(), flush=True)
+"""
+
+
+@dataclass
+class HogStats:
+    waited_ns: int  # in a run queue, during the spin
+    waits: int  # times it got the CPU back, during the spin
+    lifetime_waited_ns: int  # in a run queue, from its exec to its exit
+
+
+def cpu_hogs(count: int, seconds: float, cgroup_dir: Path | None = None) -> list[HogStats]:
+    """`count` processes spinning on one CPU together, optionally in a cgroup; their run-queue waits, as
+    the kernel's own per-task statistics count them (the whole life's read from the zombie, before it
+    is reaped)."""
+    cpu = max(os.sched_getaffinity(0))
+
+    def place() -> None:  # in the child, before exec
+        os.sched_setaffinity(0, {cpu})
+        if cgroup_dir is not None:
+            (cgroup_dir / "cgroup.procs").write_text("0")
+
+    hogs = [subprocess.Popen([sys.executable, "-c", HOG, str(seconds)], stdout=subprocess.PIPE, text=True,
+                             preexec_fn=place) for _ in range(count)]
+    stats = []
+    for hog in hogs:
+        try:
+            out = hog.stdout.read()  # type: ignore[union-attr]
+            os.waitid(os.P_PID, hog.pid, os.WEXITED | os.WNOWAIT)  # exited, not yet reaped
+            lifetime_waited = int(Path(f"/proc/{hog.pid}/schedstat").read_text().split()[1])
+        finally:
+            hog.wait(timeout=30)
+        assert hog.returncode == 0
+        _, wait0, slices0, _, wait1, slices1 = map(int, out.split())
+        stats.append(HogStats(wait1 - wait0, slices1 - slices0, lifetime_waited))
+    return stats

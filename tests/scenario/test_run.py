@@ -68,7 +68,7 @@ def test_fourteen_openat_with_three_enoent_and_their_paths(run):
 
 def test_spinning_shows_in_on_cpu_samples_with_its_symbol(run):
     spin = sum(n for stack, n in run.folded("oncpu").items() if ";main;spin" in stack)
-    assert spin >= 20  # 300 ms at 99 Hz: ~30 samples
+    assert spin >= 20  # 300 ms of its CPU time at 99 Hz: ~30 samples
     assert run.breakdown["parts"]["on_cpu_user"] >= 0.25
     samples = own(run, "sample")
     assert len(samples) >= spin and all(e["mode"] == "user" for e in samples if e["kstack"] < 0)
