@@ -83,9 +83,10 @@ class Background:
     """`lmp scenario ...` as a process; once it says it is following, the BPF programs it holds are noted,
     and they must be gone after it ends."""
 
-    def __init__(self, out: Path, *args: str, must_start: bool = True) -> None:
+    def __init__(self, out: Path, *args: str, must_start: bool = True, cpus: set[int] | None = None) -> None:
         self.out = out
-        self.proc = subprocess.Popen([*LMP, "scenario", *args[:1], "-o", str(out), *args[1:]],
+        pin = ["taskset", "-c", ",".join(map(str, sorted(cpus)))] if cpus else []
+        self.proc = subprocess.Popen([*pin, *LMP, "scenario", *args[:1], "-o", str(out), *args[1:]],
                                      stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.first = self.proc.stderr.readline()  # type: ignore[union-attr]
         self.started = "following pid" in self.first
@@ -114,6 +115,6 @@ class Background:
                                                          self.first + stderr))
 
 
-def scenario(out: Path, *args: str, timeout: float = 120) -> Run:
-    """`lmp scenario ARGS -o OUT` to its end."""
-    return Background(out, *args, must_start=False).wait(timeout)
+def scenario(out: Path, *args: str, timeout: float = 120, cpus: set[int] | None = None) -> Run:
+    """`lmp scenario ARGS -o OUT` to its end, on the given CPUs if any."""
+    return Background(out, *args, must_start=False, cpus=cpus).wait(timeout)
