@@ -7,10 +7,10 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
-TRACEFS = Path("/sys/kernel/tracing")
-TASK_UNINTERRUPTIBLE = 2  # sched_switch's prev_state for a D-state wait (TASK_REPORT bits)
+from exporters._lib.bpf import TRACEFS
+
+D_STATE = "prev_state == 2"  # a switch out into a D-state wait (TASK_UNINTERRUPTIBLE, TASK_REPORT bits)
 
 
 class Trace:
@@ -41,30 +41,18 @@ class Trace:
 
 
 @contextmanager
-def d_state_waits(filter: str = "") -> Iterator[Counter]:
-    """Switches off the CPU in D state during the block, counted by thread id once it ends. Without a
-    filter, every thread's: D-state switches are few enough that the buffer keeps them all."""
-    waits: Counter = Counter()
-    trace = Trace("sched:sched_switch", " && ".join(f for f in (f"prev_state == {TASK_UNINTERRUPTIBLE}", filter) if f))
+def switches_out(filter: str) -> Iterator[Counter]:
+    """Switches off the CPU during the block that pass `filter` (on sched_switch's fields, e.g.
+    "prev_pid == 42", "prev_state == 2"), counted by (thread id, prev_state as ftrace prints it: "S",
+    "D", "R+" for a preemption, ...) once the block ends. Switches out only: on this machine an
+    instance missed the switches *in* on one CPU (next_pid, from its idle task) while it kept those out.
+    A filter matching every thread's D-state switches is fine: they are few enough for the buffer."""
+    switches: Counter = Counter()
+    trace = Trace("sched:sched_switch", filter)
     try:
-        yield waits
+        yield switches
         trace.stop()
-        waits.update(int(tid) for line in trace.lines for tid in re.findall(r"prev_pid=(\d+)", line))
-    finally:
-        trace.remove()
-
-
-
-@contextmanager
-def switches_out(pid: int) -> Iterator[Counter]:
-    """The thread's switches off the CPU during the block, counted by prev_state as ftrace prints it
-    ("S", "D", "R+" for a preemption, ...). Switches out only: on this machine an instance missed the
-    switches *in* on one CPU (next_pid == pid, from its idle task) while it kept those out."""
-    states: Counter = Counter()
-    trace = Trace("sched:sched_switch", f"prev_pid == {pid}")
-    try:
-        yield states
-        trace.stop()
-        states.update(m.group(1) for line in trace.lines if (m := re.search(r" prev_state=(\S+) ==>", line)))
+        switches.update((int(m.group(1)), m.group(2)) for line in trace.lines
+                        if (m := re.search(r" prev_pid=(\d+) prev_prio=\d+ prev_state=(\S+) ==>", line)))
     finally:
         trace.remove()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 from tests.conftest import delta
-from tests.ftrace import d_state_waits, switches_out
+from tests.ftrace import D_STATE, switches_out
 from tests.workloads import cpu_hogs
 
 NAME = "lmp_offcpu_duration_seconds"
@@ -83,7 +83,7 @@ def test_sleeps_are_timed_by_process_and_by_cgroup(exporter, cgroup):
         only_it = exporter("offcpu", "-o", f"filter_tgid={work.proc.pid}")
         by_cgroup = exporter("offcpu", "-o", "cgroup=true")
         before_it, before_cg = only_it.scrape(), by_cgroup.scrape()
-        with switches_out(work.proc.pid) as kernel:
+        with switches_out(f"prev_pid == {work.proc.pid}") as kernel:
             work.go()
             blocked(work.proc.pid)
         after_it, after_cg = only_it.scrape(), by_cgroup.scrape()
@@ -94,8 +94,8 @@ def test_sleeps_are_timed_by_process_and_by_cgroup(exporter, cgroup):
     # sleep and sleeping (seen once with the CPUs loaded): it may stay off the CPU until its timer has
     # expired, and that sleep is preempted time, or come back and sleep what is left. The kernel's own
     # switches say which; the last S one is the wait for the test's next line, not over at the scrape.
-    sleeps = kernel["S"] - 1
-    preempted = sum(n for state, n in kernel.items() if state.startswith("R"))
+    sleeps = kernel[work.proc.pid, "S"] - 1
+    preempted = sum(n for (_, state), n in kernel.items() if state.startswith("R"))
     assert SLEEPS - preempted <= sleeps <= SLEEPS
     sleeping = {"reason": "sleeping"}
     # The filtered exporter saw this process alone: its sleeps and no other wait of it ended.
@@ -116,7 +116,7 @@ def test_direct_writes_wait_uninterruptibly(exporter, disk_dir):
     try:
         only_it = exporter("offcpu", "-o", f"filter_tgid={work.proc.pid}")
         before = only_it.scrape()
-        with d_state_waits(f"prev_pid == {work.proc.pid}") as kernel:
+        with switches_out(f"prev_pid == {work.proc.pid} && {D_STATE}") as kernel:
             work.go()
         after = only_it.scrape()
     finally:
@@ -126,7 +126,7 @@ def test_direct_writes_wait_uninterruptibly(exporter, disk_dir):
     # A synchronous O_DIRECT write sleeps in D state until the disk's completion wakes it, unless the
     # virtual disk completes it while the guest is still notifying it (seen here: 7 to 32 waits for 32
     # writes of 1 MiB; 1 to 68 for 64 of 4 KiB). So the count is the kernel's own, and more than none.
-    assert waits == kernel[work.proc.pid] > 0
+    assert waits == kernel[work.proc.pid, "D"] > 0
     assert 0 < waited / waits < 1.0
     sleeping = {"reason": "sleeping"}
     assert after.value(f"{NAME}_count", 0.0, **sleeping) == before.value(f"{NAME}_count", 0.0, **sleeping)  # D-state waits are not mistaken for interruptible sleeps

@@ -13,20 +13,20 @@ import json
 import subprocess
 
 from tests.conftest import LMP
-from tests.ftrace import d_state_waits
+from tests.ftrace import D_STATE, switches_out
 from tests.scenario.conftest import scenario
 
 BLOCKS = 32
 def test_buffered_and_direct_writes_differ_where_the_kernel_does(disk_folder, tmp_path):
     runs = {}
-    with d_state_waits() as kernel:
+    with switches_out(D_STATE) as kernel:
         for name, flags in (("buffered", []), ("direct", ["oflag=direct"])):
             target = disk_folder / f"{name}.out"
             run = scenario(tmp_path / name, "run", "--", "dd", "if=/dev/zero", f"of={target}", "bs=1M",
                            f"count={BLOCKS}", "status=none", *flags)
             assert run.proc.returncode == 0, run.proc.stderr
             runs[name] = run
-    kernel_a, kernel_b = (kernel[runs[name].json("run.json")["pid"]] for name in ("buffered", "direct"))
+    kernel_a, kernel_b = (kernel[runs[name].json("run.json")["pid"], "D"] for name in ("buffered", "direct"))
     assert runs["buffered"].syscall("write")["count"] == runs["direct"].syscall("write")["count"] == BLOCKS
 
     out = tmp_path / "compare"
