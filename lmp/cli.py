@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -48,14 +50,66 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_build(args: argparse.Namespace) -> int:
+    """Check the specs and compile the kernel code of every collector (or those named) whose object is
+    missing or out of date; exit 2 for a bad spec, 1 when clang fails."""
+    from exporters._lib import build
+
+    extra = [Path(d) for d in args.collector_dir]
+    code = 0
+    for name in args.names or catalog.names(extra):
+        try:
+            spec = catalog.load(name, extra)
+        except KeyError:
+            print(f"lmp build: no collector named {name!r}", file=sys.stderr)
+            code = max(code, EXIT_USAGE)
+            continue
+        except YamlError as err:
+            print(f"lmp build: {err}", file=sys.stderr)
+            code = max(code, EXIT_USAGE)
+            continue
+        if not args.force and not build.stale(spec):
+            continue
+        try:
+            warnings = build.build(spec)
+        except build.BuildError as err:
+            print(f"lmp build: {err}", file=sys.stderr)
+            code = max(code, 1)
+            continue
+        print(f"lmp build: {spec.object}", file=sys.stderr)
+        if warnings:
+            print(warnings, file=sys.stderr)
+    return code
+
+
+def built(name: str, extra: list[Path]) -> int:
+    """Build the collector's object first if it is missing or older than its sources (a learner edited the
+    .bpf.c, say), in a `lmp build` of its own: this process never imports the compiler's side or the spec
+    validator. Returns that build's exit code (0: the object is ready)."""
+    from exporters._lib import build
+
+    path = catalog.spec_path(name, extra)
+    assert path is not None
+    if not build.stale_folder(path.parent, name):
+        return 0
+    if shutil.which("clang") is None:
+        if (path.parent / f"{name}.bpf.o").is_file():
+            print(f"lmp exporter {name}: {name}.bpf.o is older than its sources and there is no clang here to "
+                  f"build it again; running it as it is", file=sys.stderr)
+            return 0
+    dirs = [arg for d in extra for arg in ("--collector-dir", str(d))]
+    return subprocess.run([sys.executable, "-m", "lmp", "build", name, *dirs]).returncode
+
+
 def cmd_exporter(args: argparse.Namespace) -> int:
     extra = [Path(d) for d in args.collector_dir]
-    try:
-        spec = catalog.load(args.name, extra)
-    except KeyError:
+    if catalog.spec_path(args.name, extra) is None:
         print(f"lmp exporter: no collector named {args.name!r}; collectors: "
               f"{', '.join(catalog.names(extra))}", file=sys.stderr)
         return EXIT_USAGE
+    if (code := built(args.name, extra)) != 0:
+        return code
+    spec = catalog.load(args.name, extra, check=False)
     cfg = configs.load(args.config)
     configured = cfg.collectors.get(spec.name)
     values = {k: o.default for k, o in spec.options.items()}
@@ -69,7 +123,8 @@ def cmd_exporter(args: argparse.Namespace) -> int:
         print(f"lmp exporter {spec.name}: no listen address in {cfg.path}; pass --listen HOST:PORT",
               file=sys.stderr)
         return EXIT_USAGE
-    return serve(spec, listen, values, rules_source(cfg.path, spec.name) if spec.kind == "function" else None)
+    return serve(spec, listen, values, rules_source(cfg.path, spec.name) if spec.kind == "function" else None,
+                 args.btf or (Path(cfg.btf_path) if cfg.btf_path else None))
 
 
 def rules_source(path: Path, name: str) -> RulesSource:
@@ -171,7 +226,16 @@ def parser() -> argparse.ArgumentParser:
                     help="set a collector option, e.g. -o latency=true (repeatable)")
     ex.add_argument("--collector-dir", action="append", default=[], metavar="DIR",
                     help="also look for collectors in DIR (a folder of collector folders)")
+    ex.add_argument("--btf", type=Path, metavar="PATH",
+                    help="the kernel's BTF (its types) from this file, for a kernel without /sys/kernel/btf/vmlinux")
     ex.set_defaults(func=cmd_exporter)
+
+    bd = sub.add_parser("build", help="check the specs and compile the collectors' kernel code (only what changed)")
+    bd.add_argument("names", nargs="*", metavar="NAME", help="collectors to build (default: all)")
+    bd.add_argument("--collector-dir", action="append", default=[], metavar="DIR",
+                    help="also look for collectors in DIR (a folder of collector folders)")
+    bd.add_argument("--force", action="store_true", help="build even what is up to date")
+    bd.set_defaults(func=cmd_build)
 
     rn = sub.add_parser("run", help="run the admin service, every enabled collector and a local Prometheus, "
                                             "in the foreground")

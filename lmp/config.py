@@ -54,6 +54,7 @@ class Config:
     prometheus: PrometheusConfig
     collectors: dict[str, CollectorConfig]
     admin: AdminConfig = field(default_factory=AdminConfig)
+    btf_path: str | None = None  # the kernel's BTF from this file, where /sys/kernel/btf/vmlinux is missing
 
 
 def path_from_env() -> Path:
@@ -90,7 +91,7 @@ def load(path: Path | None = None) -> Config:
     listeners += [("admin", admin.listen, ["admin", "listen"])] if admin.enabled else []
     listeners += [(c.name, c.listen, ["collectors", c.name, "listen"]) for c in collectors.values() if c.enabled]
     _check_listeners(path, doc, listeners)
-    return Config(path, prometheus, collectors, admin)
+    return Config(path, prometheus, collectors, admin, doc.get("btf_path"))
 
 
 def _rules(path: Path, doc: Any, spec: Spec, raw: Any) -> dict[str, Any]:

@@ -48,6 +48,16 @@ def bpf_program_ids() -> set[int]:
 programs_of = programs_held_by
 
 
+def programs_left(ids: set[int], timeout: float = 5.0) -> set[int]:
+    """Those of `ids` still loaded after giving the kernel `timeout` seconds to free them: it frees a
+    program once its last link and descriptor are closed, after an RCU grace period, a few milliseconds
+    after its process exits."""
+    deadline = time.monotonic() + timeout
+    while (left := ids & bpf_program_ids()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return left
+
+
 def check_histograms(families: dict) -> None:
     """Every histogram: buckets cumulative (non-decreasing), +Inf equal to _count, _sum not negative."""
     for family in families.values():
@@ -134,9 +144,9 @@ class Exporter:
         self.proc = subprocess.Popen([*LMP, *top, "exporter", name, "--listen", f"127.0.0.1:{port}", *args],
                                      stderr=self.stderr, text=True)
         if not wait_until_serving(self.proc, self.url, time.monotonic() + START_TIMEOUT):
+            log = self.log()
             self.stop()
-            self.stderr.seek(0)
-            raise AssertionError(f"exporter {name} did not start: {self.stderr.read()}")
+            raise AssertionError(f"exporter {name} did not start: {log}")
         self.programs = programs_of(self.proc.pid)
 
     def text(self, headers: dict[str, str] | None = None) -> str:
@@ -187,7 +197,7 @@ def exporter() -> Iterator:
     yield start
     codes = [e.stop() for e in started]
     assert codes == [0] * len(started), f"exporters exited with {codes}"
-    left = set().union(*(e.programs for e in started)) & bpf_program_ids() if started else set()
+    left = programs_left(set().union(*(e.programs for e in started))) if started else set()
     assert not left, f"BPF programs {left} still loaded after their exporters stopped"
 
 

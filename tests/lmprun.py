@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from tests.conftest import LMP, bpf_program_ids, programs_of
+from tests.conftest import LMP, bpf_program_ids, programs_left, programs_of
 
 
 def descendants(pid: int) -> set[int]:
@@ -153,4 +153,4 @@ def lmp_running(config: Path, collectors: set[str], prometheus_port: int,
         output = run.ctrl_c()
     assert run.proc.returncode == 0, output
     assert not [pid for pid in started if alive(pid)], "processes left running"
-    assert not held & bpf_program_ids(), "BPF programs left attached"
+    assert not programs_left(held), "BPF programs left attached"

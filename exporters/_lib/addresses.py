@@ -4,11 +4,11 @@ Maps hold an address as struct lmp_addr (lmp.h), and the longest-prefix-match tr
 then address, so that an IPv6 rule (even ::/0) never covers IPv4 traffic."""
 from __future__ import annotations
 
-import ctypes
 import ipaddress
-import socket
 from typing import Any
 
+from .btf import Layout
+from .decoders import LMP_ADDR
 from .rules import RuleError
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -31,21 +31,19 @@ def network(text: Any, location: tuple[str | int, ...]) -> Network:
         raise RuleError(location, reason) from None
 
 
-def _bytes16(net: Network) -> Any:
-    return (ctypes.c_ubyte * 16)(*net.network_address.packed.ljust(16, b"\0"))
+def _bytes16(net: Network) -> bytes:
+    return net.network_address.packed.ljust(16, b"\0")
 
 
-def lmp_addr(cls: type, net: Network, port: int = 0) -> Any:
+def lmp_addr(net: Network, port: int = 0) -> bytes:
     """struct lmp_addr of a network (its prefix length) or of an address and port (a /32 or /128)."""
-    prefixlen = net.prefixlen if port == 0 else 0
-    return cls(FAMILY[net.version], prefixlen, socket.htons(port), _bytes16(net))
+    return LMP_ADDR.pack(FAMILY[net.version], net.prefixlen if port == 0 else 0, port, _bytes16(net))
 
 
-def trie_key(cls: type, net: Network, port: int | None = None) -> Any:
+def trie_key(key: Layout, net: Network, port: int | None = None) -> bytes:
     """The key of a longest-prefix-match trie entry for `net`: {prefixlen, family, [port,] address}; the
     port (two bytes in network order, right after the family) makes a rule for one port of a network."""
     if port is None:
-        return cls(FAMILY_BITS + net.prefixlen, FAMILY[net.version], _bytes16(net))
-    return cls(FAMILY_BITS + 16 + net.prefixlen, FAMILY[net.version], (ctypes.c_ubyte * 2)(*port.to_bytes(2, "big")),
-               _bytes16(net))
-
+        return key.pack(prefixlen=FAMILY_BITS + net.prefixlen, family=FAMILY[net.version], addr=_bytes16(net))
+    return key.pack(prefixlen=FAMILY_BITS + 16 + net.prefixlen, family=FAMILY[net.version],
+                    port=port.to_bytes(2, "big"), addr=_bytes16(net))

@@ -1,38 +1,51 @@
-"""Loading a collector's kernel code with BCC: the hooks it requires, the -D flags, compile and attach."""
+"""Loading a collector's precompiled CO-RE object (<name>.bpf.o) with libbpf: the hooks it requires, its
+options written into .rodata, its maps sized, its programs loaded (or the verifier's reasons why not) and
+attached through BPF links, and its maps read at scrape time."""
 from __future__ import annotations
 
 import ctypes
-import re
-import subprocess
+import mmap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
+from . import btf, libbpf
+from .btf import Layout
 from .decoders import cgroup2_root
-from .links import ATTACH_TYPES, Link
+from .links import Link
 from .spec import Spec
 
 TRACEFS = Path("/sys/kernel/tracing")
 VMLINUX_BTF = Path("/sys/kernel/btf/vmlinux")
-LIB_DIR = Path(__file__).resolve().parent  # holds lmp.h
+OVERFLOW_PREFIX = "lmp_overflow_"  # lmp.h's LMP_OVERFLOW_COUNTER(map): a .bss global per map
+LOG_SIZE = 16 << 20  # as libbpf's own: room for the log of the largest program the kernel takes
+LOG_LINES = 30  # the verifier log's last lines shown on a refused load: the error and what led to it
+BATCH = 1024  # map entries read per syscall
+TRACING_SECTIONS = ("tp/", "tracepoint/", "raw_tp/", "raw_tracepoint/", "tp_btf/")
 
 
 class LoadError(RuntimeError):
     """The collector cannot run on this host; the message says why and what to do."""
 
 
+def btf_missing(btf_path: Path | None = None) -> str | None:
+    """Why CO-RE relocations cannot be done here, or None: the kernel's BTF, or the file given instead."""
+    if btf_path is not None:
+        return None if btf_path.is_file() else f"no BTF file at {btf_path} (--btf)"
+    if VMLINUX_BTF.exists():
+        return None
+    return (f"this kernel has no BTF ({VMLINUX_BTF}: CONFIG_DEBUG_INFO_BTF is off); LMP's programs are CO-RE "
+            f"and need a description of the kernel's types: give one with --btf PATH (btf_path in the config), "
+            f"for instance this kernel's from BTFHub")
+
+
 def missing_hooks(spec: Spec, tracefs: Path = TRACEFS) -> list[str]:
-    """The hooks in `requires` that this kernel lacks (tracepoint names as category:event)."""
+    """The hooks in `requires` that this kernel lacks (tracepoints as category:event)."""
     missing = []
-    if spec.tracepoints or spec.raw_tracepoints:
+    if spec.tracepoints:
         events = tracefs / "events"
         if not events.is_dir():
             raise LoadError(f"tracefs is not mounted at {tracefs}: mount -t tracefs tracefs {tracefs}")
         missing += [tp for tp in spec.tracepoints if not (events / tp.replace(":", "/")).is_dir()]
-        for raw in spec.raw_tracepoints:  # a raw tracepoint has the name of a tracepoint in any category
-            if not any(events.glob(f"*/{raw}")):
-                missing.append(raw)
     if any(hook.startswith("cgroup/") for hook in spec.programs):
         try:
             cgroup2_root()
@@ -41,92 +54,109 @@ def missing_hooks(spec: Spec, tracefs: Path = TRACEFS) -> list[str]:
     return missing
 
 
-def btf_offsets(fields: tuple[str, ...], vmlinux: Path = VMLINUX_BTF) -> dict[str, int]:
-    """Byte offsets of struct fields ("task_struct.exit_code") in the running kernel, from its BTF.
+@dataclass
+class Map:
+    """One BPF map of a loaded object, its key and value layouts from the object's BTF. Per-CPU maps give
+    a value per possible CPU, each padded to 8 bytes; `words` adds them up."""
+    name: str
+    fd: int
+    type: int
+    key: Layout
+    value: Layout
+    key_size: int
+    value_size: int
+    max_entries: int
+    cpus: int
 
-    The installed headers may not match the kernel, so a struct read through them returns garbage;
-    BTF describes the kernel that is running. bpftool prints each struct's members with their type
-    ids and bit offsets. A field may sit in an anonymous struct or union member (tcp_skb_cb's
-    tcp_gso_segs does): those are listed as types of their own, just before the struct that holds
-    them, so every anonymous one seen is kept until the fields asked for are all resolved."""
-    wanted: dict[str, set[str]] = {}
-    for f in fields:
-        struct, member = f.split(".")
-        wanted.setdefault(struct, set()).add(member)
-    members: dict[int, list[tuple[str, int, int]]] = {}  # type id -> (name, type id, bit offset)
-    ids: dict[str, int] = {}  # struct name -> type id
-    found: dict[str, int] = {}
+    @property
+    def percpu(self) -> bool:
+        return self.type in libbpf.PERCPU_TYPES
 
-    def bit_offset(type_id: int, name: str) -> int | None:
-        for member, member_type, bits in members.get(type_id, ()):
-            if member == name:
-                return bits
-            if member == "(anon)" and (inner := bit_offset(member_type, name)) is not None:
-                return bits + inner
-        return None
+    @property
+    def stride(self) -> int:
+        """Bytes of one entry's value as lookups return it."""
+        return (self.value_size + 7) // 8 * 8 * self.cpus if self.percpu else self.value_size
 
-    def resolve() -> bool:
-        for struct, names in wanted.items():
-            for name in names:
-                if struct in ids and (bits := bit_offset(ids[struct], name)) is not None:
-                    found[f"{struct}.{name}"] = bits // 8
-        return len(found) == len(fields)
+    def items(self) -> list[tuple[bytes, memoryview]]:
+        """Every (key, value) pair: batch reads where the kernel has them (LPM tries do not)."""
+        found = libbpf.lookup_batch(self.fd, self.key_size, self.stride, min(BATCH, max(self.max_entries, 1)))
+        if found is None:
+            pairs = []
+            for key in libbpf.keys(self.fd, self.key_size):
+                value = libbpf.lookup(self.fd, key, self.stride)
+                if value is not None:
+                    pairs.append((key, memoryview(value)))
+            return pairs
+        keys, values, n = found
+        view = memoryview(values)
+        return [(keys[i * self.key_size:(i + 1) * self.key_size], view[i * self.stride:(i + 1) * self.stride])
+                for i in range(n)]
 
-    if wanted:
-        if not vmlinux.exists():
-            raise LoadError(f"this kernel has no BTF ({vmlinux}); the collector needs {', '.join(fields)}")
-        proc = subprocess.Popen(["bpftool", "btf", "dump", "file", str(vmlinux)], stdout=subprocess.PIPE, text=True)
-        current = None
-        for line in proc.stdout:  # type: ignore[union-attr]
-            if line.startswith("["):
-                if current is not None and current == ids.get(current_name) and resolve():
-                    break  # the last struct asked for is complete, and everything resolves
-                current = None
-                match = re.match(r"\[(\d+)\] (?:STRUCT|UNION) '([\w()]+)'", line)
-                if match and (match.group(2) == "(anon)" or (match.group(2) in wanted and match.group(2) not in ids)):
-                    current, current_name = int(match.group(1)), match.group(2)
-                    members[current] = []
-                    if current_name != "(anon)":
-                        ids[current_name] = current
-            elif current is not None and (m := re.match(r"\s+'([\w()]+)' type_id=(\d+) bits_offset=(\d+)", line)):
-                members[current].append((m.group(1), int(m.group(2)), int(m.group(3))))
-        proc.kill()
-        proc.wait()
-        resolve()
-    missing = [f for f in fields if f not in found]
-    if missing:
-        raise LoadError(f"the kernel's BTF has no {', '.join(missing)}")
+    def words(self, value: memoryview, start: int, width: int) -> list[int]:
+        """u64 words [start, start + width) of a value, summed over CPUs for a per-CPU map."""
+        numbers = value.cast("Q")
+        if not self.percpu:
+            return list(numbers[start:start + width])
+        step = len(numbers) // self.cpus
+        return [sum(numbers[start + j::step]) for j in range(width)]
+
+    def lookup(self, key: bytes) -> bytes | None:
+        return libbpf.lookup(self.fd, key, self.stride)
+
+    def update(self, key: bytes, value: bytes) -> None:
+        """Set a value (for a per-CPU map, every CPU's copy to it)."""
+        if self.percpu:
+            value = value.ljust((self.value_size + 7) // 8 * 8, b"\0") * self.cpus
+        libbpf.update(self.fd, key, value)
+
+    def delete(self, key: bytes) -> bool:
+        return libbpf.delete(self.fd, key)
+
+    def clear(self) -> None:
+        for key in libbpf.keys(self.fd, self.key_size):
+            libbpf.delete(self.fd, key)
+
+
+def _tracepoint(section: str, required: tuple[str, ...]) -> str:
+    """The tracepoint (category:event) a tracing program's section attaches to: tp/sched/sched_switch
+    names it whole; raw_tp/ and tp_btf/ name the event, whose category the spec's list gives, or tracefs."""
+    kind, _, rest = section.partition("/")
+    if kind in ("tp", "tracepoint"):
+        return rest.replace("/", ":")
+    found = next((tp for tp in required if tp.split(":")[1] == rest), None)
+    if found is None:
+        found = next((f"{d.parent.name}:{rest}" for d in (TRACEFS / "events").glob(f"*/{rest}")), rest)
     return found
-
-
-def cflags(spec: Spec, values: dict[str, bool | int]) -> list[str]:
-    """Options become -D<OPTION>=<int>; every map gets its overflow index as -DLMP_MAP_<map>=<i>;
-    each BTF field its byte offset as -DBTF_<struct>_<field>=<n>."""
-    _, maps = spec.active(values)
-    flags = [f"-I{LIB_DIR}", f"-DLMP_MAX_MAPS={max(len(maps), 1)}"]
-    flags += [f"-DLMP_MAP_{name}={i}" for i, name in enumerate(maps)]
-    flags += [f"-D{name.upper()}={int(values[name])}" for name in spec.options]
-    flags += [f"-DBTF_{f.replace('.', '_')}={offset}" for f, offset in btf_offsets(spec.btf_fields).items()]
-    return flags
 
 
 @dataclass
 class Loaded:
-    bpf: Any  # bcc.BPF
-    maps: list[str]  # in overflow-index order
-    seconds: float  # compile + load + attach
-    required: tuple[str, ...] = ()  # the tracepoints the spec requires
-    closed: bool = False
+    spec: Spec
+    obj: int  # libbpf's struct bpf_object
+    maps: dict[str, Map]
+    overflow_fields: dict[str, btf.Field]  # map name -> its lmp_overflow_ counter in .bss
+    bss: Map | None
+    types: btf.Types
+    seconds: float  # open + load + attach
+    hooks: dict[str, int] = field(default_factory=dict)  # tracepoint -> its link (libbpf struct bpf_link)
     programs: dict[str, int] = field(default_factory=dict)  # function components: hook -> program fd
     links: dict[str, Link] = field(default_factory=dict)  # "hook:target" -> its link, kept by the component
+    closed: bool = False
 
     def attached(self) -> dict[str, bool]:
         """Every required tracepoint and every hook a program is attached to: True where attached. A
-        required hook no program attached to (a handler renamed or compiled out) shows False. A function
-        component's hooks are "hook:target", one per link, False once the kernel detached it."""
-        open_hooks = {tp.decode() for tp in (*self.bpf.tracepoint_fds, *self.bpf.raw_tracepoint_fds)}
-        hooks = {hook: hook in open_hooks for hook in sorted({*self.required, *open_hooks})}
+        required hook no program attached to (a handler renamed, or an option's program left out) shows
+        False. A function component's hooks are "hook:target", one per link, False once the kernel detached
+        it."""
+        hooks = {hook: hook in self.hooks for hook in sorted({*self.spec.tracepoints, *self.hooks})}
         return {**hooks, **{name: link.attached() for name, link in sorted(self.links.items())}}
+
+    def overflow(self) -> dict[str, int]:
+        """Events each map dropped because it was full (lmp.h's LMP_OVERFLOW)."""
+        if self.bss is None or not self.overflow_fields:
+            return {}
+        raw = self.bss.lookup(bytes(4)) or b""
+        return {name: f.get(raw) for name, f in self.overflow_fields.items()}
 
     def close(self) -> None:
         """Detach every program and free the maps."""
@@ -134,7 +164,143 @@ class Loaded:
             self.closed = True
             for link in self.links.values():
                 link.close()
-            self.bpf.cleanup()
+            for link_ptr in self.hooks.values():
+                libbpf.destroy_link(link_ptr)
+            libbpf.close(self.obj)
+
+
+def _set_options(spec: Spec, obj: int, types: btf.Types, values: dict[str, bool | int]) -> None:
+    """Options into the object's .rodata (its `const volatile` globals), before load: the verifier then
+    sees them as constants and drops the code they turn off."""
+    variables = types.section(".rodata")
+    for name, opt in spec.options.items():
+        if name not in variables and not (opt.programs or opt.sizes):  # those need no global
+            raise LoadError(f"{spec.name}: option {name} has no `const volatile` global of that name in "
+                            f"{spec.source.name}")
+    given = [name for name in spec.options if name in variables]
+    if given:
+        memory = libbpf.initial_value(libbpf.find_map(obj, ".rodata"))
+        data = bytearray(memory.raw)
+        for name in given:
+            variables[name].put(data, int(values[name]))
+        memory[:] = bytes(data)
+
+
+def _prepare(spec: Spec, obj: int, values: dict[str, bool | int]) -> dict[str, int]:
+    """Programs an option leaves out are not loaded; maps are sized by the options that size them, and
+    the maps of metrics an option turns off hold one entry. Returns the programs by name."""
+    programs = {libbpf.name(p): p for p in libbpf.programs(obj)}
+    for opt in spec.options.values():
+        for prog in opt.programs:
+            if prog not in programs:
+                raise LoadError(f"{spec.name}: option {opt.name} names program {prog}, which "
+                                f"{spec.source.name} does not define")
+            libbpf.set_autoload(programs[prog], bool(values[opt.name]))
+    _, active = spec.active(values)
+    sizes = {m: int(values[opt.name]) for opt in spec.options.values() for m in opt.sizes}
+    for m in libbpf.maps(obj):
+        map_name = libbpf.name(m, True)
+        if map_name in sizes:
+            libbpf.set_max_entries(m, sizes[map_name])
+        elif map_name in spec.map_names and map_name not in active and libbpf.map_info(m)[4] > 1:
+            libbpf.set_max_entries(m, 1)
+    return programs
+
+
+def _refused(spec: Spec, messages: list[str], log: bytes) -> LoadError:
+    """The kernel's (or libbpf's) reason for refusing the object, trimmed to what a reader needs: libbpf's
+    own words, then the verifier log's last lines, where it says what was wrong and at which line of the
+    source (each instruction is preceded by its `; source line @ file:line`)."""
+    said = [line.strip() for text in messages for line in text.splitlines() if line.strip()]
+    text = log.split(b"\0", 1)[0].decode(errors="replace").rstrip().splitlines()
+    parts = [f"{spec.name}: the kernel refused {spec.object.name}:", *[f"  {line}" for line in said[-8:]]]
+    if text:
+        cut = max(0, len(text) - LOG_LINES)
+        parts.append(f"  the verifier's log{f' (its last {LOG_LINES} of {len(text)} lines)' if cut else ''}:")
+        parts += [f"    {line}" for line in text[cut:]]
+    return LoadError("\n".join(parts))
+
+
+def load(spec: Spec, values: dict[str, bool | int], btf_path: Path | None = None) -> Loaded:
+    """Open <name>.bpf.o, set its options and map sizes, load it and attach its tracing programs (a
+    function component's programs are attached later, by its rules). LoadError says why it cannot."""
+    started = time.monotonic()
+    path = spec.object
+    if (why := btf_missing(btf_path)) is not None:
+        raise LoadError(f"{spec.name}: {why}")
+    if not path.is_file():
+        raise LoadError(f"{spec.name}: no {path}: build it with `lmp build` (needs clang)")
+    log = mmap.mmap(-1, LOG_SIZE)  # the verifier's log, if it refuses: pages are used only when written
+    log_view = ctypes.c_char.from_buffer(log)
+    obj = 0
+    try:
+        with libbpf.Messages() as messages:
+            try:
+                obj = libbpf.open_file(path, btf_path, ctypes.addressof(log_view), LOG_SIZE)
+                types = btf.Types(libbpf.btf(obj))
+                _set_options(spec, obj, types, values)
+                programs = _prepare(spec, obj, values)
+                libbpf.load(obj)
+            except OSError as err:
+                if obj:
+                    libbpf.close(obj)
+                error = _refused(spec, [*messages, str(err)], log[:])
+                raise error from None
+        loaded = Loaded(spec, obj, _maps(obj, types), {}, None, types, 0.0)
+        bss_fields = types.section(".bss")
+        loaded.overflow_fields = {n.removeprefix(OVERFLOW_PREFIX): f for n, f in bss_fields.items()
+                                  if n.startswith(OVERFLOW_PREFIX)}
+        loaded.bss = _data_map(obj, ".bss", types)
+        try:
+            _attach(spec, loaded, programs)
+        except (OSError, LoadError) as err:
+            loaded.close()
+            raise LoadError(f"{spec.name}: {err}") from None
+        loaded.seconds = time.monotonic() - started
+        return loaded
+    finally:
+        del log_view
+        log.close()
+
+
+def _maps(obj: int, types: btf.Types) -> dict[str, Map]:
+    found = {}
+    cpus = libbpf.possible_cpus()
+    for m in libbpf.maps(obj):
+        map_name = libbpf.name(m, True)
+        if "." in map_name:  # global data: .rodata, .bss, .data
+            continue
+        fd, kind, key_size, value_size, entries, key_id, value_id = libbpf.map_info(m)
+        key = types.layout(key_id) if key_id else Layout("", key_size, {})
+        value = types.layout(value_id) if value_id else Layout("", value_size, {})
+        found[map_name] = Map(map_name, fd, kind, key, value, key_size, value_size, entries, cpus)
+    return found
+
+
+def _data_map(obj: int, section: str, types: btf.Types) -> Map | None:
+    m = libbpf.find_map(obj, section)
+    if m is None:
+        return None
+    fd, kind, key_size, value_size, entries, _, _ = libbpf.map_info(m)
+    return Map(section, fd, kind, Layout("", key_size, {}), Layout(section, value_size, {}), key_size,
+               value_size, entries, 1)
+
+
+def _attach(spec: Spec, loaded: Loaded, programs: dict[str, int]) -> None:
+    """Tracing programs through links, by their sections; a function component's programs wait for their
+    targets (their fds are kept by hook)."""
+    functions = {function: hook for hook, function in spec.programs.items()}
+    for name, prog in programs.items():
+        if not libbpf.autoload(prog):
+            continue
+        if name in functions:
+            loaded.programs[functions[name]] = libbpf.program_fd(prog)
+            continue
+        section = libbpf.section(prog)
+        if not section.startswith(TRACING_SECTIONS):
+            raise LoadError(f"program {name} is in section {section!r}; collectors attach tp/, raw_tp/ and tp_btf/ "
+                            f"programs, function components the ones their spec names under requires")
+        loaded.hooks[_tracepoint(section, spec.tracepoints)] = libbpf.attach(prog)
 
 
 def programs_held_by(pid: int) -> set[int]:
@@ -146,50 +312,3 @@ def programs_held_by(pid: int) -> set[int]:
         except OSError:  # closed meanwhile
             continue
     return ids
-
-
-def give_back_memory() -> None:
-    """BCC's compiler leaves ~25 MB of freed heap in the process; glibc returns it to the kernel."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to trim
-        pass
-
-
-def source(spec: Spec) -> str:
-    """The collector's .bpf.c with lmp.h placed in front of it. BCC rewrites map calls (m.lookup()) only
-    in the file it compiles, not in included headers, so lmp.h's helpers must be part of that file;
-    `#line` keeps compiler errors pointing at the collector's own file and line."""
-    header = (LIB_DIR / "lmp.h").read_text()
-    return f'{header}\n#line 1 "{spec.source}"\n{spec.source.read_text()}'
-
-
-def load(spec: Spec, values: dict[str, bool | int]) -> Loaded:
-    """Compile spec.source with BCC, attach its TRACEPOINT_PROBE/RAW_TRACEPOINT_PROBE handlers."""
-    from bcc import BPF  # imported here: BCC's import alone costs ~10 MB and 100 ms
-
-    started = time.monotonic()
-    flags = cflags(spec, values)  # may raise LoadError (BTF)
-    try:
-        bpf = BPF(text=source(spec), cflags=flags)
-    except Exception as err:  # BCC raises plain Exception for compile and attach failures
-        raise LoadError(f"{spec.name}: BCC could not compile or attach {spec.source.name}: {err}") from None
-    _, maps = spec.active(values)
-    try:
-        programs = {hook: load_program(bpf, hook, function) for hook, function in spec.programs.items()}
-    except Exception as err:  # the verifier refused it; BCC prints its log to stderr
-        bpf.cleanup()
-        raise LoadError(f"{spec.name}: the kernel refused a program of {spec.source.name}: {err}") from None
-    loaded = Loaded(bpf, maps, time.monotonic() - started, (*spec.tracepoints, *spec.raw_tracepoints),
-                    programs=programs)
-    give_back_memory()
-    return loaded
-
-
-def load_program(bpf: Any, hook: str, function: str) -> int:
-    """Load a function component's program (attached later, through a link, to the rules' targets): XDP, or
-    a cgroup sock_addr program, whose attach type the kernel needs at load time. Returns its fd."""
-    from bcc import BPF
-    if hook == "xdp":
-        return bpf.load_func(function.encode(), BPF.XDP).fd
-    return bpf.load_func(function.encode(), BPF.CGROUP_SOCK_ADDR, attach_type=ATTACH_TYPES[hook]).fd

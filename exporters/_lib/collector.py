@@ -18,56 +18,22 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from . import decoders, exposition
-from .bpf import Loaded
+from . import decoders, exposition, libbpf
+from .bpf import Loaded, Map
+from .btf import Layout
 from .spec import Histogram, Metric, Spec, load_self
 
 log = logging.getLogger("lmp.exporter")
-HASH_TYPES = {1, 5, 9, 10}  # BPF_MAP_TYPE_HASH, PERCPU_HASH, LRU_HASH, LRU_PERCPU_HASH: maps that fill up
 
 
-def read_map(table: Any) -> list[tuple[Any, Any]]:
-    """All (key, value) pairs, with one batch syscall where the kernel allows (10x faster than
-    per-key iteration on a 10k-entry hash), else key by key."""
-    try:
-        return list(table.items_lookup_batch())
-    except Exception:  # kernels before 5.6, or map types without batch ops
-        return list(table.items())
-
-
-def total(value: Any) -> int:
-    """A counter's value: batch reads give ints (per-CPU maps: an array of them), key-by-key reads
-    give ctypes numbers."""
-    if isinstance(value, int):
-        return value
-    if hasattr(value, "value"):
-        return value.value
-    return sum(value)
-
-
-def hist_sum(value: Any) -> tuple[list[int], int]:
-    """Slots and sum of a histogram value, added up over CPUs for per-CPU maps."""
-    per_cpu = list(value) if hasattr(value, "__len__") else [value]
-    slots = [sum(column) for column in zip(*(h.slots for h in per_cpu))]
-    return slots, sum(h.sum for h in per_cpu)
-
-
-def key_field(key: Any, field: str) -> int:
-    """A struct key's field, or a scalar key itself (a map keyed by one number has one label)."""
-    return getattr(key, field) if hasattr(key, "_fields_") else int(getattr(key, "value", key))
-
-
-def _key_decoder(metric: Metric) -> Callable[[Any], tuple[str, ...]]:
-    """Key -> label values. A struct key is read by field; a scalar key is the one label's value."""
+def _key_decoder(metric: Metric, key: Layout) -> Callable[[bytes], tuple[str, ...]]:
+    """Raw key bytes -> label values, each read from the key's field the label names (a key that is one
+    number is the one label's value)."""
     fields = [(label.field, decoders.make(label.decoder, label.values, label.event, label.field))
               for label in metric.labels]
 
-    def decode(key: Any) -> tuple[str, ...]:
-        if not fields:
-            return ()
-        if hasattr(key, "_fields_"):
-            return tuple(fn(getattr(key, name)) for name, fn in fields)
-        return (fields[0][1](getattr(key, "value", key)),)
+    def decode(raw: bytes) -> tuple[str, ...]:
+        return tuple(fn(key.get(raw, name)) for name, fn in fields)
     return decode
 
 
@@ -85,66 +51,72 @@ RETIRED_FOR = 300.0  # seconds a removed cgroup's series stay exported: alert an
 
 
 class MapMetric:
-    """One spec metric bound to its BPF map, with the label sets of keys seen so far cached.
+    """One spec metric bound to its BPF map, with the label sets of keys seen so far cached by the key's raw
+    bytes.
 
     Keys of removed cgroups are deleted from the kernel's map (so that churning containers cannot fill it
     for good), but their last values live on here, `retired`, for RETIRED_FOR seconds: an OOM kill in a
     container that is then removed must stay visible longer than two scrapes."""
 
-    def __init__(self, metric: Metric, table: Any) -> None:
-        self.metric, self.table = metric, table
+    def __init__(self, metric: Metric, bpf_map: Map) -> None:
+        self.metric, self.map = metric, bpf_map
         self.names = [label.name for label in metric.labels]
-        self.decode = _key_decoder(metric)
-        self.label_cache: dict[Any, str] = {}
+        self.decode = _key_decoder(metric, bpf_map.key)
+        self.label_cache: dict[bytes, str] = {}
         self.cgroup_field = next((label.field for label in metric.labels if label.decoder == "cgroup"), None)
         self.suspects: set[int] = set()
         self.retired: dict[str, tuple[Any, float]] = {}  # label set -> (count or (slots, sum), until when)
+        # Where the metric's number lies in the map's value, in u64 words: the whole value, or the field
+        # `value:` names; a histogram is its struct lmp_hist (slots, then sum).
+        field = bpf_map.value.fields[metric.value] if metric.value else None
+        self.start = field.offset // 8 if field else 0
+        self.width = (field.size if field else bpf_map.value_size) // 8
 
-    def _labels(self, key: Any) -> str:
-        raw = key if isinstance(key, int) else bytes(key)
-        inner = self.label_cache.get(raw)
+    def _cgroup(self, key: bytes) -> int:
+        return self.map.key.get(key, self.cgroup_field)
+
+    def _labels(self, key: bytes) -> str:
+        inner = self.label_cache.get(key)
         if inner is None:
-            if len(self.label_cache) > 4 * self.table.max_entries:  # keys churn (cgroups come and go)
+            if len(self.label_cache) > 4 * self.map.max_entries:  # keys churn (cgroups come and go)
                 self.label_cache.clear()
             inner = exposition.labels(self.names, self.decode(key))
-            if self.cgroup_field is None or decoders.cgroups().known(key_field(key, self.cgroup_field)):
-                self.label_cache[raw] = inner  # an unresolved cgroup may resolve at the next scrape
+            if self.cgroup_field is None or decoders.cgroups().known(self._cgroup(key)):
+                self.label_cache[key] = inner  # an unresolved cgroup may resolve at the next scrape
         return inner
 
-    def _value(self, value: Any) -> Any:
-        return total(value) if self.metric.histogram is None else hist_sum(value)
+    def _value(self, value: memoryview) -> Any:
+        words = self.map.words(value, self.start, self.width)
+        return words[0] if self.metric.histogram is None else (words[:-1], words[-1])
 
-    def forget_dead_cgroups(self, items: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+    def forget_dead_cgroups(self, items: list[tuple[bytes, Any]]) -> list[tuple[bytes, Any]]:
         """Move the keys of cgroups that no longer exist out of the kernel's map into `retired`; returns the
         items still live. An id is dead when two scrapes in a row cannot find it (a cgroup created since the
         last walk is found by the next one)."""
         if self.cgroup_field is None:
             return items
         paths, now = decoders.cgroups(), time.monotonic()
-        unknown = {key_field(key, self.cgroup_field) for key, _ in items} - {0}
+        unknown = {self._cgroup(key) for key, _ in items} - {0}
         unknown = {cg for cg in unknown if not paths.known(cg)}
         dead, live = unknown & self.suspects, []
         for key, value in items:
-            if key_field(key, self.cgroup_field) not in dead:
+            if self._cgroup(key) not in dead:
                 live.append((key, value))
                 continue
-            inner, value = self._labels(key), self._value(value)
+            inner, number = self._labels(key), self._value(value)
             old = self.retired.get(inner, (None, 0.0))[0]
-            self.retired[inner] = (add(old, value), now + RETIRED_FOR)
-            try:  # batch reads give a scalar key as an int, which BCC's delete wants as its ctypes Key
-                del self.table[self.table.Key(key) if isinstance(key, int) else key]
-            except KeyError:
-                pass
+            self.retired[inner] = (add(old, number), now + RETIRED_FOR)
+            self.map.delete(key)
         self.suspects = unknown
         self.retired = {k: v for k, v in self.retired.items() if v[1] > now}
         return live
 
     def render(self, openmetrics: bool) -> str:
         m = self.metric
-        items = self.forget_dead_cgroups(read_map(self.table))
+        items = self.forget_dead_cgroups(self.map.items())
         values: dict[str, Any] = {inner: value for inner, (value, _) in self.retired.items()}
-        for key, value in items:
-            value = self._value(value)
+        for key, raw in items:
+            value = self._value(raw)
             seen = value if m.histogram is None else value[1] or any(value[0])  # a zero stays unexported
             if seen:
                 inner = self._labels(key)
@@ -197,8 +169,8 @@ class BpfCollector:
         self.spec, self.loaded = spec, loaded
         metrics, maps = spec.active(values)
         self.maps: list[MapMetric | ProcfsMetric] = [
-            MapMetric(m, loaded.bpf.get_table(m.map)) if m.procfs is None else ProcfsMetric(m) for m in metrics]
-        self.tables = {name: loaded.bpf.get_table(name) for name in maps}
+            MapMetric(m, loaded.maps[m.map]) if m.procfs is None else ProcfsMetric(m) for m in metrics]
+        self.tables = {name: loaded.maps[name] for name in maps if name in loaded.maps}
         self.lock = threading.Lock()  # scrapes may overlap; the label caches are shared
         self.last_duration, self.last_success = 0.0, 1
         self.entries: dict[str, int] = {}
@@ -214,7 +186,7 @@ class BpfCollector:
                 except Exception:  # one broken map must not hide the others
                     log.exception("%s: reading map %s failed", self.spec.name, m.metric.map)
                     ok = 0
-            self.entries = {name: len(read_map(t)) for name, t in self.tables.items() if t.ttype in HASH_TYPES}
+            self.entries = {name: len(t.items()) for name, t in self.tables.items() if t.type in libbpf.HASH_TYPES}
             self.last_duration, self.last_success = time.perf_counter() - started, ok
         return "".join(parts)
 
@@ -236,8 +208,7 @@ class SelfCollector(Collector):
     def __init__(self, bpf_collector: BpfCollector) -> None:
         self.c = bpf_collector
         self.help = {m.name: m.help for m in load_self().metrics}  # one place for the texts: self.yaml
-        self.overflow = bpf_collector.loaded.bpf.get_table("lmp_overflow")
-        self.build = {"version": _version("lmp"), "kernel": platform.release(), "bcc_version": _bcc_version()}
+        self.build = {"version": _version("lmp"), "kernel": platform.release(), "libbpf_version": libbpf.version()}
 
     def collect(self) -> Iterator[Family]:
         name, loaded = self.c.spec.name, self.c.loaded
@@ -249,9 +220,10 @@ class SelfCollector(Collector):
                           [([name, hook], int(ok)) for hook, ok in loaded.attached().items()], "hook")
         overflow = CounterMetricFamily("lmp_exporter_map_overflow_total", self.help["lmp_exporter_map_overflow_total"],
                                        labels=["collector", "map"])
-        for index, (_, value) in enumerate(read_map(self.overflow)):
-            if index < len(loaded.maps):
-                overflow.add_metric([name, loaded.maps[index]], total(value))
+        dropped = loaded.overflow()
+        for map_name in self.c.tables:
+            if map_name in dropped:
+                overflow.add_metric([name, map_name], dropped[map_name])
         yield overflow
         entries = self.c.entries
         yield self._gauge("lmp_exporter_map_entries", [([name, map_name], n) for map_name, n in entries.items()], "map")
@@ -273,9 +245,3 @@ def _version(distribution: str) -> str:
         return "unknown"
 
 
-def _bcc_version() -> str:
-    try:
-        import bcc.version
-        return str(bcc.version.__version__)
-    except ImportError:
-        return "unknown"

@@ -21,7 +21,8 @@ TRACEFS = Path("/sys/kernel/tracing")
 
 
 def _syscall_table() -> dict[int, str]:
-    """Syscall numbers for this architecture, from the kernel's uapi header (linux-libc-dev), else BCC's table."""
+    """Syscall numbers for this architecture, from the kernel's uapi header (linux-libc-dev, which gcc and
+    the container image bring); without it, syscalls are named by number."""
     machine = platform.machine()
     headers = {"x86_64": "asm/unistd_64.h", "aarch64": "asm-generic/unistd.h"}.get(machine)
     table: dict[int, str] = {}
@@ -31,12 +32,6 @@ def _syscall_table() -> dict[int, str]:
             for name, number in re.findall(r"#define __NR(?:3264)?_(\w+)\s+(\d+)\b", header.read_text()):
                 table.setdefault(int(number), name)
             break
-    if not table:
-        try:
-            from bcc.syscall import syscalls  # Debian's BCC ships an x86_64 table
-            table = {nr: name.decode() for nr, name in syscalls.items()}
-        except ImportError:
-            pass
     return table
 
 

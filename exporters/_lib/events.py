@@ -13,34 +13,36 @@ import time
 from collections import deque
 from typing import Any, Callable
 
+from .libbpf import RingBuffer
+
 CAPACITY = 1024
 PAGE = 256
 POLL_MS = 200  # how long one ring buffer poll waits; bounds how long close() takes
 
 
 class EventLog:
-    def __init__(self, bpf: Any, map_name: str, decode: Callable[[Any], dict[str, Any]]) -> None:
-        self.bpf, self.decode = bpf, decode
-        self.table = bpf.get_table(map_name)
+    """`decode` turns one record's bytes into the event's fields."""
+
+    def __init__(self, ring_fd: int, decode: Callable[[bytes], dict[str, Any]]) -> None:
+        self.decode = decode
         self.events: deque[dict[str, Any]] = deque(maxlen=CAPACITY)
         self.next = 0  # the number the next event gets
         self.lock = threading.Lock()
         self.stopping = threading.Event()
-        self.table.open_ring_buffer(self._received)
+        self.ring = RingBuffer(ring_fd, self._received)
         self.thread = threading.Thread(target=self._poll, daemon=True, name="lmp-events")
         self.thread.start()
 
     def _poll(self) -> None:
         while not self.stopping.is_set():
-            self.bpf.ring_buffer_poll(POLL_MS)
+            self.ring.poll(POLL_MS)
 
-    def _received(self, _ctx: Any, data: Any, _size: int) -> int:
-        event = {"seq": 0, "at": round(time.time(), 3), **self.decode(self.table.event(data))}
+    def _received(self, record: bytes) -> None:
+        event = {"seq": 0, "at": round(time.time(), 3), **self.decode(record)}
         with self.lock:
             event["seq"] = self.next
             self.next += 1
             self.events.append(event)
-        return 0
 
     def page(self, after: int) -> dict[str, Any]:
         """Events numbered `after` and later (at most PAGE), the number to ask for next, how many of those
@@ -54,3 +56,4 @@ class EventLog:
     def close(self) -> None:
         self.stopping.set()
         self.thread.join(timeout=5)
+        self.ring.close()

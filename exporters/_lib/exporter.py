@@ -1,4 +1,4 @@
-"""One collector as its own process: check, bind, compile and attach, then serve /metrics until told to stop."""
+"""One collector as its own process: check, bind, load and attach, then serve /metrics until told to stop."""
 from __future__ import annotations
 
 import gzip
@@ -8,6 +8,7 @@ import signal
 import socket
 import sys
 import threading
+from pathlib import Path
 from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
@@ -72,7 +73,7 @@ class MetricsApp:
 
 def bind(host: str, port: int, app: MetricsApp) -> ThreadingWSGIServer:
     """A listening /metrics server. It is bound now but serves only once serve_forever() runs: scrapes
-    made while the kernel code compiles wait in the listen queue instead of getting an empty answer."""
+    made while the kernel code loads wait in the listen queue instead of getting an empty answer."""
     family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
 
     class Server(ThreadingWSGIServer):
@@ -92,9 +93,11 @@ def say(name: str, message: str) -> None:
     print(f"lmp exporter {name}: {message}", file=sys.stderr, flush=True)
 
 
-def serve(spec: Spec, listen: str, values: dict[str, bool | int], rules: RulesSource | None = None) -> int:
+def serve(spec: Spec, listen: str, values: dict[str, bool | int], rules: RulesSource | None = None,
+          btf_path: Path | None = None) -> int:
     """Run until SIGINT or SIGTERM; returns the process exit code. A function component applies `rules`
-    (and follows their file) once its programs are loaded."""
+    (and follows their file) once its programs are loaded. btf_path: the kernel's types, where the kernel
+    has no /sys/kernel/btf/vmlinux."""
     name = spec.name
     if os.geteuid() != 0:
         say(name, "must run as root (loading eBPF programs needs CAP_SYS_ADMIN and CAP_BPF)")
@@ -109,7 +112,7 @@ def serve(spec: Spec, listen: str, values: dict[str, bool | int], rules: RulesSo
         say(name, f"this kernel lacks the hook(s) it requires: {', '.join(missing)}")
         return EXIT_UNSUPPORTED
 
-    stop = threading.Event()  # set by SIGINT/SIGTERM, even while BCC compiles
+    stop = threading.Event()  # set by SIGINT/SIGTERM
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     registry = CollectorRegistry()
@@ -121,7 +124,7 @@ def serve(spec: Spec, listen: str, values: dict[str, bool | int], rules: RulesSo
         say(name, f"cannot listen on {listen}: {err.strerror or err}")
         return EXIT_FAILED
     try:
-        loaded = bpf.load(spec, values)
+        loaded = bpf.load(spec, values, btf_path)
         runtime = function.start(spec, loaded, rules) if spec.kind == "function" else None
     except bpf.LoadError as err:
         say(name, str(err))

@@ -51,7 +51,7 @@ class Runtime(Collector):
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.forget_labels: Callable[[], None] = lambda: None  # set by the exporter: label names may change
-        self.events = EventLog(loaded.bpf, spec.events, self.module.event) if spec.events else None
+        self.events = EventLog(loaded.maps[spec.events].fd, self.module.events(loaded)) if spec.events else None
         self.thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -66,7 +66,7 @@ class Runtime(Collector):
         with self.lock:
             wanted = check(self.spec, rules)
             fresh = self._attach(wanted)
-            self.module.apply(self.loaded.bpf, self.rules, rules)
+            self.module.apply(self.loaded, self.rules, rules)
             for name in [n for n in self.loaded.links if n not in wanted or n in fresh]:
                 self._detach(name)
             self.loaded.links.update(fresh)
@@ -107,9 +107,10 @@ class Runtime(Collector):
         for metric in self.spec.metrics:
             label = next((l for l in metric.labels if l.decoder == "interface"), None)
             if label is not None:
-                table = self.loaded.bpf.get_table(metric.map)
-                for key in [k for k in table.keys() if getattr(k, label.field) == ifindex]:
-                    del table[key]
+                counters = self.loaded.maps[metric.map]
+                for key, _ in counters.items():
+                    if counters.key.get(key, label.field) == ifindex:
+                        counters.delete(key)
 
     def reload(self) -> None:
         try:

@@ -1,10 +1,17 @@
-/* Helpers shared by every LMP collector: in-kernel log2 histograms and map-overflow counting.
- * Each <name>.bpf.c includes it; the exporter also puts it in front of the collector's source when
- * compiling, because BCC rewrites map calls (lmp_overflow.lookup) only in the file it compiles. */
+/* What every LMP collector's kernel code shares: the kernel's types, libbpf's helpers, in-kernel log2
+ * histograms and map-overflow counting. Each <name>.bpf.c includes it first.
+ *
+ * Compiled once, ahead of time (CO-RE: "compile once, run everywhere"): vmlinux.h holds every kernel type
+ * as BTF describes it, and each struct field read through BPF_CORE_READ() or a tp_btf program's typed
+ * arguments is relocated by libbpf, at load time, to where the running kernel keeps it. */
 #ifndef LMP_H
 #define LMP_H
 
-#include <uapi/linux/ptrace.h>
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
 
 /* 40 log2 slots reach 2^39 (9 minutes in ns, 512 GiB in bytes); larger values land in the last slot. */
 #define LMP_HIST_SLOTS 40
@@ -17,56 +24,69 @@ struct lmp_hist {
     u64 sum;
 };
 
+/* floor(log2(v)) for v > 0, halving the range at each step: six steps for 64 bits. */
+static __always_inline u32 lmp_log2(u64 v)
+{
+    u32 r = 0;
+    if (v >> 32) { v >>= 32; r += 32; }
+    if (v >> 16) { v >>= 16; r += 16; }
+    if (v >> 8)  { v >>= 8;  r += 8; }
+    if (v >> 4)  { v >>= 4;  r += 4; }
+    if (v >> 2)  { v >>= 2;  r += 2; }
+    if (v >> 1)  { r += 1; }
+    return r;
+}
+
 /* Histograms live in per-CPU maps, so plain increments are safe: no other CPU writes this copy. */
 static __always_inline void lmp_hist_observe(struct lmp_hist *h, u64 value)
 {
-    /* bpf_log2l(x) is floor(log2(x)) + 1, so x - 1 puts an exact power of two in its own bucket. */
-    u32 slot = value > 1 ? bpf_log2l(value - 1) : 0;
+    /* ceil(log2(value)): an exact power of two lands in its own bucket. */
+    u32 slot = value > 1 ? lmp_log2(value - 1) + 1 : 0;
     if (slot >= LMP_HIST_SLOTS)
         slot = LMP_HIST_SLOTS - 1;
     h->slots[slot]++;
     h->sum += value;
 }
 
-/* Every map has a fixed size. When an insert fails because a map is full, the event is counted here,
- * at the map's index (LMP_MAP_<name>, passed by the exporter as -D flags from the spec), and exported as
- * lmp_exporter_map_overflow_total{map}. */
-#ifndef LMP_MAX_MAPS
-#define LMP_MAX_MAPS 1
-#endif
-BPF_PERCPU_ARRAY(lmp_overflow, u64, LMP_MAX_MAPS);
-
-static __always_inline void lmp_count_overflow(u32 index)
+/* The value of `key` in a hash map, made from `init` when missing; NULL when the map is full. */
+static __always_inline void *lmp_lookup_or_init(void *map, const void *key, const void *init)
 {
-    u64 *n = lmp_overflow.lookup(&index);
-    if (n)
-        (*n)++;
-}
-/* BCC does not rewrite map calls inside macros, so collectors write hash updates out in full:
- *   u64 *v = m.lookup_or_try_init(&key, &zero); if (v) *v += n; else LMP_OVERFLOW(m); */
-#define LMP_OVERFLOW(map) lmp_count_overflow(LMP_MAP_##map)
-
-/* Two options many collectors share; an undefined option is 0 in #if, so a collector without them
- * can still call these.
- * -DFILTER_TGID=<pid>: count one process only (like bcc's -p); 0 counts every process. */
-static __always_inline bool lmp_skip_tgid(void)
-{
-#if FILTER_TGID
-    return (bpf_get_current_pid_tgid() >> 32) != FILTER_TGID;
-#else
-    return false;
-#endif
+    void *value = bpf_map_lookup_elem(map, key);
+    if (value)
+        return value;
+    /* BPF_NOEXIST: another CPU may have made it meanwhile; the lookup below then finds theirs. */
+    bpf_map_update_elem(map, key, init, BPF_NOEXIST);
+    return bpf_map_lookup_elem(map, key);
 }
 
-/* -DCGROUP=1: key by the current task's cgroup v2 id (the `cgroup` label); 0 keeps one series. */
-static __always_inline u64 lmp_cgroup_id(void)
-{
-#if CGROUP
-    return bpf_get_current_cgroup_id();
-#else
-    return 0;
-#endif
-}
+/* Every map has a fixed size. A map that can fill up declares LMP_OVERFLOW_COUNTER(map) beside it: a
+ * global, lmp_overflow_<map>, that LMP_OVERFLOW(map) adds one to when an insert fails. The exporter finds
+ * the counters in the object's .bss by name and exports them as lmp_exporter_map_overflow_total{map}.
+ * One atomic add, and only when the map is already full. */
+#define LMP_OVERFLOW_COUNTER(map) u64 lmp_overflow_##map = 0
+#define LMP_OVERFLOW(map) __sync_fetch_and_add(&lmp_overflow_##map, 1)
+
+/* Counters: add n to a hash map's u64 counter for key, or count the overflow when the map is full. */
+#define LMP_ADD(map, key, n)                                    \
+    ({                                                          \
+        u64 __zero = 0;                                         \
+        u64 *__n = lmp_lookup_or_init(&map, key, &__zero);      \
+        if (__n)                                                \
+            *__n += (n);                                        \
+        else                                                    \
+            LMP_OVERFLOW(map);                                  \
+    })
+
+/* Histograms: observe value into a hash map's histogram for key, or count the overflow. */
+#define LMP_OBSERVE(map, key, value)                            \
+    ({                                                          \
+        struct lmp_hist __empty = {};                           \
+        struct lmp_hist *__h = lmp_lookup_or_init(&map, key, &__empty); \
+        if (__h)                                                \
+            lmp_hist_observe(__h, value);                       \
+        else                                                    \
+            LMP_OVERFLOW(map);                                  \
+    })
 
 /* An IPv4 or IPv6 address as function components key their maps and events by it, and as the `cidr`
  * and `endpoint` label decoders read it: family LMP_IPV4 or LMP_IPV6 (0: no address), a prefix length
@@ -80,5 +100,9 @@ struct lmp_addr {
     u16 port;
     u8 addr[16];
 };
+
+/* The kernel lets only GPL-compatible programs call the helpers LMP uses (bpf_probe_read_kernel, task
+ * storage, ...). */
+char LICENSE[] SEC("license") = "GPL";
 
 #endif /* LMP_H */

@@ -6,8 +6,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from . import yamlfile
 from .yamlfile import YamlError
 
@@ -66,6 +64,7 @@ class Metric:
     when: str | None = None
     procfs: Procfs | None = None
     panel: Panel = Panel()
+    value: str | None = None  # the field of the map's value it reads, where one map feeds several metrics
 
     @property
     def unit(self) -> str:
@@ -91,6 +90,8 @@ class Option:
     type: str
     default: bool | int
     help: str
+    programs: tuple[str, ...] = ()  # a bool option: programs that load only when it is on
+    sizes: tuple[str, ...] = ()  # an int option: maps whose max_entries it is
 
 
 @dataclass(frozen=True)
@@ -105,9 +106,7 @@ class Spec:
     name: str
     summary: str
     directory: Path
-    tracepoints: tuple[str, ...] = ()
-    raw_tracepoints: tuple[str, ...] = ()
-    btf_fields: tuple[str, ...] = ()  # struct.field offsets read from the kernel's BTF at load time
+    tracepoints: tuple[str, ...] = ()  # category:event, whichever way a program attaches (tp, raw_tp, tp_btf)
     options: dict[str, Option] = field(default_factory=dict)
     metrics: tuple[Metric, ...] = ()
     internal_maps: tuple[InternalMap, ...] = ()
@@ -122,15 +121,26 @@ class Spec:
 
     @property
     def hooks(self) -> list[str]:
-        return [*self.tracepoints, *self.raw_tracepoints, *self.programs]
+        return [*self.tracepoints, *self.programs]
 
     @property
     def source(self) -> Path:
         return self.directory / f"{self.name}.bpf.c"
 
     @property
+    def object(self) -> Path:
+        """The compiled kernel code, built beside the source by `lmp build`."""
+        return self.directory / f"{self.name}.bpf.o"
+
+    @property
     def readme(self) -> Path:
         return self.directory / "README.md"
+
+    @property
+    def map_names(self) -> list[str]:
+        """Every map the spec names: the metrics' (once each), then the internal ones."""
+        maps = [m.map for m in self.metrics if m.procfs is None] + [m.name for m in self.internal_maps]
+        return list(dict.fromkeys(maps))
 
     def active(self, values: dict[str, bool | int]) -> tuple[list[Metric], list[str]]:
         """The metrics (with their labels) and all map names (metrics' first) that exist with these
@@ -138,7 +148,7 @@ class Spec:
         on = lambda when: when is None or bool(values.get(when))  # noqa: E731
         metrics = [replace(m, labels=tuple(l for l in m.labels if on(l.when))) for m in self.metrics if on(m.when)]
         maps = [m.map for m in metrics if m.procfs is None] + [m.name for m in self.internal_maps if on(m.when)]
-        return metrics, maps
+        return metrics, list(dict.fromkeys(maps))
 
 
 def _metric(raw: dict[str, Any]) -> Metric:
@@ -154,6 +164,7 @@ def _metric(raw: dict[str, Any]) -> Metric:
         histogram=Histogram(**hist) if hist else None, when=raw.get("when"),
         procfs=Procfs(**procfs) if procfs else None,
         panel=Panel(tuple(panel.get("by", ())), panel.get("topk"), panel.get("title"), panel.get("hide", False)),
+        value=raw.get("value"),
     )
 
 
@@ -203,8 +214,10 @@ def _check(spec: Spec, doc: Any, path: Path) -> None:
         families.add(family)
         if m.procfs is not None:
             continue  # read from /proc: no map of its own
-        if m.map in maps:
-            fail(f"map {m.map} already feeds another metric", "map" if "map" in doc["metrics"][i] else "name")
+        shared = [other for other in spec.metrics[:i] if other.procfs is None and other.map == m.map]
+        if shared and (m.value is None or any(other.value in (None, m.value) for other in shared)):
+            fail(f"map {m.map} already feeds another metric; metrics sharing a map each read a `value:` field of "
+                 f"their own", "map" if "map" in doc["metrics"][i] else "name")
         maps.add(m.map)
     for i, internal in enumerate(spec.internal_maps):
         where = yamlfile.line_of(doc, ["internal_maps", i])
@@ -226,9 +239,16 @@ def _check(spec: Spec, doc: Any, path: Path) -> None:
             raise YamlError(path, where, f"alert {alert.name} uses metrics this collector does not export: "
                                          f"{', '.join(sorted(foreign))}")
     for name, opt in spec.options.items():
+        where = yamlfile.line_of(doc, ["options", name])
         if isinstance(opt.default, bool) != (opt.type == "bool"):
-            raise YamlError(path, yamlfile.line_of(doc, ["options", name]),
-                            f"option {name}: default {opt.default!r} is not a {opt.type}")
+            raise YamlError(path, where, f"option {name}: default {opt.default!r} is not a {opt.type}")
+        if opt.programs and opt.type != "bool":
+            raise YamlError(path, where, f"option {name}: only a bool option turns programs on")
+        if opt.sizes and opt.type != "int":
+            raise YamlError(path, where, f"option {name}: only an int option sizes maps")
+        unknown = set(opt.sizes) - set(spec.map_names)
+        if unknown:
+            raise YamlError(path, where, f"option {name} sizes maps the spec does not name: {', '.join(sorted(unknown))}")
     _check_function(spec, doc, path)
 
 
@@ -246,15 +266,18 @@ def _check_function(spec: Spec, doc: Any, path: Path) -> None:
     if spec.events is not None and spec.events not in {m.name for m in spec.internal_maps}:
         fail(f"events: {spec.events} is not one of the internal_maps", "events")
     if spec.rules is not None:
+        import jsonschema  # only where specs are checked: never in a running exporter
+
         try:
             jsonschema.Draft202012Validator.check_schema(spec.rules)
         except jsonschema.SchemaError as err:
             fail(f"rules: not a valid JSON schema: {err.message}", "rules", *map(str, err.path))
 
 
-def load(path: Path) -> Spec:
-    """Load and validate a spec file; raise YamlError (`file:line: reason`) when it is wrong."""
-    doc = yamlfile.load(path, SCHEMA)
+def load(path: Path, check: bool = True) -> Spec:
+    """Load and validate a spec file; raise YamlError (`file:line: reason`) when it is wrong. A running
+    exporter loads its spec unchecked (check=False): `lmp build` checked it when it built the object."""
+    doc = yamlfile.load(path, SCHEMA, check=check)
     folder = path.parent.name
     if doc["name"] != folder or path.name != f"{folder}.yaml":
         raise YamlError(path, yamlfile.line_of(doc, ["name"]),
@@ -264,9 +287,8 @@ def load(path: Path) -> Spec:
         name=doc["name"], summary=doc["summary"], directory=path.parent, kind=doc.get("kind", "collector"),
         overhead=doc.get("overhead", ""),
         tracepoints=tuple(requires.get("tracepoints", ())),
-        raw_tracepoints=tuple(requires.get("raw_tracepoints", ())),
-        btf_fields=tuple(requires.get("btf_fields", ())),
-        options={k: Option(k, v["type"], v["default"], v["help"]) for k, v in (doc.get("options") or {}).items()},
+        options={k: Option(k, v["type"], v["default"], v["help"], tuple(v.get("programs", ())), tuple(v.get("sizes", ())))
+                 for k, v in (doc.get("options") or {}).items()},
         metrics=tuple(_metric(m) for m in doc["metrics"]),
         internal_maps=tuple(InternalMap(m["name"], m["help"], m.get("when")) for m in doc.get("internal_maps", ())),
         alerts=tuple(_alert(a) for a in doc.get("alerts", ())),
@@ -274,7 +296,8 @@ def load(path: Path) -> Spec:
                   **{f"cgroup/{hook}": fn for hook, fn in (requires.get("cgroup_sock_addr") or {}).items()}},
         rules=yamlfile.plain(doc["rules"]) if "rules" in doc else None, events=doc.get("events"),
     )
-    _check(spec, doc, path)
+    if check:
+        _check(spec, doc, path)
     return spec
 
 

@@ -6,7 +6,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
@@ -66,6 +65,8 @@ def line_of(doc: Any, location: list[str | int]) -> int | None:
 def schema_error(instance: Any, schema: dict[str, Any]) -> tuple[list[str | int], list[str | int], str] | None:
     """The most relevant way `instance` breaks `schema`, or None: (the path to it, the path to point at for
     its line, the message). An unexpected key is pointed at itself, not at its parent."""
+    import jsonschema  # here: a running exporter reads specs the build already checked, without it
+
     validator = jsonschema.Draft202012Validator(schema)
     err = jsonschema.exceptions.best_match(validator.iter_errors(instance))
     if err is None:
@@ -93,8 +94,9 @@ def validate(doc: Any, schema_path: Path, path: Path | str, definition: str | No
         raise YamlError(path, line_of(doc, location), f"{where}: {message}")
 
 
-def load(path: Path, schema_path: Path, definition: str | None = None) -> Any:
-    """Read, parse and validate `path`; raise YamlError naming the file and line of the first problem."""
+def load(path: Path, schema_path: Path, definition: str | None = None, check: bool = True) -> Any:
+    """Read, parse and (unless told not to) validate `path`; raise YamlError naming the file and line of
+    the first problem."""
     try:
         text = path.read_text()
     except OSError as err:
@@ -102,5 +104,6 @@ def load(path: Path, schema_path: Path, definition: str | None = None) -> Any:
     doc = parse(text, path)
     if doc is None:
         raise YamlError(path, None, "the file is empty")
-    validate(doc, schema_path, path, definition)
+    if check:
+        validate(doc, schema_path, path, definition)
     return doc

@@ -1,16 +1,20 @@
 /* biolatency: block I/O latency from the moment a request is issued to the device driver until it
- * completes, by disk and operation, plus requests, bytes and errors.
+ * completes, by disk and operation, with its requests, bytes and errors.
  *
- * block_rq_issue and block_rq_complete both carry the device number and the start sector, which
- * together name an in-flight request; the issue time waits in `inflight` under that key. Same method
- * as bcc's biolatency -D, on tracepoints instead of kprobes. */
+ * block_rq_issue and block_rq_complete (tp_btf) pass the request itself. Its address names it while it
+ * is in flight: the issue time, disk, operation and size wait in `inflight` under it, one hash update per
+ * request. At completion one lookup finds them, and one more finds the (disk, operation) statistics that
+ * the latency histogram and the three counters share. Same method as bcc's biolatency -D. */
 #include "lmp.h"
 
-/* Requests in flight at once across all disks (NVMe queues can hold thousands). Each entry is deleted
- * at completion and overwritten by the next request to the same sector, so lost events cannot pile up. */
+/* Requests in flight at once across all disks (NVMe queues can hold thousands). Each entry is deleted at
+ * completion, and a request's address is reused for later requests, so missed ones cannot pile up. */
 #define MAX_INFLIGHT 16384
 /* (disk, operation) pairs: 5 operations per disk. */
 #define MAX_DISK_OPS 1024
+
+/* The operation is the low byte of a request's flags (REQ_OP_BITS, include/linux/blk_types.h). */
+#define REQ_OP_MASK 0xff
 
 /* Operations, in the order of the spec's `op` label values. */
 #define OP_READ 0
@@ -19,16 +23,11 @@
 #define OP_FLUSH 3
 #define OP_OTHER 4
 
-struct request_key {
-    u64 sector;
-    u32 dev;
-    u32 pad; /* zeroed so that equal requests hash equally */
-};
-
-struct request {
+struct request_info {
     u64 issued_ns;
-    u32 bytes;
+    u32 dev; /* the disk's dev_t as the block tracepoints give it: major << 20 | minor */
     u32 op;
+    u64 bytes;
 };
 
 struct disk_op {
@@ -36,77 +35,84 @@ struct disk_op {
     u32 op;
 };
 
-BPF_HASH(inflight, struct request_key, struct request, MAX_INFLIGHT);
-BPF_PERCPU_HASH(block_io_latency_seconds, struct disk_op, struct lmp_hist, MAX_DISK_OPS);
-BPF_PERCPU_HASH(block_io_requests_total, struct disk_op, u64, MAX_DISK_OPS);
-BPF_PERCPU_HASH(block_io_bytes_total, struct disk_op, u64, MAX_DISK_OPS);
-BPF_PERCPU_HASH(block_io_errors_total, struct disk_op, u64, MAX_DISK_OPS);
+/* One map feeds the four metrics (each reads its field: the spec's `value:`). */
+struct io_stats {
+    struct lmp_hist latency;
+    u64 requests;
+    u64 bytes;
+    u64 errors;
+};
 
-/* rwbs is blk_fill_rwbs()'s text: an optional 'F' (preflush) and then the operation: R, W, D, F, N. */
-static __always_inline u32 decode_op(const char *rwbs)
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, MAX_INFLIGHT);
+    __type(key, u64); /* the request's address */
+    __type(value, struct request_info);
+} inflight SEC(".maps");
+LMP_OVERFLOW_COUNTER(inflight);
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+    __uint(max_entries, MAX_DISK_OPS);
+    __type(key, struct disk_op);
+    __type(value, struct io_stats);
+} block_io SEC(".maps");
+LMP_OVERFLOW_COUNTER(block_io);
+
+/* What blk_fill_rwbs() prints for the request (R, W, D, F, with F in front for a preflush), as a label. */
+static __always_inline u32 op_of(struct request *rq)
 {
-    char c = rwbs[0];
-    if (c == 'F' && (rwbs[1] == 'R' || rwbs[1] == 'W' || rwbs[1] == 'D'))
-        c = rwbs[1];
-    switch (c) {
-    case 'R': return OP_READ;
-    case 'W': return OP_WRITE;
-    case 'D': return OP_DISCARD;
-    case 'F': return OP_FLUSH;
-    default:  return OP_OTHER;
+    u32 flags = rq->cmd_flags;
+    switch (flags & REQ_OP_MASK) {
+    case REQ_OP_READ:         return OP_READ;
+    case REQ_OP_WRITE:        return OP_WRITE;
+    case REQ_OP_DISCARD:
+    case REQ_OP_SECURE_ERASE: return OP_DISCARD;
+    case REQ_OP_FLUSH:        return OP_FLUSH;
     }
+    /* The flag's bit moves between kernels: CO-RE reads it from the running kernel's enum. */
+    if (flags & (1U << bpf_core_enum_value(enum req_flag_bits, __REQ_PREFLUSH)))
+        return OP_FLUSH;
+    return OP_OTHER;
 }
 
-TRACEPOINT_PROBE(block, block_rq_issue)
+SEC("tp_btf/block_rq_issue")
+int BPF_PROG(block_rq_issue, struct request *rq)
 {
-    struct request_key key = {.sector = args->sector, .dev = args->dev};
-    struct request req = {
+    struct gendisk *disk = rq->q->disk;
+    u64 key = (u64)rq;
+    struct request_info info = {
         .issued_ns = bpf_ktime_get_ns(),
-        .bytes = args->bytes,
-        .op = decode_op(args->rwbs),
+        .dev = disk ? (u32)disk->major << 20 | disk->first_minor : 0,
+        .op = op_of(rq),
+        .bytes = rq->__data_len,
     };
-    if (inflight.update(&key, &req))
+    if (bpf_map_update_elem(&inflight, &key, &info, BPF_ANY))
         LMP_OVERFLOW(inflight);
-
-    struct disk_op dop = {.dev = args->dev, .op = req.op};
-    u64 zero = 0;
-    u64 *requests = block_io_requests_total.lookup_or_try_init(&dop, &zero);
-    if (requests)
-        (*requests)++;
-    else
-        LMP_OVERFLOW(block_io_requests_total);
-    u64 *bytes = block_io_bytes_total.lookup_or_try_init(&dop, &zero);
-    if (bytes)
-        *bytes += req.bytes;
-    else
-        LMP_OVERFLOW(block_io_bytes_total);
     return 0;
 }
 
-TRACEPOINT_PROBE(block, block_rq_complete)
+SEC("tp_btf/block_rq_complete")
+int BPF_PROG(block_rq_complete, struct request *rq, blk_status_t error, unsigned int nr_bytes)
 {
-    struct request_key key = {.sector = args->sector, .dev = args->dev};
-    struct request *req = inflight.lookup(&key);
-    if (!req) /* issued before the exporter started */
+    u64 key = (u64)rq;
+    struct request_info *info = bpf_map_lookup_elem(&inflight, &key);
+    if (!info) /* issued before the exporter started, or completed in parts: counted at the first */
         return 0;
+    struct disk_op dop = {.dev = info->dev, .op = info->op};
+    u64 latency = bpf_ktime_get_ns() - info->issued_ns, bytes = info->bytes;
+    bpf_map_delete_elem(&inflight, &key);
 
-    struct disk_op dop = {.dev = args->dev, .op = req->op};
-    u64 latency = bpf_ktime_get_ns() - req->issued_ns;
-    inflight.delete(&key);
-
-    struct lmp_hist zero = {};
-    struct lmp_hist *hist = block_io_latency_seconds.lookup_or_try_init(&dop, &zero);
-    if (hist)
-        lmp_hist_observe(hist, latency);
-    else
-        LMP_OVERFLOW(block_io_latency_seconds);
-    if (args->error) {
-        u64 zero = 0;
-        u64 *errors = block_io_errors_total.lookup_or_try_init(&dop, &zero);
-        if (errors)
-            (*errors)++;
-        else
-            LMP_OVERFLOW(block_io_errors_total);
+    struct io_stats empty = {};
+    struct io_stats *stats = lmp_lookup_or_init(&block_io, &dop, &empty);
+    if (!stats) {
+        LMP_OVERFLOW(block_io);
+        return 0;
     }
+    lmp_hist_observe(&stats->latency, latency);
+    stats->requests++;
+    stats->bytes += bytes;
+    if (error)
+        stats->errors++;
     return 0;
 }

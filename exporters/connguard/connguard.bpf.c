@@ -9,7 +9,6 @@
  * rewrites while it runs; what systemd's IPAddressDeny= does with a cgroup/skb program, per packet, this
  * does once per connection, by address and port. */
 #include "lmp.h"
-#include <uapi/linux/bpf.h>
 
 /* Destinations the rules list; the tries allocate entries as they are added. */
 #define MAX_DESTINATIONS 16384
@@ -17,9 +16,9 @@
  * overflow. Cgroups that are removed have their series forgotten by the exporter. */
 #define MAX_CGROUPS 4096
 #define MAX_REFUSALS 8192
-/* 64 pages (256 KiB) of refusal events, about 4000 of them, between two reads of the exporter (every
+/* 256 KiB of refusal events, about 4000 of them, between two reads of the exporter (every
  * 200 ms); a full buffer loses the event (counted as overflow), never the refusal itself. */
-#define EVENT_PAGES 64
+#define EVENT_BYTES (256 * 1024) /* a power-of-2 multiple of the page size, as a ring buffer must be */
 
 /* Verdicts, in the order of the spec's enum label. */
 #define ALLOWED 0
@@ -42,8 +41,20 @@ struct dest_port_key {
     u8 addr[16];
     u8 pad;
 };
-BPF_LPM_TRIE(connguard_destinations, struct dest_key, u8, MAX_DESTINATIONS);
-BPF_LPM_TRIE(connguard_destination_ports, struct dest_port_key, u8, MAX_DESTINATIONS);
+struct {
+    __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+    __uint(map_flags, BPF_F_NO_PREALLOC); /* a trie allocates its entries as they are added */
+    __uint(max_entries, MAX_DESTINATIONS);
+    __type(key, struct dest_key);
+    __type(value, u8);
+} connguard_destinations SEC(".maps");
+struct {
+    __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __uint(max_entries, MAX_DESTINATIONS);
+    __type(key, struct dest_port_key);
+    __type(value, u8);
+} connguard_destination_ports SEC(".maps");
 
 /* Written by the exporter: enforce (0: observe, count and report, refuse nothing) and allow_listed
  * (policy allow: refuse what is not listed; 0, policy deny: refuse what is listed). */
@@ -51,7 +62,12 @@ struct connguard_config {
     u32 enforce;
     u32 allow_listed;
 };
-BPF_ARRAY(connguard_config, struct connguard_config, 1);
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, u32);
+    __type(value, struct connguard_config);
+} connguard_config SEC(".maps");
 
 struct attempt_key {
     u64 cgroup;
@@ -63,11 +79,23 @@ struct refusal_key {
     u32 verdict;
     struct lmp_addr destination;
 };
-BPF_PERCPU_HASH(connguard_connects_total, struct attempt_key, u64, MAX_CGROUPS);
-BPF_PERCPU_HASH(connguard_refusals_total, struct refusal_key, u64, MAX_REFUSALS);
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+    __uint(max_entries, MAX_CGROUPS);
+    __type(key, struct attempt_key);
+    __type(value, u64);
+} connguard_connects_total SEC(".maps");
+LMP_OVERFLOW_COUNTER(connguard_connects_total);
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+    __uint(max_entries, MAX_REFUSALS);
+    __type(key, struct refusal_key);
+    __type(value, u64);
+} connguard_refusals_total SEC(".maps");
+LMP_OVERFLOW_COUNTER(connguard_refusals_total);
 
-/* The destination is a struct lmp_addr spelt out field by field: BCC builds the Python class of an event
- * from its fields, and knows no nested struct. */
+/* One refusal, for the admin's audit log. The destination is a struct lmp_addr spelt out field by field,
+ * the layout the exporter's decoder reads from `family` on. */
 struct refusal {
     u64 cgroup;
     u32 pid;
@@ -79,53 +107,53 @@ struct refusal {
     char comm[16];
     u32 pad;
 };
-BPF_RINGBUF_OUTPUT(connguard_events, EVENT_PAGES);
+/* Puts struct refusal in the object's BTF, where the exporter reads the events' layout from: the type of a
+ * local variable alone would not be there. */
+struct refusal *connguard_event_type __attribute__((unused));
+
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, EVENT_BYTES);
+} connguard_events SEC(".maps");
+LMP_OVERFLOW_COUNTER(connguard_events);
 
 static __always_inline bool listed(struct lmp_addr *dest)
 {
     struct dest_port_key pk = {.prefixlen = 8 + 16 + (dest->family == LMP_IPV4 ? 32 : 128), .family = dest->family};
     __builtin_memcpy(pk.port, &dest->port, 2);
     __builtin_memcpy(pk.addr, dest->addr, 16);
-    if (connguard_destination_ports.lookup(&pk))
+    if (bpf_map_lookup_elem(&connguard_destination_ports, &pk))
         return true;
     struct dest_key k = {.prefixlen = 8 + (dest->family == LMP_IPV4 ? 32 : 128), .family = dest->family};
     __builtin_memcpy(k.addr, dest->addr, 16);
-    return connguard_destinations.lookup(&k) != NULL;
+    return bpf_map_lookup_elem(&connguard_destinations, &k) != NULL;
 }
 
 /* 1 lets connect() go on, 0 fails it with EPERM. */
 static __always_inline int guard(struct lmp_addr *dest)
 {
     u32 zero = 0;
-    struct connguard_config *cfg = connguard_config.lookup(&zero);
+    struct connguard_config *cfg = bpf_map_lookup_elem(&connguard_config, &zero);
     if (!cfg)
         return 1;
     bool refuse = listed(dest) != (bool)cfg->allow_listed;
     struct attempt_key a = {.cgroup = bpf_get_current_cgroup_id(),
                             .verdict = !refuse ? ALLOWED : cfg->enforce ? REFUSED : WOULD_REFUSE};
-    u64 one = 0;
-    u64 *n = connguard_connects_total.lookup_or_try_init(&a, &one);
-    if (n)
-        (*n)++;
-    else
-        LMP_OVERFLOW(connguard_connects_total);
+    LMP_ADD(connguard_connects_total, &a, 1);
     if (!refuse)
         return 1;
     struct refusal_key r = {.cgroup = a.cgroup, .verdict = a.verdict, .destination = *dest};
-    n = connguard_refusals_total.lookup_or_try_init(&r, &one);
-    if (n)
-        (*n)++;
-    else
-        LMP_OVERFLOW(connguard_refusals_total);
+    LMP_ADD(connguard_refusals_total, &r, 1);
     struct refusal e = {.cgroup = a.cgroup, .pid = bpf_get_current_pid_tgid() >> 32, .verdict = a.verdict,
                         .family = dest->family, .port = dest->port};
     __builtin_memcpy(e.addr, dest->addr, 16);
     bpf_get_current_comm(&e.comm, sizeof(e.comm));
-    if (connguard_events.ringbuf_output(&e, sizeof(e), 0) != 0)
+    if (bpf_ringbuf_output(&connguard_events, &e, sizeof(e), 0) != 0)
         LMP_OVERFLOW(connguard_events);
     return a.verdict == REFUSED ? 0 : 1;
 }
 
+SEC("cgroup/connect4")
 int connguard4(struct bpf_sock_addr *ctx)
 {
     struct lmp_addr dest = {.family = LMP_IPV4, .port = (u16)ctx->user_port};
@@ -136,6 +164,7 @@ int connguard4(struct bpf_sock_addr *ctx)
 
 /* An IPv4-mapped destination (::ffff:a.b.c.d, a dual-stack socket reaching IPv4) is checked as the IPv4
  * address it is: the kernel runs only this hook for it, and IPv4 rules must not be bypassed so. */
+SEC("cgroup/connect6")
 int connguard6(struct bpf_sock_addr *ctx)
 {
     struct lmp_addr dest = {.family = LMP_IPV6, .port = (u16)ctx->user_port};

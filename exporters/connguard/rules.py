@@ -3,10 +3,11 @@ against the spec's schema) and written into the cgroup programs' maps while they
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from exporters._lib import decoders
 from exporters._lib.addresses import Network, network, trie_key
+from exporters._lib.bpf import Loaded, Map
 from exporters._lib.rules import RuleError
 
 MAX_ENTRIES = 16384  # MAX_DESTINATIONS in connguard.bpf.c, for each of its two tries
@@ -42,30 +43,36 @@ def targets(rules: Rules) -> dict[str, int]:
     return {path: 0 for path in rules.cgroups}
 
 
-def apply(bpf: Any, old: Rules | None, new: Rules) -> None:
+def apply(loaded: Loaded, old: Rules | None, new: Rules) -> None:
     """New rules into the maps: new destinations, then the mode and policy, then the destinations no longer
     listed. A change of policy takes effect at the one write of the config entry."""
-    tries = {None: bpf.get_table("connguard_destinations"), "port": bpf.get_table("connguard_destination_ports")}
+    tries = {None: loaded.maps["connguard_destinations"], "port": loaded.maps["connguard_destination_ports"]}
     before = old.destinations if old else frozenset()
 
-    def key(dest: Destination) -> tuple[Any, Any]:
+    def key(dest: Destination) -> tuple[Map, bytes]:
         net, port = dest
         trie = tries["port" if port is not None else None]
-        return trie, trie_key(trie.Key, net, port)
+        return trie, trie_key(trie.key, net, port)
 
     for dest in new.destinations - before:
         trie, k = key(dest)
-        trie[k] = trie.Leaf(1)
-    config = bpf.get_table("connguard_config")
-    config[config.Key(0)] = config.Leaf(int(new.enforce), int(new.allow_listed))
+        trie.update(k, b"\1")
+    config = loaded.maps["connguard_config"]
+    config.update(bytes(4), config.value.pack(enforce=int(new.enforce), allow_listed=int(new.allow_listed)))
     for dest in before - new.destinations:
         trie, k = key(dest)
-        del trie[k]
+        trie.delete(k)
 
 
-def event(raw: Any) -> dict[str, Any]:
-    """One refusal from the ring buffer (struct refusal) as the admin's audit log records it."""
-    whole, start = bytes(raw), type(raw).family.offset  # the destination: a struct lmp_addr, spelt out
-    return {"pid": raw.pid, "comm": decoders.comm(bytes(raw.comm)), "cgroup": decoders.cgroups()(raw.cgroup),
-            "destination": decoders.endpoint(whole[start:start + decoders.LMP_ADDR.size]),
-            "verdict": VERDICTS[raw.verdict] if raw.verdict < len(VERDICTS) else str(raw.verdict)}
+def events(loaded: Loaded) -> Callable[[bytes], dict[str, Any]]:
+    """Each refusal from the ring buffer (struct refusal) as the admin's audit log records it."""
+    refusal = loaded.types.struct("refusal")
+    start = refusal.fields["family"].offset  # the destination: a struct lmp_addr, spelt out from here
+
+    def event(raw: bytes) -> dict[str, Any]:
+        verdict = refusal.get(raw, "verdict")
+        return {"pid": refusal.get(raw, "pid"), "comm": decoders.comm(refusal.get(raw, "comm")),
+                "cgroup": decoders.cgroups()(refusal.get(raw, "cgroup")),
+                "destination": decoders.endpoint(raw[start:start + decoders.LMP_ADDR.size]),
+                "verdict": VERDICTS[verdict] if verdict < len(VERDICTS) else str(verdict)}
+    return event

@@ -1,99 +1,122 @@
 /* fileio: bytes moved by read and write system calls, the calls, and how long they took, by operation
  * (and optionally by cgroup).
  *
- * Each exit tracepoint (syscalls:sys_exit_read, _write, _pread64, _pwrite64) belongs to one syscall,
- * so the operation is known without the entry, and args->ret is the byte count (or -errno). Counting
- * needs the exit probes only; the latency histogram adds the entry probes and a hash keyed by thread. */
+ * Each exit tracepoint (syscalls:sys_exit_read, _write, _pread64, _pwrite64) belongs to one syscall, so
+ * the operation is known without the entry, and ctx->ret is the byte count (or -errno). These per-syscall
+ * tracepoints exist only as classic ones: a tp_btf program on raw sys_exit would run for every syscall of
+ * the host to count four of them. Counting needs the exit programs only; the latency histogram adds the
+ * entry programs, which keep the entry time in the thread's task storage. */
 #include "lmp.h"
 
 /* (operation, cgroup) pairs: two operations per cgroup; a busy container host has a few hundred. */
 #define MAX_KEYS 4096
-/* Threads inside a read or write at once. A plain hash (an LRU update costs several times more on a
- * path this hot): sys_exit fires even for a thread killed mid-call, so each entry is deleted or
- * overwritten by the thread's next call. */
-#define MAX_THREADS 16384
+
+/* Options (the spec's), set by the exporter before the programs load. */
+const volatile bool latency = false;
+const volatile u32 filter_tgid = 0;
+const volatile bool cgroup = false;
 
 /* Operations, in the order of the spec's `op` label values. */
 #define OP_READ 0
 #define OP_WRITE 1
 
 struct io_key {
-    u64 cgroup; /* 0 unless -DCGROUP=1 */
+    u64 cgroup; /* 0 unless the cgroup option is on */
     u32 op;
     u32 pad; /* zeroed so that equal keys hash equally */
 };
 
-BPF_PERCPU_HASH(file_io_bytes_total, struct io_key, u64, MAX_KEYS);
-BPF_PERCPU_HASH(file_io_calls_total, struct io_key, u64, MAX_KEYS);
+/* One map feeds the three metrics (each reads its field: the spec's `value:`), one update per call. */
+struct io_stats {
+    struct lmp_hist latency;
+    u64 calls;
+    u64 bytes;
+};
 
-#if LATENCY
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+    __uint(max_entries, MAX_KEYS);
+    __type(key, struct io_key);
+    __type(value, struct io_stats);
+} file_io SEC(".maps");
+LMP_OVERFLOW_COUNTER(file_io);
+
 struct entry {
-    u64 ns;
+    u64 ns; /* 0: not inside a read or write */
     u32 op; /* an exit is paired only with an entry of its own operation */
     u32 pad;
 };
-BPF_HASH(io_start, u32, struct entry, MAX_THREADS);
-BPF_PERCPU_HASH(file_io_latency_seconds, struct io_key, struct lmp_hist, MAX_KEYS);
-#endif
 
-#if LATENCY
+/* The latency option: each thread's entry, in its own task storage (no hash to update and delete). */
+struct {
+    __uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, int);
+    __type(value, struct entry);
+} io_start SEC(".maps");
+LMP_OVERFLOW_COUNTER(io_start); /* a slot the kernel could not allocate */
+
+static __always_inline bool skipped(void)
+{
+    return filter_tgid && (bpf_get_current_pid_tgid() >> 32) != filter_tgid;
+}
+
 static __always_inline int on_enter(u32 op)
 {
-    if (lmp_skip_tgid())
+    if (skipped())
         return 0;
-    u32 tid = bpf_get_current_pid_tgid();
-    struct entry e = {.ns = bpf_ktime_get_ns(), .op = op};
-    if (io_start.update(&tid, &e))
+    struct entry *e = bpf_task_storage_get(&io_start, bpf_get_current_task_btf(), 0,
+                                           BPF_LOCAL_STORAGE_GET_F_CREATE);
+    if (!e) {
         LMP_OVERFLOW(io_start);
+        return 0;
+    }
+    e->ns = bpf_ktime_get_ns();
+    e->op = op;
     return 0;
 }
 
-TRACEPOINT_PROBE(syscalls, sys_enter_read) { return on_enter(OP_READ); }
-TRACEPOINT_PROBE(syscalls, sys_enter_pread64) { return on_enter(OP_READ); }
-TRACEPOINT_PROBE(syscalls, sys_enter_write) { return on_enter(OP_WRITE); }
-TRACEPOINT_PROBE(syscalls, sys_enter_pwrite64) { return on_enter(OP_WRITE); }
-#endif
+/* Loaded only with the latency option (the spec's `programs:`). */
+SEC("tp/syscalls/sys_enter_read")
+int sys_enter_read(void *ctx) { return on_enter(OP_READ); }
+SEC("tp/syscalls/sys_enter_pread64")
+int sys_enter_pread64(void *ctx) { return on_enter(OP_READ); }
+SEC("tp/syscalls/sys_enter_write")
+int sys_enter_write(void *ctx) { return on_enter(OP_WRITE); }
+SEC("tp/syscalls/sys_enter_pwrite64")
+int sys_enter_pwrite64(void *ctx) { return on_enter(OP_WRITE); }
 
 static __always_inline int on_exit(u32 op, long ret)
 {
-    if (lmp_skip_tgid())
+    if (skipped())
         return 0;
-    struct io_key key = {.op = op, .cgroup = lmp_cgroup_id()};
-    u64 zero = 0;
-    u64 *calls = file_io_calls_total.lookup_or_try_init(&key, &zero);
-    if (calls)
-        (*calls)++;
-    else
-        LMP_OVERFLOW(file_io_calls_total);
-    if (ret > 0) { /* a byte count; 0 is end of file, and -4095..-1 an error */
-        u64 *bytes = file_io_bytes_total.lookup_or_try_init(&key, &zero);
-        if (bytes)
-            *bytes += ret;
-        else
-            LMP_OVERFLOW(file_io_bytes_total);
+    struct io_key key = {.op = op, .cgroup = cgroup ? bpf_get_current_cgroup_id() : 0};
+    struct io_stats empty = {};
+    struct io_stats *stats = lmp_lookup_or_init(&file_io, &key, &empty);
+    if (!stats) {
+        LMP_OVERFLOW(file_io);
+        return 0;
     }
+    stats->calls++;
+    if (ret > 0) /* a byte count; 0 is end of file, and -4095..-1 an error */
+        stats->bytes += ret;
 
-#if LATENCY
-    u32 tid = bpf_get_current_pid_tgid();
-    struct entry *e = io_start.lookup(&tid);
-    if (!e) /* entered before the exporter started */
-        return 0;
-    u64 latency = bpf_ktime_get_ns() - e->ns;
-    u32 entered_op = e->op;
-    io_start.delete(&tid);
-    if (entered_op != op)
-        return 0;
-    struct lmp_hist empty = {};
-    struct lmp_hist *hist = file_io_latency_seconds.lookup_or_try_init(&key, &empty);
-    if (hist)
-        lmp_hist_observe(hist, latency);
-    else
-        LMP_OVERFLOW(file_io_latency_seconds);
-#endif
+    if (latency) {
+        struct entry *e = bpf_task_storage_get(&io_start, bpf_get_current_task_btf(), 0, 0);
+        if (!e || !e->ns) /* entered before the exporter started */
+            return 0;
+        if (e->op == op)
+            lmp_hist_observe(&stats->latency, bpf_ktime_get_ns() - e->ns);
+        e->ns = 0;
+    }
     return 0;
 }
 
-TRACEPOINT_PROBE(syscalls, sys_exit_read) { return on_exit(OP_READ, args->ret); }
-TRACEPOINT_PROBE(syscalls, sys_exit_pread64) { return on_exit(OP_READ, args->ret); }
-TRACEPOINT_PROBE(syscalls, sys_exit_write) { return on_exit(OP_WRITE, args->ret); }
-TRACEPOINT_PROBE(syscalls, sys_exit_pwrite64) { return on_exit(OP_WRITE, args->ret); }
+SEC("tp/syscalls/sys_exit_read")
+int sys_exit_read(struct syscall_trace_exit *ctx) { return on_exit(OP_READ, ctx->ret); }
+SEC("tp/syscalls/sys_exit_pread64")
+int sys_exit_pread64(struct syscall_trace_exit *ctx) { return on_exit(OP_READ, ctx->ret); }
+SEC("tp/syscalls/sys_exit_write")
+int sys_exit_write(struct syscall_trace_exit *ctx) { return on_exit(OP_WRITE, ctx->ret); }
+SEC("tp/syscalls/sys_exit_pwrite64")
+int sys_exit_pwrite64(struct syscall_trace_exit *ctx) { return on_exit(OP_WRITE, ctx->ret); }

@@ -6,13 +6,13 @@
  * detaches when the exporter's process ends. Rules live in maps the exporter rewrites while it runs:
  * the blocklist trie and the one-entry config; the program is never reloaded for new rules.
  *
- * struct ethhdr, iphdr and ipv6hdr are wire formats (uapi), the same in every kernel, so reading them
- * through the installed headers is safe, unlike kernel-internal structs. */
+ * struct ethhdr, iphdr and ipv6hdr are wire formats, the same in every kernel: their CO-RE relocations
+ * resolve to the offsets they have always had, and the verifier checks each read against the packet's
+ * bounds. */
 #include "lmp.h"
-#include <uapi/linux/bpf.h>
-#include <uapi/linux/if_ether.h>
-#include <uapi/linux/ip.h>
-#include <uapi/linux/ipv6.h>
+
+#define ETH_P_IP 0x0800 /* include/uapi/linux/if_ether.h */
+#define ETH_P_IPV6 0x86DD
 
 /* Blocklist CIDRs; the trie allocates entries as rules are added. */
 #define MAX_RULES 16384
@@ -43,7 +43,13 @@ struct cidr_key {
     u8 pad[3];  /* explicit, so that a key on the stack has no uninitialised bytes */
 };
 /* A blocklist entry's value is the rule itself, to label what it dropped with. */
-BPF_LPM_TRIE(netguard_blocklist, struct cidr_key, struct lmp_addr, MAX_RULES);
+struct {
+    __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+    __uint(map_flags, BPF_F_NO_PREALLOC); /* a trie allocates its entries as they are added */
+    __uint(max_entries, MAX_RULES);
+    __type(key, struct cidr_key);
+    __type(value, struct lmp_addr);
+} netguard_blocklist SEC(".maps");
 
 /* Written by the exporter: enforce (0: observe, count what would be dropped and pass it), and the rate
  * limit as a token bucket: one token every interval_ns, at most burst_ns worth saved (0: no limit). */
@@ -53,12 +59,22 @@ struct netguard_config {
     u64 interval_ns;
     u64 burst_ns;
 };
-BPF_ARRAY(netguard_config, struct netguard_config, 1);
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, u32);
+    __type(value, struct netguard_config);
+} netguard_config SEC(".maps");
 
 /* The token bucket of each source, kept as one number (the generic cell rate algorithm, GCRA, which is
  * a token bucket): the time at which the source's bucket is full again. Sources on several CPUs update
  * it with compare-and-swap, so no CPU's packet is counted twice or lost. */
-BPF_TABLE("lru_hash", struct lmp_addr, u64, netguard_rate, MAX_SOURCES);
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, MAX_SOURCES);
+    __type(key, struct lmp_addr);
+    __type(value, u64);
+} netguard_rate SEC(".maps");
 
 struct series {
     u32 ifindex;
@@ -67,17 +83,27 @@ struct series {
     u16 pad;
     struct lmp_addr rule;
 };
-BPF_PERCPU_HASH(netguard_packets_total, struct series, u64, MAX_SERIES);
-BPF_PERCPU_HASH(netguard_bytes_total, struct series, u64, MAX_SERIES);
+/* One map feeds both metrics (each reads its field: the spec's `value:`), one update per packet. */
+struct traffic {
+    u64 packets;
+    u64 bytes;
+};
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+    __uint(max_entries, MAX_SERIES);
+    __type(key, struct series);
+    __type(value, struct traffic);
+} netguard_traffic SEC(".maps");
+LMP_OVERFLOW_COUNTER(netguard_traffic);
 
 /* True when the packet is over its source's rate: it would take the bucket past its burst. */
 static __always_inline bool over_rate(struct lmp_addr *src, struct netguard_config *cfg)
 {
     u64 now = bpf_ktime_get_ns();
-    u64 *full_at = netguard_rate.lookup(src);
+    u64 *full_at = bpf_map_lookup_elem(&netguard_rate, src);
     if (!full_at) {
         u64 first = now + cfg->interval_ns;  /* a new source starts with a full bucket, less this packet */
-        netguard_rate.update(src, &first);
+        bpf_map_update_elem(&netguard_rate, src, &first, BPF_ANY);
         return false;
     }
 #pragma unroll
@@ -94,17 +120,14 @@ static __always_inline bool over_rate(struct lmp_addr *src, struct netguard_conf
 
 static __always_inline void count(struct series *s, u64 bytes)
 {
-    u64 zero = 0;
-    u64 *packets = netguard_packets_total.lookup_or_try_init(s, &zero);
-    if (packets)
-        (*packets)++;
-    else
-        LMP_OVERFLOW(netguard_packets_total);
-    u64 *sum = netguard_bytes_total.lookup_or_try_init(s, &zero);
-    if (sum)
-        *sum += bytes;
-    else
-        LMP_OVERFLOW(netguard_bytes_total);
+    struct traffic none = {};
+    struct traffic *t = lmp_lookup_or_init(&netguard_traffic, s, &none);
+    if (!t) {
+        LMP_OVERFLOW(netguard_traffic);
+        return;
+    }
+    t->packets++;
+    t->bytes += bytes;
 }
 
 /* The packet's source into src (family 0: not IPv4 or IPv6, or too short to tell). */
@@ -128,12 +151,13 @@ static __always_inline void source(void *data, void *end, struct lmp_addr *src)
     }
 }
 
+SEC("xdp")
 int netguard(struct xdp_md *ctx)
 {
     void *data = (void *)(long)ctx->data;
     void *end = (void *)(long)ctx->data_end;
     u32 zero = 0;
-    struct netguard_config *cfg = netguard_config.lookup(&zero);
+    struct netguard_config *cfg = bpf_map_lookup_elem(&netguard_config, &zero);
     if (!cfg)
         return XDP_PASS;
     struct series s = {.ifindex = ctx->ingress_ifindex, .reason = NOT_IP};
@@ -142,7 +166,7 @@ int netguard(struct xdp_md *ctx)
     if (src.family) {
         struct cidr_key key = {.prefixlen = 8 + (src.family == LMP_IPV4 ? 32 : 128), .family = src.family};
         __builtin_memcpy(key.addr, src.addr, 16);
-        struct lmp_addr *rule = netguard_blocklist.lookup(&key);
+        struct lmp_addr *rule = bpf_map_lookup_elem(&netguard_blocklist, &key);
         if (rule) {
             s.reason = BLOCKLIST;
             s.rule = *rule;

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from exporters._lib.addresses import Network, lmp_addr, network, trie_key
+from exporters._lib.bpf import Loaded
 from exporters._lib.links import XDP_FLAGS
 
 NS_PER_SECOND = 1_000_000_000
@@ -38,17 +39,16 @@ def targets(rules: Rules) -> dict[str, int]:
     return {interface: rules.xdp_flags for interface in rules.interfaces}
 
 
-def apply(bpf: Any, old: Rules | None, new: Rules) -> None:
+def apply(loaded: Loaded, old: Rules | None, new: Rules) -> None:
     """New rules into the maps, in an order that never drops what both the old and the new rules allow:
     new blocklist entries, then the mode and rate, then the entries no longer listed."""
-    trie = bpf.get_table("netguard_blocklist")
+    trie, config = loaded.maps["netguard_blocklist"], loaded.maps["netguard_config"]
     before = old.blocklist if old else frozenset()
     for net in new.blocklist - before:
-        trie[trie_key(trie.Key, net)] = lmp_addr(trie.Leaf, net)
-    config = bpf.get_table("netguard_config")
-    config[config.Key(0)] = config.Leaf(int(new.enforce), 0, new.interval_ns, new.burst_ns)
+        trie.update(trie_key(trie.key, net), lmp_addr(net))
+    config.update(bytes(4), config.value.pack(enforce=int(new.enforce), interval_ns=new.interval_ns,
+                                              burst_ns=new.burst_ns))
     for net in before - new.blocklist:
-        del trie[trie_key(trie.Key, net)]
+        trie.delete(trie_key(trie.key, net))
     if old is None or (old.interval_ns, old.burst_ns) != (new.interval_ns, new.burst_ns):
-        bpf.get_table("netguard_rate").clear()  # buckets filled at the old rate would be wrong at the new one
-
+        loaded.maps["netguard_rate"].clear()  # buckets filled at the old rate would be wrong at the new one

@@ -3,11 +3,11 @@
  * oom:mark_victim fires once per victim, in mark_oom_victim() (mm/oom_kill.c), when the OOM killer has
  * sent it SIGKILL (or found it already exiting) and gives it access to memory reserves. The task running
  * then (`current`) is the one whose allocation failed, not the victim: on a host-wide OOM it can be any
- * process. So this is a raw tracepoint, whose first argument is the victim's task_struct; the victim's
- * command and cgroup are read from it at byte offsets the exporter takes from the kernel's BTF
- * (-DBTF_<struct>_<field>), never from headers.
+ * process. So the victim is read from the tracepoint's first argument, its task_struct, through CO-RE.
  * The argument is the task since "mm: update mark_victim tracepoints fields" (Linux 6.9, backported to
- * older stable series: Debian 12's 6.1 has it); before, it was the victim's pid. */
+ * older stable series: Debian 12's 6.1 has it); before, it was the victim's pid. A raw tracepoint (whose
+ * arguments are plain numbers to the verifier) serves both, where tp_btf would insist on one type; OOM
+ * kills are rare, so its reads' cost does not matter. */
 #include "lmp.h"
 
 /* (command, cgroup) pairs: OOM kills are rare, a host that has seen this many is in trouble anyway. */
@@ -16,37 +16,34 @@
  * from the pid an older kernel passes. */
 #define MAX_PID_VALUE (1UL << 22)
 
+/* Options (the spec's), set by the exporter before the programs load. */
+const volatile bool cgroup = false;
+
 struct victim {
-    u64 cgroup; /* cgroup v2 id of the victim; 0 unless -DCGROUP=1 */
+    u64 cgroup; /* cgroup v2 id of the victim; 0 unless the cgroup option is on */
     char comm[16];
 };
 
-BPF_HASH(oom_kills_total, struct victim, u64, MAX_VICTIMS);
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, MAX_VICTIMS);
+    __type(key, struct victim);
+    __type(value, u64);
+} oom_kills_total SEC(".maps");
+LMP_OVERFLOW_COUNTER(oom_kills_total);
 
-/* Follows one pointer at a byte offset inside a kernel object; 0 when it cannot be read. */
-static __always_inline void *follow(void *object, u64 offset)
+SEC("raw_tp/mark_victim")
+int BPF_PROG(mark_victim, struct task_struct *task)
 {
-    void *next = 0;
-    if (object)
-        bpf_probe_read_kernel(&next, sizeof(next), object + offset);
-    return next;
-}
-
-RAW_TRACEPOINT_PROBE(mark_victim)
-{
-    void *task = (void *)ctx->args[0];
     struct victim key = {};
     if ((u64)task >= MAX_PID_VALUE) {
-        bpf_probe_read_kernel_str(&key.comm, sizeof(key.comm), task + BTF_task_struct_comm);
-#if CGROUP
+        BPF_CORE_READ_STR_INTO(&key.comm, task, comm);
         /* What bpf_get_current_cgroup_id() does for current: task->cgroups->dfl_cgrp->kn->id. */
-        void *kn = follow(follow(follow(task, BTF_task_struct_cgroups), BTF_css_set_dfl_cgrp), BTF_cgroup_kn);
-        if (kn)
-            bpf_probe_read_kernel(&key.cgroup, sizeof(key.cgroup), kn + BTF_kernfs_node_id);
-#endif
+        if (cgroup)
+            key.cgroup = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
     }
     u64 zero = 0;
-    u64 *kills = oom_kills_total.lookup_or_try_init(&key, &zero);
+    u64 *kills = lmp_lookup_or_init(&oom_kills_total, &key, &zero);
     if (kills)
         __sync_fetch_and_add(kills, 1); /* one hash for all CPUs: two OOMs can race */
     else

@@ -1,11 +1,9 @@
 /* process: how processes are born, replaced and die: forks (processes and threads), execs, exits by
  * exit code, deaths by fatal signal, and how long each process lived.
  *
- * sched_process_fork runs as a raw tracepoint because its formatted arguments (child_pid) do not say
- * whether the child is a thread; the raw one passes the child's task_struct, whose pid and tgid do.
- * sched_process_exit with group_dead set is the death of a whole process; its exit status and start
- * time are not in the tracepoint's arguments, so they are read from task_struct at offsets the
- * exporter takes from the kernel's BTF (-DBTF_task_struct_<field>=<byte offset>). */
+ * tp_btf programs: each tracepoint's arguments are the kernel's own task_structs, so the child of a fork
+ * says whether it is a thread (pid != tgid), and the exiting task its wait status and its group leader's
+ * start time; CO-RE finds those fields wherever the running kernel keeps them. */
 #include "lmp.h"
 
 /* Cgroups seen with the cgroup option; without it every key has cgroup 0 and the maps hold one entry
@@ -13,6 +11,9 @@
 #define MAX_CGROUPS 1024
 /* (cgroup, exit code) and (cgroup, signal, core) pairs: most hosts show a handful of each. */
 #define MAX_STATUSES 4096
+
+/* Options (the spec's), set by the exporter before the programs load. */
+const volatile bool cgroup = false;
 
 /* Kinds of fork, in the order of the spec's `kind` label values. */
 #define KIND_PROCESS 0
@@ -41,84 +42,72 @@ struct signal_key {
     u32 core_dumped;
 };
 
-BPF_PERCPU_HASH(process_execs_total, u64, u64, MAX_CGROUPS);
-BPF_PERCPU_HASH(process_forks_total, struct fork_key, u64, MAX_CGROUPS * 2);
-BPF_PERCPU_HASH(process_exits_total, struct exit_key, u64, MAX_STATUSES);
-BPF_PERCPU_HASH(process_fatal_signals_total, struct signal_key, u64, MAX_STATUSES);
-BPF_PERCPU_HASH(process_lifetime_seconds, u64, struct lmp_hist, MAX_CGROUPS);
+#define COUNTERS(name, key_type, entries)              \
+    struct {                                           \
+        __uint(type, BPF_MAP_TYPE_PERCPU_HASH);        \
+        __uint(max_entries, entries);                  \
+        __type(key, key_type);                         \
+        __type(value, u64);                            \
+    } name SEC(".maps");                               \
+    LMP_OVERFLOW_COUNTER(name)
 
-/* A field of a task_struct at its BTF offset; 0 if the read fails. */
-#define TASK_FIELD(task, field, dst) bpf_probe_read_kernel(&(dst), sizeof(dst), (void *)(task) + BTF_task_struct_##field)
+COUNTERS(process_execs_total, u64, MAX_CGROUPS);
+COUNTERS(process_forks_total, struct fork_key, MAX_CGROUPS * 2);
+COUNTERS(process_exits_total, struct exit_key, MAX_STATUSES);
+COUNTERS(process_fatal_signals_total, struct signal_key, MAX_STATUSES);
 
-RAW_TRACEPOINT_PROBE(sched_process_fork)
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+    __uint(max_entries, MAX_CGROUPS);
+    __type(key, u64);
+    __type(value, struct lmp_hist);
+} process_lifetime_seconds SEC(".maps");
+LMP_OVERFLOW_COUNTER(process_lifetime_seconds);
+
+static __always_inline u64 cgroup_id(void)
 {
-    /* TP_PROTO(struct task_struct *parent, struct task_struct *child); runs in the parent. */
-    void *child = (void *)ctx->args[1];
-    pid_t pid = 0, tgid = 0;
-    TASK_FIELD(child, pid, pid);
-    TASK_FIELD(child, tgid, tgid);
-    struct fork_key key = {.cgroup = lmp_cgroup_id(), .kind = pid == tgid ? KIND_PROCESS : KIND_THREAD};
-    u64 zero = 0;
-    u64 *n = process_forks_total.lookup_or_try_init(&key, &zero);
-    if (n)
-        (*n)++;
-    else
-        LMP_OVERFLOW(process_forks_total);
+    return cgroup ? bpf_get_current_cgroup_id() : 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(sched_process_fork, struct task_struct *parent, struct task_struct *child)
+{
+    /* Runs in the parent: its cgroup is where the child starts. */
+    struct fork_key key = {.cgroup = cgroup_id(), .kind = child->pid == child->tgid ? KIND_PROCESS : KIND_THREAD};
+    LMP_ADD(process_forks_total, &key, 1);
     return 0;
 }
 
-TRACEPOINT_PROBE(sched, sched_process_exec)
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(sched_process_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
     /* Fires only for an exec that succeeded, in the task that now runs the new program. */
-    u64 key = lmp_cgroup_id();
-    u64 zero = 0;
-    u64 *n = process_execs_total.lookup_or_try_init(&key, &zero);
-    if (n)
-        (*n)++;
-    else
-        LMP_OVERFLOW(process_execs_total);
+    u64 key = cgroup_id();
+    LMP_ADD(process_execs_total, &key, 1);
     return 0;
 }
 
-TRACEPOINT_PROBE(sched, sched_process_exit)
+/* group_dead is an argument since v6.16 (the tracepoint's record carries it too). */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(sched_process_exit, struct task_struct *task, bool group_dead)
 {
-    if (!args->group_dead) /* a thread ended; its process lives on */
+    if (!group_dead) /* a thread ended; its process lives on */
         return 0;
-    void *task = (void *)bpf_get_current_task();
-    u64 cgroup = lmp_cgroup_id();
-    u64 zero = 0;
-
-    int status = 0;
-    TASK_FIELD(task, exit_code, status);
+    u64 id = cgroup_id();
+    int status = task->exit_code;
     if ((status & STATUS_SIGNAL_MASK) == 0) {
-        struct exit_key key = {.cgroup = cgroup, .code = (status >> 8) & 0xff};
-        u64 *n = process_exits_total.lookup_or_try_init(&key, &zero);
-        if (n)
-            (*n)++;
-        else
-            LMP_OVERFLOW(process_exits_total);
+        struct exit_key key = {.cgroup = id, .code = (status >> 8) & 0xff};
+        LMP_ADD(process_exits_total, &key, 1);
     } else {
-        struct signal_key key = {.cgroup = cgroup, .signal = status & STATUS_SIGNAL_MASK,
+        struct signal_key key = {.cgroup = id, .signal = status & STATUS_SIGNAL_MASK,
                                  .core_dumped = (status & STATUS_CORE_DUMPED) != 0};
-        u64 *n = process_fatal_signals_total.lookup_or_try_init(&key, &zero);
-        if (n)
-            (*n)++;
-        else
-            LMP_OVERFLOW(process_fatal_signals_total);
+        LMP_ADD(process_fatal_signals_total, &key, 1);
     }
 
-    /* The process began when its group leader was forked: start_time is ktime_get_ns() then, the
-     * same monotonic clock as bpf_ktime_get_ns(). The last thread to exit need not be the leader. */
-    void *leader = NULL;
-    u64 started = 0;
-    TASK_FIELD(task, group_leader, leader);
-    if (!leader || TASK_FIELD(leader, start_time, started) || !started)
-        return 0;
-    struct lmp_hist empty = {};
-    struct lmp_hist *hist = process_lifetime_seconds.lookup_or_try_init(&cgroup, &empty);
-    if (hist) /* in microseconds, so that the buckets reach days */
-        lmp_hist_observe(hist, (bpf_ktime_get_ns() - started) / 1000);
-    else
-        LMP_OVERFLOW(process_lifetime_seconds);
+    /* The process began when its group leader was forked: start_time is ktime_get_ns() then, the same
+     * monotonic clock as bpf_ktime_get_ns(). The last thread to exit need not be the leader. */
+    u64 started = task->group_leader->start_time;
+    if (started) /* in microseconds, so that the buckets reach days */
+        LMP_OBSERVE(process_lifetime_seconds, &id, (bpf_ktime_get_ns() - started) / 1000);
     return 0;
 }

@@ -4,15 +4,18 @@
  * signal_generate fires when a signal is sent (kill, tgkill, a fault, a child's exit, a timer), in the
  * context of whoever sent it, with `result`: queued for delivery, ignored, already pending, or dropped.
  * signal_deliver fires in the receiving thread when get_signal() takes the signal off its queue, just
- * before the action runs. Both carry everything counted here as tracepoint arguments. */
+ * before the action runs. Both are tp_btf programs reading the tracepoints' own arguments. */
 #include "lmp.h"
 
 /* (cgroup, signal, result) and (cgroup, signal, action) triples: 64 signals x 5 results per cgroup at
  * the very most; a host shows a few dozen. */
 #define MAX_KEYS 4096
 
-/* sa_handler values with a meaning of their own (include/uapi/asm-generic/signal-defs.h); anything
- * else is the address of the process's handler. */
+/* Options (the spec's), set by the exporter before the programs load. */
+const volatile bool cgroup = false;
+
+/* sa_handler values with a meaning of their own (include/uapi/asm-generic/signal-defs.h); anything else
+ * is the address of the process's handler. */
 #define SIG_DFL_VALUE 0
 #define SIG_IGN_VALUE 1
 
@@ -33,34 +36,41 @@ struct delivered_key {
     u32 handler;
 };
 
-BPF_PERCPU_HASH(signals_generated_total, struct generated_key, u64, MAX_KEYS);
-BPF_PERCPU_HASH(signals_delivered_total, struct delivered_key, u64, MAX_KEYS);
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+    __uint(max_entries, MAX_KEYS);
+    __type(key, struct generated_key);
+    __type(value, u64);
+} signals_generated_total SEC(".maps");
+LMP_OVERFLOW_COUNTER(signals_generated_total);
 
-TRACEPOINT_PROBE(signal, signal_generate)
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+    __uint(max_entries, MAX_KEYS);
+    __type(key, struct delivered_key);
+    __type(value, u64);
+} signals_delivered_total SEC(".maps");
+LMP_OVERFLOW_COUNTER(signals_delivered_total);
+
+SEC("tp_btf/signal_generate")
+int BPF_PROG(signal_generate, int sig, struct kernel_siginfo *info, struct task_struct *task, int group,
+             int result)
 {
-    struct generated_key key = {.cgroup = lmp_cgroup_id(), .signal = args->sig, .result = args->result};
-    u64 zero = 0;
-    u64 *n = signals_generated_total.lookup_or_try_init(&key, &zero);
-    if (n)
-        (*n)++;
-    else
-        LMP_OVERFLOW(signals_generated_total);
+    struct generated_key key = {.cgroup = cgroup ? bpf_get_current_cgroup_id() : 0, .signal = sig,
+                                .result = result};
+    LMP_ADD(signals_generated_total, &key, 1);
     return 0;
 }
 
-TRACEPOINT_PROBE(signal, signal_deliver)
+SEC("tp_btf/signal_deliver")
+int BPF_PROG(signal_deliver, int sig, struct kernel_siginfo *info, struct k_sigaction *ka)
 {
-    unsigned long handler = args->sa_handler;
+    unsigned long handler = (unsigned long)ka->sa.sa_handler;
     struct delivered_key key = {
-        .cgroup = lmp_cgroup_id(),
-        .signal = args->sig,
+        .cgroup = cgroup ? bpf_get_current_cgroup_id() : 0,
+        .signal = sig,
         .handler = handler == SIG_DFL_VALUE ? ACTION_DEFAULT : handler == SIG_IGN_VALUE ? ACTION_IGNORE : ACTION_HANDLER,
     };
-    u64 zero = 0;
-    u64 *n = signals_delivered_total.lookup_or_try_init(&key, &zero);
-    if (n)
-        (*n)++;
-    else
-        LMP_OVERFLOW(signals_delivered_total);
+    LMP_ADD(signals_delivered_total, &key, 1);
     return 0;
 }

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LMP, bpf_program_ids, free_port, programs_of
+from tests.conftest import LMP, bpf_program_ids, programs_left, free_port, programs_of
 from tests.lmprun import Api, Run, active_targets, alive, descendants, query, serving, up_collectors, wait_for
 
 COLLECTORS = ("syscalls", "runqlat", "biolatency")
@@ -67,7 +67,7 @@ def test_run_through_the_admin_prometheus_follows_enable_and_disable(tmp_path):
     assert "dashboards/grafana/*.json: Grafana > Dashboards > New > Import" in output  # where, and how
     assert f"http://127.0.0.1:{ports['prometheus']}/alerts  (rules: " in output
     assert not [pid for pid in started if alive(pid)], "processes left running"
-    assert not held & bpf_program_ids(), "BPF programs left attached"
+    assert not programs_left(held), "BPF programs left attached"
     assert set(Path(tempfile.gettempdir()).glob("lmp-run-*")) == before_tmp, "temporary files left"
     assert not list((tmp_path / "run").glob("*.pid")), "pidfiles left"
 
@@ -87,7 +87,7 @@ def test_run_without_the_admin_uses_static_targets(tmp_path):
     assert run.proc.returncode == 0, output
     assert "static targets" in output
     assert not [pid for pid in started if alive(pid)], "processes left running"
-    assert not held & bpf_program_ids(), "BPF programs left attached"
+    assert not programs_left(held), "BPF programs left attached"
 
 
 @pytest.mark.parametrize("admin, message", [

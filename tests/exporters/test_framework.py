@@ -18,7 +18,7 @@ from prometheus_client.openmetrics import parser as openmetrics_parser
 
 from exporters._lib import catalog
 from exporters._lib.decoders import syscall_names
-from tests.conftest import LMP, bpf_program_ids, check_self_metrics, free_port, run_lmp
+from tests.conftest import LMP, bpf_program_ids, programs_left, check_self_metrics, free_port, run_lmp
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SCHED_GET_PRIORITY_MIN = {name: nr for nr, name in syscall_names().items()}["sched_get_priority_min"]
@@ -55,7 +55,7 @@ def test_malformed_spec_names_file_line_and_reason(tmp_path, spec_text, line, re
     assert result.returncode == 2, result.stderr
     assert f"broken.yaml:{line}:" in result.stderr
     assert reason in result.stderr
-    assert bpf_program_ids() <= before
+    assert not programs_left(bpf_program_ids() - before)
 
 
 def test_missing_hook_is_named_and_nothing_is_attached(tmp_path):
@@ -66,7 +66,7 @@ def test_missing_hook_is_named_and_nothing_is_attached(tmp_path):
     result = run_lmp("exporter", "needs", "--collector-dir", str(extra), "--listen", f"127.0.0.1:{free_port()}")
     assert result.returncode == 3
     assert "lacks the hook(s) it requires: lmp:no_such_event" in result.stderr
-    assert bpf_program_ids() <= before
+    assert not programs_left(bpf_program_ids() - before)
 
 
 def test_port_in_use_is_refused_before_anything_is_attached():
@@ -78,7 +78,7 @@ def test_port_in_use_is_refused_before_anything_is_attached():
         result = run_lmp("exporter", "syscalls", "--listen", f"127.0.0.1:{port}")
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
-    assert bpf_program_ids() <= before
+    assert not programs_left(bpf_program_ids() - before)
 
 
 def test_not_root_is_refused_with_a_clear_message():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (PAYLOAD, Scrape, VethPair, bpf_program_ids, check_self_metrics, datagrams_received, delta,
+from tests.conftest import (PAYLOAD, Scrape, VethPair, bpf_program_ids, programs_left, check_self_metrics, datagrams_received, delta,
                             free_port, run_lmp, send_datagrams)
 
 PACKETS = 1000
@@ -200,7 +200,7 @@ def test_bad_rules_at_start_exit_2_with_the_reason_and_attach_nothing(veth_pair,
     result = run_lmp("--config", str(config), "exporter", "netguard", "--listen", f"127.0.0.1:{free_port()}")
     assert result.returncode == 2, result.stderr
     assert reason.format(guarded=veth_pair.guarded) in result.stderr
-    assert bpf_program_ids() <= before and veth_pair.xdp_programs() == []
+    assert not programs_left(bpf_program_ids() - before) and veth_pair.xdp_programs() == []
 
 
 def test_sigkill_leaves_no_xdp_program_and_traffic_flows_again(exporter, veth_pair, tmp_path):

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import bpf_program_ids
+from tests.conftest import bpf_program_ids, programs_left
 from tests.scenario.conftest import Background, build, scenario
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -103,7 +103,7 @@ def test_a_command_that_does_not_exist_is_a_clear_error(tmp_path):
         assert run.proc.returncode == 2 and message in run.proc.stderr
         assert not (tmp_path / "out").exists()
     assert scenario(tmp_path / "out", "attach", "--pid", "999999999", "--duration", "1").proc.returncode == 2
-    assert bpf_program_ids() <= before
+    assert not programs_left(bpf_program_ids() - before)
 
 
 def test_a_full_ring_buffer_loses_events_but_never_the_totals(tmp_path):

@@ -1,25 +1,72 @@
-"""Struct field offsets from the running kernel's BTF."""
+"""Layouts read from a compiled object's BTF: where the exporter finds each label, value, option and
+overflow counter, from the kernel code alone."""
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import pytest
 
-from exporters._lib.bpf import LoadError, btf_offsets
+from exporters._lib import btf, catalog, libbpf
 
 
-def test_offsets_of_task_struct_fields():
-    offsets = btf_offsets(("task_struct.pid", "task_struct.tgid", "task_struct.exit_code"))
-    assert offsets["task_struct.tgid"] == offsets["task_struct.pid"] + 4  # pid_t pid; pid_t tgid; in every kernel
-    assert 0 < offsets["task_struct.exit_code"] < offsets["task_struct.pid"]
+@pytest.fixture
+def types() -> Iterator:
+    """Types of a collector's object, opened (not loaded: no privilege needed)."""
+    opened: list[int] = []
+
+    def open_object(name: str) -> btf.Types:
+        obj = libbpf.open_file(catalog.load(name).object)
+        opened.append(obj)
+        return btf.Types(libbpf.btf(obj))
+
+    yield open_object
+    for obj in opened:
+        libbpf.close(obj)
 
 
-def test_a_missing_field_is_named():
-    with pytest.raises(LoadError, match="the kernel's BTF has no task_struct.no_such_field"):
-        btf_offsets(("task_struct.no_such_field",))
+def test_a_struct_key_is_read_field_by_field(types):
+    key = types("syscalls").struct("error_key")
+    assert key.size == 8
+    assert [(f.name, f.offset, f.size, f.kind) for f in key.fields.values()] == [
+        ("syscall", 0, 4, "uint"), ("errno", 4, 4, "uint")]
+    raw = key.pack(syscall=257, errno=2)
+    assert raw == (257).to_bytes(4, "little") + (2).to_bytes(4, "little")
+    assert (key.get(raw, "syscall"), key.get(raw, "errno")) == (257, 2)
 
 
-def test_a_field_inside_an_anonymous_union_is_found():
-    # struct tcp_skb_cb { __u32 seq; __u32 end_seq; union { __u32 tcp_tw_isn; struct { u16 tcp_gso_segs;
-    # u16 tcp_gso_size; }; }; ... }: the segments count follows end_seq, two levels down.
-    offsets = btf_offsets(("tcp_skb_cb.end_seq", "tcp_skb_cb.tcp_gso_segs", "tcp_skb_cb.tcp_gso_size"))
-    assert offsets["tcp_skb_cb.tcp_gso_segs"] == offsets["tcp_skb_cb.end_seq"] + 4
-    assert offsets["tcp_skb_cb.tcp_gso_size"] == offsets["tcp_skb_cb.tcp_gso_segs"] + 2
+def test_a_histogram_is_its_slots_then_its_sum(types):
+    hist = types("runqlat").struct("lmp_hist")
+    slots, total = hist.fields["slots"], hist.fields["sum"]
+    assert (slots.kind, slots.count, slots.offset, total.offset, hist.size) == ("array", 40, 0, 320, 328)
+
+
+def test_one_value_struct_feeds_several_metrics(types):
+    """biolatency's (disk, op) statistics: the latency histogram and three counters, each found by the
+    name the spec's `value:` gives it."""
+    stats = types("biolatency").struct("io_stats")
+    assert [(f.name, f.offset, f.size) for f in stats.fields.values()] == [
+        ("latency", 0, 328), ("requests", 328, 8), ("bytes", 336, 8), ("errors", 344, 8)]
+    spec = catalog.load("biolatency")
+    assert {m.value for m in spec.metrics} == set(stats.fields)
+
+
+def test_padding_is_zero_so_that_equal_keys_hash_equally(types):
+    key = types("pagefault").struct("fault_key")
+    assert key.size == 16 and key.pack(cgroup=7, mode=1, access=2, cause=1)[11:] == bytes(5)
+
+
+def test_options_are_read_only_globals_and_overflow_counters_bss_globals(types):
+    t = types("syscalls")
+    options = t.section(".rodata")
+    assert {name: (f.size, f.kind) for name, f in options.items()} == {"latency": (1, "uint"),
+                                                                        "filter_tgid": (4, "uint")}
+    assert set(t.section(".bss")) == {"lmp_overflow_syscalls_total", "lmp_overflow_syscall_errors_total"}
+
+
+def test_a_signed_option_keeps_its_sign(types):
+    option = types("tcp").section(".rodata")["filter_port"]
+    assert option.kind == "uint"
+    field = btf.Field("syscall_nr", 0, 4, "int")
+    buf = bytearray(4)
+    field.put(buf, -1)
+    assert field.get(bytes(buf)) == -1

@@ -1,11 +1,11 @@
 """From in-kernel log2 slots to Prometheus buckets, and the exposition's escaping."""
 from __future__ import annotations
 
-import ctypes
-
 import pytest
 
-from exporters._lib import collector, exposition
+from exporters._lib import collector, exposition, libbpf
+from exporters._lib.bpf import Map
+from exporters._lib.btf import Field, Layout
 from exporters._lib.collector import MapMetric, histogram_buckets
 from exporters._lib.exporter import parse_listen, scrape_url
 from exporters._lib.spec import Histogram, Label, Metric
@@ -56,61 +56,48 @@ def test_bad_listen_addresses(text):
         parse_listen(text)
 
 
-class FakeTable:
-    """A BPF hash map as MapMetric reads it: batch items, deletion, a capacity; ctypes keys, as BCC's."""
-    max_entries = 16
-    Key = ctypes.c_uint64
+class FakeMap(Map):
+    """A BPF hash map as MapMetric reads it (items, deletion, a capacity) with a dict for the kernel's copy;
+    keys and values are the bytes the kernel's would be."""
 
-    def __init__(self) -> None:
-        self.entries: dict[bytes, tuple] = {}
+    def __init__(self, key: Layout) -> None:
+        super().__init__("demo_total", -1, libbpf.MAP_HASH, key, Layout("", 8, {"": Field("", 0, 8, "uint")}),
+                         key.size, 8, 16, 1)
+        self.entries: dict[bytes, bytes] = {}
 
-    def __setitem__(self, key, value) -> None:  # type: ignore[no-untyped-def]
-        self.entries[bytes(key)] = (key, value)
+    def items(self) -> list[tuple[bytes, memoryview]]:
+        return [(k, memoryview(v)) for k, v in self.entries.items()]
 
-    def __delitem__(self, key) -> None:  # type: ignore[no-untyped-def]
-        assert not isinstance(key, int), "BCC deletes by a ctypes key"
-        del self.entries[bytes(key)]
-
-    def __contains__(self, key) -> bool:  # type: ignore[no-untyped-def]
-        return bytes(key) in self.entries
-
-    def items_lookup_batch(self):  # type: ignore[no-untyped-def]
-        return list(self.entries.values())
+    def delete(self, key: bytes) -> bool:
+        return self.entries.pop(key, None) is not None
 
 
-class CgroupKey(ctypes.Structure):
-    _fields_ = [("cgroup", ctypes.c_uint64), ("code", ctypes.c_uint32)]
+CGROUP_CODE = Layout("key", 16, {"cgroup": Field("cgroup", 0, 8, "uint"), "code": Field("code", 8, 4, "uint")})
+CGROUP = Layout("u64", 8, {"": Field("", 0, 8, "uint")})
 
 
 def test_a_removed_cgroups_counts_are_retired_then_expire(monkeypatch):
     metric = Metric("lmp_demo_total", "counter", "h", "demo_total",
                     labels=(Label("cgroup", "cgroup", "cgroup"), Label("code", "code", "int")))
-    table = FakeTable()
-    gone = CgroupKey(2**62, 1)  # no cgroup has this id: it was removed
-    table[gone] = 5
+    table = FakeMap(CGROUP_CODE)
+    gone = CGROUP_CODE.pack(cgroup=2**62, code=1)  # no cgroup has this id: it was removed
+    table.entries[gone] = (5).to_bytes(8, "little")
     m = MapMetric(metric, table)
     now = [1000.0]
     monkeypatch.setattr(collector.time, "monotonic", lambda: now[0])
     line = f'lmp_demo_total{{cgroup="cgroup_{2**62}",code="1"}} 5'
-    assert line in m.render(False) and gone in table  # first scrape: a suspect, still in the map
+    assert line in m.render(False) and gone in table.entries  # first scrape: a suspect, still in the map
     now[0] += 2
-    assert line in m.render(False) and gone not in table  # second: out of the kernel's map, still exported
+    assert line in m.render(False) and gone not in table.entries  # second: out of the kernel's map, still exported
     now[0] += collector.RETIRED_FOR
     assert line not in m.render(False)  # and gone after the grace period
 
 
-class ScalarKeyTable(FakeTable):
-    """A map keyed by the cgroup id alone: batch reads give the key as a plain int."""
-
-    def items_lookup_batch(self):  # type: ignore[no-untyped-def]
-        return [(key.value, value) for key, value in self.entries.values()]
-
-
 def test_a_removed_cgroup_keyed_by_its_id_alone_is_retired_too(monkeypatch):
-    metric = Metric("lmp_demo_execs_total", "counter", "h", "demo_execs_total",
+    metric = Metric("lmp_demo_execs_total", "counter", "h", "demo_total",
                     labels=(Label("cgroup", "cgroup", "cgroup"),))
-    table = ScalarKeyTable()
-    table[ctypes.c_uint64(2**62)] = 3
+    table = FakeMap(CGROUP)
+    table.entries[CGROUP.pack(**{"": 2**62})] = (3).to_bytes(8, "little")
     m = MapMetric(metric, table)
     now = [1000.0]
     monkeypatch.setattr(collector.time, "monotonic", lambda: now[0])
@@ -118,3 +105,13 @@ def test_a_removed_cgroup_keyed_by_its_id_alone_is_retired_too(monkeypatch):
     now[0] += 2
     assert f'lmp_demo_execs_total{{cgroup="cgroup_{2**62}"}} 3' in m.render(False)
     assert not table.entries
+
+
+def test_per_cpu_values_are_added_up_and_a_field_is_read_where_the_spec_says():
+    """A per-CPU value comes once per CPU, each padded to 8 bytes; a metric reading one field of a shared
+    value struct (`value:`) gets that field's words, summed."""
+    value = Layout("stats", 16, {"calls": Field("calls", 0, 8, "uint"), "bytes": Field("bytes", 8, 8, "uint")})
+    per_cpu = Map("file_io", -1, libbpf.MAP_PERCPU_HASH, CGROUP, value, 8, 16, 4, cpus=3)
+    raw = memoryview(b"".join((n).to_bytes(8, "little") for n in (1, 10, 2, 20, 3, 30)))
+    assert per_cpu.words(raw, 0, 1) == [6] and per_cpu.words(raw, 1, 1) == [60]
+    assert per_cpu.words(raw, 0, 2) == [6, 60]

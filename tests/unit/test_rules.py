@@ -2,13 +2,12 @@
 them; connguard's events as the audit log records them."""
 from __future__ import annotations
 
-import ctypes
 import ipaddress
 
 import pytest
 
 from admin.events import MAX_ROWS, rows
-from exporters._lib import catalog, decoders, rules as ruleset
+from exporters._lib import btf, catalog, decoders, libbpf, rules as ruleset
 from exporters._lib.addresses import lmp_addr, trie_key
 from exporters._lib.yamlfile import YamlError
 from lmp import config as configs
@@ -77,28 +76,25 @@ def test_connguard_rules_list_each_port_of_each_network():
     assert ruleset.parse(spec, {"policy": "allow", "mode": "enforce"}).allow_listed
 
 
-class LmpAddr(ctypes.Structure):  # struct lmp_addr, as BCC builds it from lmp.h
-    _fields_ = [("family", ctypes.c_ubyte), ("prefixlen", ctypes.c_ubyte), ("port", ctypes.c_ushort),
-                ("addr", ctypes.c_ubyte * 16)]
-
-
-class PortKey(ctypes.Structure):  # connguard's struct dest_port_key
-    _fields_ = [("prefixlen", ctypes.c_uint), ("family", ctypes.c_ubyte), ("port", ctypes.c_ubyte * 2),
-                ("addr", ctypes.c_ubyte * 16), ("pad", ctypes.c_ubyte)]
-
-
 @pytest.mark.parametrize("text", ["203.0.113.0/24", "2001:db8::/32", "0.0.0.0/0", "::/0", "10.1.2.3/32"])
 def test_a_rule_as_the_map_holds_it_is_named_back_by_the_cidr_decoder(text):
-    assert decoders.cidr(bytes(lmp_addr(LmpAddr, ipaddress.ip_network(text)))) == text
+    assert decoders.cidr(lmp_addr(ipaddress.ip_network(text))) == text
 
 
 def test_destinations_in_network_byte_order():
-    address = lmp_addr(LmpAddr, ipaddress.ip_network("10.0.0.1/32"), 5432)
-    assert bytes(address)[:8] == bytes([4, 0, 0x15, 0x38, 10, 0, 0, 1])  # family, -, port 5432 big-endian, address
-    assert decoders.endpoint(bytes(address)) == "10.0.0.1:5432"
-    assert decoders.endpoint(bytes(lmp_addr(LmpAddr, ipaddress.ip_network("::1/128"), 8080))) == "[::1]:8080"
-    key = trie_key(PortKey, ipaddress.ip_network("10.0.0.0/8"), 5432)
-    assert key.prefixlen == 8 + 16 + 8 and bytes(key.port) == b"\x15\x38"  # family byte, port, then the network
+    address = lmp_addr(ipaddress.ip_network("10.0.0.1/32"), 5432)
+    assert address[:8] == bytes([4, 0, 0x15, 0x38, 10, 0, 0, 1])  # family, -, port 5432 big-endian, address
+    assert decoders.endpoint(address) == "10.0.0.1:5432"
+    assert decoders.endpoint(lmp_addr(ipaddress.ip_network("::1/128"), 8080)) == "[::1]:8080"
+    obj = libbpf.open_file(catalog.load("connguard").object)  # the trie's key as the kernel code declares it
+    try:
+        port_key = btf.Types(libbpf.btf(obj)).struct("dest_port_key")
+    finally:
+        libbpf.close(obj)
+    key = trie_key(port_key, ipaddress.ip_network("10.0.0.0/8"), 5432)
+    # prefixlen counts the family byte, the port, then the network; the port is in network byte order
+    assert port_key.get(key, "prefixlen") == 8 + 16 + 8 and port_key.get(key, "port") == b"\x15\x38"
+    assert port_key.get(key, "addr")[:4] == bytes([10, 0, 0, 0])
 
 
 def test_refusals_are_collapsed_and_capped_in_the_audit_log():

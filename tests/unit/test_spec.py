@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from exporters._lib import catalog, spec as specs
+from exporters._lib import btf, catalog, libbpf, spec as specs
 from exporters._lib.yamlfile import YamlError
 
 GOOD = """name: demo
@@ -37,8 +37,21 @@ def test_every_shipped_spec_loads_and_has_its_files(name):
     spec = catalog.load(name)
     assert spec.source.is_file() and spec.readme.is_file()
     assert spec.hooks
-    for metric in spec.metrics:  # each metric's map is declared in the kernel code, or it comes from /proc
-        assert f"({metric.map}," in spec.source.read_text() or (Path("/proc") / metric.procfs.file).is_file()
+    obj = libbpf.open_file(spec.object)  # what the kernel code declares, as built
+    try:
+        types = btf.Types(libbpf.btf(obj))
+        maps = {libbpf.name(m, True): libbpf.map_info(m) for m in libbpf.maps(obj)}
+        for metric in spec.metrics:  # each metric's map is in the object, or it comes from /proc
+            if metric.procfs is not None:
+                assert (Path("/proc") / metric.procfs.file).is_file()
+                continue
+            assert metric.map in maps, metric.name
+            if metric.value:  # a shared map: its value struct has the field the metric reads
+                assert metric.value in types.layout(maps[metric.map][6]).fields, metric.name
+        for internal in spec.internal_maps:
+            assert internal.name in maps
+    finally:
+        libbpf.close(obj)
 
 
 @pytest.mark.parametrize("name", catalog.names())
