@@ -2,32 +2,25 @@
 from __future__ import annotations
 
 import argparse
-import getpass
-import json
-import shutil
-import subprocess
+import os
 import sys
 from pathlib import Path
 
-from exporters._lib import bpf, catalog
-from exporters._lib.exporter import EXIT_USAGE, serve
-from exporters._lib.rules import RulesSource
-from exporters._lib.spec import Spec, parse_option
-from exporters._lib.yamlfile import YamlError
+from exporters._lib.serving import EXIT_USAGE
 
-from . import config as configs
-
-
-def can_run(spec: Spec) -> tuple[bool, str]:
-    """Whether this kernel has every hook the collector requires, and if not, which are missing."""
-    try:
-        missing = bpf.missing_hooks(spec)
-    except (bpf.LoadError, PermissionError) as err:
-        return False, str(err)
-    return (not missing, "missing " + ", ".join(missing) if missing else "")
+# Each command imports what it needs when it runs: `lmp run` forks its spawner before anything heavy is
+# imported, and `lmp build` with nothing to do stays quick.
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "lmp.yaml"
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    import json
+
+    from exporters._lib import catalog
+    from exporters._lib.bpf import can_run
+
+    from . import config as configs
+
     cfg = configs.load(args.config)
     rows = []
     for name in catalog.names():
@@ -50,58 +43,87 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+# Kernel code that is not a collector's, built with them: the doctor's probes, the benchmark's programs.
+OTHER_OBJECTS = [Path(__file__).resolve().parent / "doctor" / "probes.bpf.c",
+                 *(Path(__file__).resolve().parent.parent / "bench" / f for f in ("hooks.bpf.c", "series/series.bpf.c"))]
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     """Check the specs and compile the kernel code of every collector (or those named) whose object is
     missing or out of date; exit 2 for a bad spec, 1 when clang fails."""
-    from exporters._lib import build
+    from concurrent.futures import ThreadPoolExecutor
+
+    from exporters._lib import build, catalog
+    from exporters._lib.yamlfile import YamlError
 
     extra = [Path(d) for d in args.collector_dir]
-    code = 0
+    code, sources = 0, []
     for name in args.names or catalog.names(extra):
-        try:
-            spec = catalog.load(name, extra)
-        except KeyError:
+        path = catalog.spec_path(name, extra)
+        if path is None:
             print(f"lmp build: no collector named {name!r}", file=sys.stderr)
             code = max(code, EXIT_USAGE)
             continue
+        source = path.with_name(f"{name}.bpf.c")
+        if not args.force and not build.stale(source):
+            continue
+        try:
+            catalog.load(name, extra)  # the spec is checked here, once: the exporter trusts it
         except YamlError as err:
             print(f"lmp build: {err}", file=sys.stderr)
             code = max(code, EXIT_USAGE)
             continue
-        if not args.force and not build.stale(spec):
-            continue
+        sources.append(source)
+    if not args.names:
+        sources += [s for s in OTHER_OBJECTS if args.force or build.stale(s)]
+
+    def compile_one(source: Path) -> tuple[Path, str | None, str]:
         try:
-            warnings = build.build(spec)
+            return source, None, build.build(source)
         except build.BuildError as err:
-            print(f"lmp build: {err}", file=sys.stderr)
-            code = max(code, 1)
-            continue
-        print(f"lmp build: {spec.object}", file=sys.stderr)
-        if warnings:
-            print(warnings, file=sys.stderr)
+            return source, str(err), ""
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # clang runs, one per CPU
+        for source, error, warnings in pool.map(compile_one, sources):
+            if error:
+                print(f"lmp build: {error}", file=sys.stderr)
+                code = max(code, 1)
+                continue
+            print(f"lmp build: {source.with_suffix('.o')}", file=sys.stderr)
+            if warnings:
+                print(warnings, file=sys.stderr)
     return code
 
 
 def built(name: str, extra: list[Path]) -> int:
     """Build the collector's object first if it is missing or older than its sources (a learner edited the
-    .bpf.c, say), in a `lmp build` of its own: this process never imports the compiler's side or the spec
-    validator. Returns that build's exit code (0: the object is ready)."""
-    from exporters._lib import build
+    .bpf.c, say), in a `lmp build` of its own: this process never imports the spec validator. Returns that
+    build's exit code (0: the object is ready)."""
+    import shutil
+    import subprocess
+
+    from exporters._lib import build, catalog
 
     path = catalog.spec_path(name, extra)
     assert path is not None
-    if not build.stale_folder(path.parent, name):
+    source = path.with_name(f"{name}.bpf.c")
+    if not build.stale(source):
         return 0
-    if shutil.which("clang") is None:
-        if (path.parent / f"{name}.bpf.o").is_file():
-            print(f"lmp exporter {name}: {name}.bpf.o is older than its sources and there is no clang here to "
-                  f"build it again; running it as it is", file=sys.stderr)
-            return 0
+    if shutil.which("clang") is None and source.with_suffix(".o").is_file():
+        print(f"lmp exporter {name}: {name}.bpf.o is older than its sources and there is no clang here to "
+              f"build it again; running it as it is", file=sys.stderr)
+        return 0
     dirs = [arg for d in extra for arg in ("--collector-dir", str(d))]
     return subprocess.run([sys.executable, "-m", "lmp", "build", name, *dirs]).returncode
 
 
 def cmd_exporter(args: argparse.Namespace) -> int:
+    from exporters._lib import catalog
+    from exporters._lib.exporter import serve
+    from exporters._lib.spec import parse_option
+
+    from . import config as configs
+
     extra = [Path(d) for d in args.collector_dir]
     if catalog.spec_path(args.name, extra) is None:
         print(f"lmp exporter: no collector named {args.name!r}; collectors: "
@@ -110,8 +132,8 @@ def cmd_exporter(args: argparse.Namespace) -> int:
     if (code := built(args.name, extra)) != 0:
         return code
     spec = catalog.load(args.name, extra, check=False)
-    cfg = configs.load(args.config)
-    configured = cfg.collectors.get(spec.name)
+    path = args.config or configs.path_from_env()
+    configured, btf_path = configs.entry(path, spec)
     values = {k: o.default for k, o in spec.options.items()}
     if configured:
         values.update(configured.options)
@@ -120,36 +142,29 @@ def cmd_exporter(args: argparse.Namespace) -> int:
         values[name] = value
     listen = args.listen or (configured.listen if configured else None)
     if not listen:
-        print(f"lmp exporter {spec.name}: no listen address in {cfg.path}; pass --listen HOST:PORT",
-              file=sys.stderr)
+        print(f"lmp exporter {spec.name}: no listen address in {path}; pass --listen HOST:PORT", file=sys.stderr)
         return EXIT_USAGE
-    return serve(spec, listen, values, rules_source(cfg.path, spec.name) if spec.kind == "function" else None,
-                 args.btf or (Path(cfg.btf_path) if cfg.btf_path else None))
-
-
-def rules_source(path: Path, name: str) -> RulesSource:
-    """A function component's rules: its entry's in the config, read again whenever the file changes."""
-    def read() -> dict:
-        configured = configs.load(path).collectors.get(name)
-        return configured.rules if configured else {}
-    return RulesSource(path, read)
+    return serve(spec, listen, values, configs.rules_source(path, spec.name) if spec.kind == "function" else None,
+                 args.btf or (Path(btf_path) if btf_path else None))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .run import run
-    cfg = configs.load(args.config)
-    if args.no_prometheus:  # a Prometheus of its own runs elsewhere (docker-compose.yml, a fleet)
-        cfg.prometheus.enabled = False
-    return run(cfg)
+    return run(args.config, args.no_prometheus)
 
 
 def _admin_app(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from admin import create_app
+
+    from . import config as configs
+
     cfg = configs.load(args.config)
     return create_app({"DATA_DIR": args.data_dir or cfg.admin.data_dir, "LMP_CONFIG": str(cfg.path)})
 
 
 def _read_password(args: argparse.Namespace, prompt: str) -> str:
+    import getpass
+
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass(prompt)
     if len(password) < 8:
         raise ValueError("the password needs at least 8 characters")
@@ -178,9 +193,11 @@ def cmd_admin_set_password(args: argparse.Namespace) -> int:
 
 def cmd_admin_serve(args: argparse.Namespace) -> int:
     from admin.serve import serve
+
+    from . import config as configs
+
     cfg = configs.load(args.config)
-    return serve(args.listen or cfg.admin.listen, args.data_dir or cfg.admin.data_dir, cfg.admin.run_dir, cfg.path,
-                 args.supervise, args.stop_exporters_on_exit)
+    return serve(args.listen or cfg.admin.listen, args.data_dir or cfg.admin.data_dir, cfg.admin.run_dir, cfg.path)
 
 
 def cmd_dashboards_build(args: argparse.Namespace) -> int:
@@ -212,7 +229,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lmp", description="LMP, the Linux Microscope: eBPF metrics of the kernel.")
     p.add_argument("--config", type=Path, default=None,
-                   help=f"configuration file (default: $LMP_CONFIG or {configs.DEFAULT_PATH})")
+                   help=f"configuration file (default: $LMP_CONFIG or {DEFAULT_CONFIG})")
     sub = p.add_subparsers(dest="command", required=True)
 
     ls = sub.add_parser("list", help="list the collectors, whether they can run here, and their ports")
@@ -260,11 +277,6 @@ def parser() -> argparse.ArgumentParser:
     sv = ad_sub.add_parser("serve", help="serve the admin API (gunicorn); creates the first admin on first start")
     sv.add_argument("--listen", help="HOST:PORT (default: admin.listen in the config, 127.0.0.1:9480)")
     sv.add_argument("--data-dir", help=data_dir_help)
-    sv.add_argument("--supervise", action="store_true",
-                    help="own the exporter processes: start the enabled collectors, restart crashed ones")
-    sv.add_argument("--stop-exporters-on-exit", action="store_true",
-                    help="with --supervise: stop the exporters when the service stops (as `lmp run` does); "
-                         "by default they keep running, for the next start to adopt")
     sv.set_defaults(func=cmd_admin_serve)
 
     db = sub.add_parser("dashboards", help="Grafana dashboards, alert rules and docs/metrics.md from the specs")
@@ -295,10 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.func(args)
-    except YamlError as err:
-        print(f"lmp: {err}", file=sys.stderr)
-        return EXIT_USAGE
-    except ValueError as err:
+    except ValueError as err:  # a YamlError (file:line: reason) among them
         print(f"lmp: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

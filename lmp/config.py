@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from exporters._lib import catalog, rules as ruleset, yamlfile
-from exporters._lib.exporter import parse_listen
+from exporters._lib.serving import parse_listen
 from exporters._lib.spec import Spec, coerce_option
 from exporters._lib.yamlfile import YamlError
 
@@ -69,22 +69,11 @@ def load(path: Path | None = None) -> Config:
     for name, raw in (doc.get("collectors") or {}).items():
         line = yamlfile.line_of(doc, ["collectors", name])
         try:
-            spec = catalog.load(name)
+            spec = catalog.load(name, check=False)  # `lmp build` checks the specs; here only their options count
         except KeyError:
             raise YamlError(path, line, f"no collector named {name!r} (collectors: "
                                         f"{', '.join(catalog.names())})") from None
-        options = {k: o.default for k, o in spec.options.items()}
-        for key, value in (raw.get("options") or {}).items():
-            where = yamlfile.line_of(doc, ["collectors", name, "options", key])
-            if key not in spec.options:
-                raise YamlError(path, where, f"collector {name} has no option {key!r} "
-                                             f"(options: {', '.join(spec.options) or 'none'})")
-            try:
-                options[key] = coerce_option(spec.options[key], value)
-            except ValueError as err:
-                raise YamlError(path, where, str(err)) from None
-        rules = _rules(path, doc, spec, raw)
-        collectors[name] = CollectorConfig(name, raw["listen"], raw.get("enabled", True), options, rules)
+        collectors[name] = _collector(path, doc, spec, raw)
     prometheus = PrometheusConfig(**(doc.get("prometheus") or {}))
     admin = AdminConfig(**(doc.get("admin") or {}))
     listeners = [("prometheus", prometheus.listen, ["prometheus", "listen"])] if prometheus.enabled else []
@@ -92,6 +81,39 @@ def load(path: Path | None = None) -> Config:
     listeners += [(c.name, c.listen, ["collectors", c.name, "listen"]) for c in collectors.values() if c.enabled]
     _check_listeners(path, doc, listeners)
     return Config(path, prometheus, collectors, admin, doc.get("btf_path"))
+
+
+def _collector(path: Path, doc: Any, spec: Spec, raw: Any) -> CollectorConfig:
+    """One collector's entry, its options checked against its spec (each error with its line)."""
+    options = {k: o.default for k, o in spec.options.items()}
+    for key, value in (raw.get("options") or {}).items():
+        where = yamlfile.line_of(doc, ["collectors", spec.name, "options", key])
+        if key not in spec.options:
+            raise YamlError(path, where, f"collector {spec.name} has no option {key!r} "
+                                         f"(options: {', '.join(spec.options) or 'none'})")
+        try:
+            options[key] = coerce_option(spec.options[key], value)
+        except ValueError as err:
+            raise YamlError(path, where, str(err)) from None
+    rules = _rules(path, doc, spec, raw) if spec.kind == "function" or "rules" in raw else {}
+    return CollectorConfig(spec.name, raw.get("listen", ""), raw.get("enabled", True), options, rules)
+
+
+def entry(path: Path, spec: Spec) -> tuple[CollectorConfig | None, str | None]:
+    """What a lone exporter reads of the config: its own entry (None if it has none) and btf_path, its
+    options checked against its spec, without validating the rest of the file (`lmp run`, the admin and
+    `lmp list` do that): a running collector imports no schema validator."""
+    doc = yamlfile.load(path, SCHEMA, check=False)
+    raw = (doc.get("collectors") or {}).get(spec.name)
+    return (_collector(path, doc, spec, raw) if raw else None), doc.get("btf_path")
+
+
+def rules_source(path: Path, name: str) -> ruleset.RulesSource:
+    """A function component's rules: its entry's in the config, read again whenever the file changes."""
+    def read() -> dict[str, Any]:
+        configured = load(path).collectors.get(name)
+        return configured.rules if configured else {}
+    return ruleset.RulesSource(path, read)
 
 
 def _rules(path: Path, doc: Any, spec: Spec, raw: Any) -> dict[str, Any]:

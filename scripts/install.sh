@@ -4,9 +4,9 @@
 #   scripts/install.sh           what `make run` needs
 #   scripts/install.sh --test    that plus the test dependencies (`make test`)
 #   scripts/install.sh --docs    that plus what builds the docs site (`make docs`)
-#   scripts/install.sh --image   the packages and the project only, for building a container image
+#   scripts/install.sh --image   the runtime packages and the project, in a container image's last stage
 #                                (no kernel there to check: the container runs the next one at start)
-#   scripts/install.sh --kernel  the kernel side only: headers linked, pseudo file systems, BPF usable
+#   scripts/install.sh --kernel  the kernel side only: pseudo file systems mounted, BPF usable
 set -euo pipefail
 
 die() { echo "lmp install: $*" >&2; exit 1; }
@@ -30,16 +30,20 @@ command -v apt-get >/dev/null || die "this script installs from Debian packages;
 arch=$(dpkg --print-architecture)
 
 # --- Debian packages ---------------------------------------------------------------------------------
-# python3-bpfcc: BCC, which compiles the collectors' .bpf.c at load time (only for Debian's python3).
-# linux-headers-*: BCC needs kernel headers even for tracepoint-only programs.
-# prometheus: the local server `make run` starts. bpftool: BTF offsets and `lmp` diagnostics.
-# curl: the commands of the README and the learning path (docs/learn).
+# libbpf1: loads the collectors' precompiled CO-RE objects. clang, llvm (llvm-strip) and libbpf-dev (its
+# headers): build those objects (`lmp build`); a host that runs a prebuilt image needs none of the three.
+# bpftool: `lmp doctor` and the tests' view of loaded programs. prometheus: the local server `make run`
+# starts. curl: the commands of the README and the learning path (docs/learn).
+# python3-bpfcc and linux-headers-*: `lmp scenario`, whose recorder still compiles its programs with BCC
+# at each run (around its target and the event families asked for); BCC needs kernel headers for that.
 packages() {
-  local pkgs=(python3-bpfcc python3-venv bpftool prometheus "linux-headers-$arch" iproute2 procps curl)
-  [ $with_test -eq 1 ] && pkgs+=(bpfcc-tools util-linux gcc libc6-dev)  # syscount (the bench peer), setpriv, taskset, cc
+  local pkgs=(libbpf1 python3-venv bpftool prometheus iproute2 procps curl)
+  [ $image -eq 1 ] || pkgs+=(clang llvm libbpf-dev python3-bpfcc "linux-headers-$arch")
+  [ $with_test -eq 1 ] && pkgs+=(util-linux gcc libc6-dev)  # setpriv, taskset, the bench loops' cc
   [ $with_test -eq 1 ] && pkgs+=(chromium)  # the web page's tests, driven by Playwright (no browser download)
-  [ $with_test -eq 1 ] && pkgs+=(strace linux-perf)  # lmp bench: the tools lmp scenario is measured beside
-  command -v npm >/dev/null || pkgs+=(nodejs npm)  # the admin's front-end libraries (admin/package.json)
+  [ $with_test -eq 1 ] && pkgs+=(strace linux-perf bpfcc-tools)  # lmp bench's scenario peers; the learning path's kprobe demo
+  # npm: the admin's front-end libraries (admin/package.json), unless they are in place (an image's build stage)
+  command -v npm >/dev/null || assets_current || pkgs+=(nodejs npm)
   local missing=() p
   for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -53,43 +57,17 @@ packages() {
   fi
 }
 
-# --- kernel headers: link the newest Debian headers when the running kernel has none -----------------
-# Looked for in /usr/src, then in /opt/lmp/headers (where the container image keeps its own, since a
-# container mounts the host's /usr/src over its own). In a container, the host's own headers for this
-# kernel, when it has them, come first: the host's /lib/modules is mounted at /host/lib/modules.
-newest() { ls -d "$@" 2>/dev/null | sort -V | tail -n 1; }
-headers() {
-  local kdir=/lib/modules/$(uname -r) host=/host/lib/modules/$(uname -r) hdr common dir
-  [ -e "$kdir/build/include" ] && return 0
-  mkdir -p "$kdir"
-  if [ -e "$host/build/include" ]; then
-    ln -sfn "$host/build" "$kdir/build"
-    ln -sfn "$host/source" "$kdir/source"
-    log "linked $kdir/build to the host's headers for this kernel"
-    return 0
-  fi
-  for dir in /usr/src /opt/lmp/headers; do
-    hdr=$(newest "$dir"/linux-headers-*-"$arch")
-    [ -n "$hdr" ] && break
-  done
-  [ -n "$hdr" ] || die "no linux-headers-*-$arch under /usr/src or /opt/lmp/headers (apt-get install linux-headers-$arch)."
-  common=$(newest "$(dirname "$hdr")"/linux-headers-*-common)
-  ln -sfn "$hdr" "$kdir/build"
-  ln -sfn "${common:-$hdr}" "$kdir/source"
-  log "kernel $(uname -r) has no headers: linked $kdir/build -> $hdr (tracepoint arguments only, see README)"
-}
-
 kernel() {
-  headers
   # --- pseudo filesystems ----------------------------------------------------------------------------
   mounted() { findmnt -rn -t "$2" "$1" >/dev/null 2>&1; }
   mounted /sys/kernel/tracing tracefs || mount -t tracefs tracefs /sys/kernel/tracing || die "cannot mount tracefs"
   mounted /sys/kernel/debug debugfs   || mount -t debugfs debugfs /sys/kernel/debug   || die "cannot mount debugfs"
   mounted /sys/fs/bpf bpf             || mount -t bpf bpf /sys/fs/bpf                 || die "cannot mount bpffs"
-  # --- BPF usable? (one clear line rather than a BCC traceback later) -------------------------------
+  # --- BPF usable? (one clear line rather than a loader's error later) -------------------------------
   [ -e /sys/kernel/tracing/events/raw_syscalls/sys_exit ] \
     || die "this kernel has no raw_syscalls tracepoints (CONFIG_FTRACE_SYSCALLS): BPF collectors cannot run."
   bpftool prog list >/dev/null 2>&1 || die "the kernel refuses bpf() (CONFIG_BPF_SYSCALL off, or no CAP_SYS_ADMIN)."
+  [ -e /sys/kernel/btf/vmlinux ] || log "this kernel has no BTF (/sys/kernel/btf/vmlinux): give one with btf_path in the config (lmp doctor says more)"
 }
 
 # --- the virtual environment and the project ---------------------------------------------------------
@@ -99,7 +77,6 @@ project() {
     log "creating $venv"
     /usr/bin/python3 -m venv --system-site-packages "$venv"
   fi
-  "$venv/bin/python" -c 'import bcc' 2>/dev/null || die "BCC's python module does not import in $venv."
   stamp=$venv/.lmp-installed
   [ $with_docs -eq 1 ] && extra="[docs]"
   [ $with_test -eq 1 ] && extra="[test]"  # which includes [docs]
@@ -118,14 +95,22 @@ project() {
 
 # --- the admin service's front-end libraries, pinned in admin/package-lock.json, served by the admin ------
 # --ignore-scripts: no package needs a build step, and one (swagger-ui's @scarf/scarf) would phone home.
+assets_current() {
+  grep -qxF -- "$(sha256sum "$top/admin/package-lock.json" | cut -d' ' -f1)" "$top/admin/node_modules/.lmp-installed" 2>/dev/null
+}
 assets() {
   local dir=$top/admin/node_modules hash
   hash=$(sha256sum "$top/admin/package-lock.json" | cut -d' ' -f1)
-  if ! grep -qxF -- "$hash" "$dir/.lmp-installed" 2>/dev/null; then
+  if ! assets_current; then
     log "installing the admin's front-end libraries (npm ci)"
     npm ci --prefix "$top/admin" --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
     echo "$hash" > "$dir/.lmp-installed"
   fi
+}
+
+# --- the collectors' kernel code: compiled once, here; only what changed since the last build -----------
+objects() {
+  "$top/.venv/bin/lmp" build || die "a collector could not be built (clang's message above)"
 }
 
 if [ $kernel_only -eq 1 ]; then
@@ -135,5 +120,6 @@ fi
 packages
 [ $image -eq 1 ] || kernel
 project
+[ $image -eq 1 ] || objects  # an image's objects come from its build stage (Dockerfile)
 assets
 exit 0

@@ -27,7 +27,7 @@ from exporters._lib.bpf import programs_held_by
 from exporters._lib.decoders import cgroup2_root, own_cgroup2
 from exporters._lib.netns import entered
 from exporters._lib.spec import load_self
-from lmp.run import wait_until_serving
+from exporters._lib.serving import wait_until_serving
 
 ROOT = Path(__file__).resolve().parent.parent
 LMP = [sys.executable, "-m", "lmp"]
@@ -143,7 +143,7 @@ class Exporter:
         top = ["--config", str(config)] if config else []
         self.proc = subprocess.Popen([*LMP, *top, "exporter", name, "--listen", f"127.0.0.1:{port}", *args],
                                      stderr=self.stderr, text=True)
-        if not wait_until_serving(self.proc, self.url, time.monotonic() + START_TIMEOUT):
+        if not wait_until_serving(self.url, time.monotonic() + START_TIMEOUT, lambda: self.proc.poll() is None):
             log = self.log()
             self.stop()
             raise AssertionError(f"exporter {name} did not start: {log}")

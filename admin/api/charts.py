@@ -17,7 +17,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
 from dashboards import GRAFANA_DIR
-from exporters._lib.exporter import scrape_url
+from exporters._lib.serving import scrape_url
 from lmp import config as configs
 
 from ..auth import role_required

@@ -10,7 +10,7 @@ from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from exporters._lib.exporter import parse_listen
+from exporters._lib.serving import parse_listen
 
 from ..auth import role_required
 from . import schemas

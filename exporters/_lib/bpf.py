@@ -8,11 +8,14 @@ import mmap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from . import btf, libbpf
 from .btf import Layout
 from .decoders import cgroup2_root
-from .links import Link
 from .spec import Spec
+
+if TYPE_CHECKING:
+    from .links import Link
 
 TRACEFS = Path("/sys/kernel/tracing")
 VMLINUX_BTF = Path("/sys/kernel/btf/vmlinux")
@@ -52,6 +55,19 @@ def missing_hooks(spec: Spec, tracefs: Path = TRACEFS) -> list[str]:
         except FileNotFoundError:
             missing += [f"{hook} (no cgroup v2 hierarchy is mounted)" for hook in spec.programs]
     return missing
+
+
+def can_run(spec: Spec) -> tuple[bool, str]:
+    """Whether this kernel has every hook the collector requires (and the BTF its CO-RE object needs), and
+    if not, what is missing."""
+    try:
+        missing = missing_hooks(spec)
+    except (LoadError, PermissionError) as err:
+        return False, str(err)
+    if missing:
+        return False, "missing " + ", ".join(missing)
+    why = btf_missing()
+    return (why is None, why or "")
 
 
 @dataclass

@@ -117,10 +117,13 @@ class Types:
             return Layout(name, self.size(type_id), {"": self._field("", 0, type_id)[0]})
         fields: dict[str, Field] = {}
         members = (ctypes.c_uint32 * (3 * vlen)).from_address(after)
+        kflag = ctypes.c_uint32.from_address(after - 8).value >> 31  # then offsets carry bitfield sizes
         for i in range(vlen):
             name_off, member_type, offset = members[3 * i:3 * i + 3]
-            if offset % 8:
-                raise ValueError(f"struct {name}: bitfields are not read by LMP")
+            bits = offset >> 24 if kflag else 0
+            offset = offset & 0xFFFFFF if kflag else offset
+            if bits or offset % 8:  # a bitfield: LMP reads none, so it is left out of the layout
+                continue
             for f in self._field(libbpf.btf_name(self.btf, name_off), offset // 8, member_type):
                 fields[f.name] = f
         return Layout(name, size, fields)

@@ -1,4 +1,4 @@
-"""Building a collector's kernel code once, ahead of time: <name>.bpf.c into <name>.bpf.o, beside it.
+"""Building kernel code once, ahead of time: each <name>.bpf.c into <name>.bpf.o, beside it.
 
 `lmp build` (which `make run` and `make test` run through the install step) checks each collector's spec
 and compiles its .bpf.c with clang when the object is missing or older than anything it was made from:
@@ -12,7 +12,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .spec import Spec
 
 LIB_DIR = Path(__file__).resolve().parent  # lmp.h
 ARCHES = {"x86_64": "x86", "aarch64": "arm64"}  # uname -m -> libbpf's __TARGET_ARCH_ (bpf_tracing.h)
@@ -43,54 +42,47 @@ def clang_command(source: Path, output: Path, depfile: Path) -> list[str]:
             "-c", str(source), "-o", str(output)]
 
 
-def _depfile(folder: Path, name: str) -> Path:
-    return folder / f"{name}.bpf.d"
-
-
-def inputs(folder: Path, name: str) -> list[Path]:
-    """What the object is made from: the spec, the .bpf.c and, after a first build, every header clang
-    read (from the dependency file clang wrote, in make's syntax)."""
-    found = [folder / f"{name}.yaml", folder / f"{name}.bpf.c"]
+def inputs(source: Path) -> list[Path]:
+    """What an object is made from: its .bpf.c, the spec beside it (a collector's) and, after a first build,
+    every header clang read (from the dependency file clang wrote, in make's syntax)."""
+    found = [source, source.with_name(source.name.removesuffix(".bpf.c") + ".yaml")]
     try:
-        text = _depfile(folder, name).read_text().replace("\\\n", " ")
+        text = source.with_suffix(".d").read_text().replace("\\\n", " ")
     except OSError:
         return found
     _, _, deps = text.partition(":")
     return found + [Path(d) for d in deps.split()]
 
 
-def stale(spec: Spec) -> bool:
-    """True when the object is missing or older than one of its inputs."""
-    return stale_folder(spec.directory, spec.name)
-
-
-def stale_folder(folder: Path, name: str) -> bool:
-    """stale() for the collector `name` in `folder`, without reading its spec."""
+def stale(source: Path) -> bool:
+    """True when source's object (<name>.bpf.o beside it) is missing or older than one of its inputs."""
     try:
-        built = (folder / f"{name}.bpf.o").stat().st_mtime_ns
+        built = source.with_suffix(".o").stat().st_mtime_ns
     except OSError:
         return True
-    for path in inputs(folder, name):
+    for path in inputs(source):
         try:
             if path.stat().st_mtime_ns > built:
                 return True
         except OSError:
-            return True  # a header that went away: rebuild, and let clang say what is missing
+            if path.suffix != ".yaml":  # a header that went away: rebuild, and let clang say what is missing
+                return True
     return False
 
 
-def build(spec: Spec) -> str:
-    """Compile spec's .bpf.c into its object, written whole or not at all; returns clang's warnings, or
-    raises BuildError with its messages. The spec must have been loaded checked (spec.load(path))."""
+def build(source: Path) -> str:
+    """Compile source (<name>.bpf.c) into <name>.bpf.o beside it, written whole or not at all; returns
+    clang's warnings, or raises BuildError with its messages. A collector's spec must have been checked
+    first (spec.load(path))."""
     if shutil.which("clang") is None:
-        raise BuildError(f"{spec.name}: clang is needed to build {spec.source.name} (apt-get install clang "
-                         f"llvm libbpf-dev; scripts/install.sh does)")
-    output = spec.object
+        raise BuildError(f"clang is needed to build {source} (apt-get install clang llvm libbpf-dev; "
+                         f"scripts/install.sh does)")
+    output = source.with_suffix(".o")
     partial = output.with_suffix(".o.tmp")
-    result = subprocess.run(clang_command(spec.source, partial, _depfile(spec.directory, spec.name)), capture_output=True, text=True)
+    result = subprocess.run(clang_command(source, partial, source.with_suffix(".d")), capture_output=True, text=True)
     if result.returncode != 0:
         partial.unlink(missing_ok=True)
-        raise BuildError(f"{spec.name}: clang could not compile {spec.source}:\n{result.stderr.rstrip()}")
+        raise BuildError(f"clang could not compile {source}:\n{result.stderr.rstrip()}")
     if shutil.which("llvm-strip"):  # DWARF is not needed once BTF is there: 600 KB become 10-20 KB
         subprocess.run(["llvm-strip", "-g", str(partial)], check=True, capture_output=True)
     partial.replace(output)

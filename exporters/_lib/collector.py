@@ -5,6 +5,7 @@ exposition.py (fast, cached label sets); the exporter's own metrics (lmp_exporte
 custom collector, the idiom of prometheus_client/process_collector.py."""
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import logging
 import platform
@@ -207,8 +208,8 @@ class SelfCollector(Collector):
 
     def __init__(self, bpf_collector: BpfCollector) -> None:
         self.c = bpf_collector
-        self.help = {m.name: m.help for m in load_self().metrics}  # one place for the texts: self.yaml
-        self.build = {"version": _version("lmp"), "kernel": platform.release(), "libbpf_version": libbpf.version()}
+        self.help = {m.name: m.help for m in load_self(check=False).metrics}  # one place for the texts: self.yaml
+        self.build = build_info()
 
     def collect(self) -> Iterator[Family]:
         name, loaded = self.c.spec.name, self.c.loaded
@@ -238,10 +239,12 @@ class SelfCollector(Collector):
         return family
 
 
-def _version(distribution: str) -> str:
+@functools.cache
+def build_info() -> dict[str, str]:
+    """The versions lmp_exporter_build_info reports: found once (importlib.metadata reads every installed
+    distribution's metadata), by the spawner before it forks the exporters."""
     try:
-        return importlib.metadata.version(distribution)
+        version = importlib.metadata.version("lmp")
     except importlib.metadata.PackageNotFoundError:
-        return "unknown"
-
-
+        version = "unknown"
+    return {"version": version, "kernel": platform.release(), "libbpf_version": libbpf.version()}

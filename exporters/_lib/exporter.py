@@ -9,6 +9,7 @@ import socket
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
@@ -17,23 +18,12 @@ from prometheus_client.exposition import ThreadingWSGIServer, choose_encoder
 
 from . import bpf
 from .collector import BpfCollector, SelfCollector
-from .events import EventLog
-from . import function
-from .rules import RuleError, RulesSource
-from .links import TargetError
+from .serving import EXIT_FAILED, EXIT_UNSUPPORTED, EXIT_USAGE, parse_listen, scrape_url
 from .spec import Spec
-from .yamlfile import YamlError
 
-EXIT_USAGE, EXIT_FAILED, EXIT_UNSUPPORTED = 2, 1, 3
-
-
-def parse_listen(listen: str) -> tuple[str, int]:
-    """HOST:PORT, [IPv6]:PORT or :PORT (all addresses) -> (host, port)."""
-    host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"listen address {listen!r} is not HOST:PORT")
-    return host.strip("[]") or "0.0.0.0", int(port)
-
+if TYPE_CHECKING:
+    from .events import EventLog
+    from .rules import RulesSource
 
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # no line per scrape on stderr
@@ -82,13 +72,6 @@ def bind(host: str, port: int, app: MetricsApp) -> ThreadingWSGIServer:
     return make_server(host, port, app, Server, handler_class=_QuietHandler)
 
 
-def scrape_url(listen: str, path: str = "/metrics") -> str:
-    """Where to reach a listen address from this host: 0.0.0.0 becomes loopback, IPv6 gets brackets."""
-    host, port = parse_listen(listen)
-    host = "127.0.0.1" if host in ("0.0.0.0", "") else f"[{host}]" if ":" in host else host
-    return f"http://{host}:{port}{path}"
-
-
 def say(name: str, message: str) -> None:
     print(f"lmp exporter {name}: {message}", file=sys.stderr, flush=True)
 
@@ -111,6 +94,9 @@ def serve(spec: Spec, listen: str, values: dict[str, bool | int], rules: RulesSo
     if missing:
         say(name, f"this kernel lacks the hook(s) it requires: {', '.join(missing)}")
         return EXIT_UNSUPPORTED
+    if (why := bpf.btf_missing(btf_path)) is not None:
+        say(name, why)
+        return EXIT_UNSUPPORTED
 
     stop = threading.Event()  # set by SIGINT/SIGTERM
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -125,17 +111,20 @@ def serve(spec: Spec, listen: str, values: dict[str, bool | int], rules: RulesSo
         return EXIT_FAILED
     try:
         loaded = bpf.load(spec, values, btf_path)
-        runtime = function.start(spec, loaded, rules) if spec.kind == "function" else None
     except bpf.LoadError as err:
         say(name, str(err))
         server.server_close()
         return EXIT_FAILED
-    except (RuleError, TargetError, YamlError) as err:  # bad rules, a missing interface or cgroup
-        say(name, f"rules refused, nothing attached: {err}")
-        loaded.close()
-        server.server_close()
-        return EXIT_USAGE
-    if runtime:
+    runtime = None
+    if spec.kind == "function":  # only a function component loads the rules' runtime
+        from . import function
+        try:
+            runtime = function.start(spec, loaded, rules)
+        except function.REFUSED as err:  # bad rules, a missing interface or cgroup
+            say(name, f"rules refused, nothing attached: {err}")
+            loaded.close()
+            server.server_close()
+            return EXIT_USAGE
         registry.register(runtime)
         app.events = runtime.events
 

@@ -24,8 +24,9 @@ from .rules import RuleError, RulesSource, check, component, parse
 from .spec import Spec, load_self
 from .yamlfile import YamlError
 
+REFUSED = (RuleError, TargetError, YamlError)  # rules that cannot be applied: the component says why
 WATCH_SECONDS = 1.0  # how often the config file is looked at for new rules
-HELP = {m.name: m.help for m in load_self().metrics}  # one place for the self metrics' texts: self.yaml
+HELP = {m.name: m.help for m in load_self(check=False).metrics}  # one place for the self metrics' texts: self.yaml
 
 
 def start(spec: Spec, loaded: Loaded, source: RulesSource | None) -> Runtime:
@@ -34,7 +35,7 @@ def start(spec: Spec, loaded: Loaded, source: RulesSource | None) -> Runtime:
     runtime = Runtime(spec, loaded, source or RulesSource(Path("/nonexistent"), dict))
     try:
         runtime.start()
-    except (RuleError, TargetError, YamlError):
+    except REFUSED:
         runtime.close()
         raise
     return runtime

@@ -30,6 +30,12 @@ class OpenOpts(ctypes.Structure):
                 ("kernel_log_buf", c_void_p), ("kernel_log_size", c_size_t), ("kernel_log_level", c_uint32)]
 
 
+class UprobeOpts(ctypes.Structure):
+    """struct bpf_uprobe_opts of libbpf 1.1."""
+    _fields_ = [("sz", c_size_t), ("ref_ctr_offset", c_size_t), ("bpf_cookie", ctypes.c_uint64),
+                ("retprobe", c_bool), ("func_name", c_char_p)]
+
+
 class BatchOpts(ctypes.Structure):
     _fields_ = [("sz", c_size_t), ("elem_flags", ctypes.c_uint64), ("flags", ctypes.c_uint64)]
 
@@ -53,6 +59,12 @@ for _name, _res, _args in [
     ("bpf_program__autoload", c_bool, (c_void_p,)),
     ("bpf_program__fd", c_int, (c_void_p,)),
     ("bpf_program__attach", c_void_p, (c_void_p,)),
+    ("bpf_program__attach_tracepoint", c_void_p, (c_void_p, c_char_p, c_char_p)),
+    ("bpf_program__attach_raw_tracepoint", c_void_p, (c_void_p, c_char_p)),
+    ("bpf_program__attach_uprobe_opts", c_void_p, (c_void_p, c_int, c_char_p, c_size_t, POINTER(UprobeOpts))),
+    ("bpf_program__attach_perf_event", c_void_p, (c_void_p, c_int)),
+    ("bpf_program__set_attach_target", c_int, (c_void_p, c_int, c_char_p)),
+    ("libbpf_probe_bpf_map_type", c_int, (c_int, c_void_p)),
     ("bpf_link__destroy", c_int, (c_void_p,)),
     ("bpf_link__fd", c_int, (c_void_p,)),
     ("bpf_map__name", c_char_p, (c_void_p,)),
@@ -74,6 +86,7 @@ for _name, _res, _args in [
     ("ring_buffer__new", c_void_p, (c_int, c_void_p, c_void_p, c_void_p)),
     ("ring_buffer__poll", c_int, (c_void_p, c_int)),
     ("ring_buffer__free", None, (c_void_p,)),
+    ("btf__parse", c_void_p, (c_char_p, c_void_p)),
     ("btf__type_by_id", c_void_p, (c_void_p, c_uint32)),
     ("btf__name_by_offset", c_char_p, (c_void_p, c_uint32)),
     ("btf__find_by_name_kind", ctypes.c_int32, (c_void_p, c_char_p, c_uint32)),
@@ -199,6 +212,44 @@ def attach(prog: int) -> int:
     return link
 
 
+def attach_to(prog: int, hook: str) -> int:
+    """Attach a program whose section names no target (the benchmark's, the doctor's) to `hook`: a classic
+    tracepoint "category:event", or the event of a raw tracepoint. A tp_btf program's target is set before
+    load instead (set_attach_target), and attached with attach()."""
+    category, sep, event = hook.partition(":")
+    link = (_lib.bpf_program__attach_tracepoint(prog, category.encode(), event.encode()) if sep
+            else _lib.bpf_program__attach_raw_tracepoint(prog, hook.encode()))
+    if not link:
+        raise fail(f"cannot attach to {hook}")
+    return link
+
+
+def attach_uprobe(prog: int, binary: str, function: str) -> int:
+    """A uprobe on `function` of `binary` (a path), in every process."""
+    opts = UprobeOpts(sz=ctypes.sizeof(UprobeOpts), func_name=function.encode())
+    link = _lib.bpf_program__attach_uprobe_opts(prog, -1, binary.encode(), 0, ctypes.byref(opts))
+    if not link:
+        raise fail(f"cannot attach a uprobe to {binary}:{function}")
+    return link
+
+
+def attach_perf_event(prog: int, perf_fd: int) -> int:
+    link = _lib.bpf_program__attach_perf_event(prog, perf_fd)
+    if not link:
+        raise fail("cannot attach to the perf event")
+    return link
+
+
+def set_attach_target(prog: int, function: str) -> None:
+    """A tp_btf (or fentry) program's target, by its BTF name, before load."""
+    if (code := _lib.bpf_program__set_attach_target(prog, 0, function.encode())) < 0:
+        raise fail(f"no attach target {function}", code)
+
+
+def map_type_supported(map_type: int) -> bool:
+    return _lib.libbpf_probe_bpf_map_type(map_type, None) == 1
+
+
 def link_fd(link: int) -> int:
     return _lib.bpf_link__fd(link)
 
@@ -224,6 +275,14 @@ def btf_type(btf_ptr: int, type_id: int) -> tuple[str, int, int, int, int]:
     name_off, info, size_or_type = (c_uint32 * 3).from_address(address)
     return (_lib.btf__name_by_offset(btf_ptr, name_off).decode(), (info >> 24) & 0x1F, info & 0xFFFF,
             size_or_type, address + 12)
+
+
+def parse_btf(path: Path) -> int:
+    """A BTF file (the kernel's, /sys/kernel/btf/vmlinux) read by libbpf; kept for the process's life."""
+    btf_ptr = _lib.btf__parse(str(path).encode(), None)
+    if not btf_ptr:
+        raise fail(f"cannot read BTF from {path}")
+    return btf_ptr
 
 
 def btf_find(btf_ptr: int, type_name: str, kind: int) -> int | None:

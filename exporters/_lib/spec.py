@@ -1,6 +1,7 @@
 """A collector's spec (<name>.yaml): loaded, validated and turned into plain typed objects."""
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -312,8 +313,10 @@ class SelfSpec:
         return next(m for m in self.metrics if m.name == name)
 
 
-def load_self(path: Path = SELF) -> SelfSpec:
-    doc = yamlfile.load(path, SCHEMA, "self")
+@functools.cache
+def load_self(path: Path = SELF, check: bool = True) -> SelfSpec:
+    """self.yaml; a running exporter reads it unchecked (check=False), as it reads its spec."""
+    doc = yamlfile.load(path, SCHEMA, "self", check)
     metrics = tuple(Metric(m["name"], m["type"], m["help"], map="", labels=tuple(Label(n, n, "") for n in m["labels"]))
                     for m in doc["metrics"])
     return SelfSpec(metrics, tuple(_alert(a) for a in doc["alerts"]),
