@@ -74,13 +74,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(pages.blp)
     app.register_blueprint(web.blp)
     errors.register(app)
-    if app.config.get("SUPERVISE"):  # `lmp admin serve` owns the exporter processes; tests opt in
-        from lmp import config as configs
-
-        from .supervisor import Supervisor
-        from .events import recorder
-        supervisor = Supervisor(Path(app.config.get("LMP_CONFIG") or configs.path_from_env()),
-                                Path(app.config.get("RUN_DIR", "/run/lmp")), on_events=recorder(app))
-        supervisor.start()
-        app.extensions["lmp_supervisor"] = supervisor
+    if app.config.get("AUDIT_FEED"):  # `lmp admin serve`: function components' events into the audit log
+        from .events import AuditFeed
+        app.extensions["lmp_audit_feed"] = AuditFeed(app)
     return app

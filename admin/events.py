@@ -1,12 +1,13 @@
 """Function components' events into the audit log: connguard's refusals, each with its pid and command.
 
-The supervisor pulls them every second. So that a process that retries a refused connect() in a loop
+The admin pulls them every second from the running components `lmp run`'s supervisor lists. So that a process that retries a refused connect() in a loop
 cannot flood the log, one pull's identical events (same verdict, destination, process and cgroup) become
 one row with a count, at most MAX_ROWS rows are written per component per pull, and whatever is left out
 is said in one more row (the component's metrics count every refusal)."""
 from __future__ import annotations
 
 import json
+import threading
 import urllib.request
 from collections import Counter
 from pathlib import Path
@@ -15,7 +16,8 @@ from typing import Any, Callable
 from flask import Flask
 
 from exporters._lib import catalog
-from exporters._lib.exporter import scrape_url
+from exporters._lib.serving import scrape_url
+from lmp.supervisor import state
 
 from .models import audit, db
 
@@ -86,3 +88,24 @@ class Puller:
             if page["events"] or page["dropped"]:
                 self.on_events(name, page["events"], page["dropped"])
             (self.run_dir / f"{name}.events").write_text(f"{pid} {page['next']}\n")
+
+
+class AuditFeed:
+    """A thread of the admin's: every second, the new events of each running component that has any."""
+
+    def __init__(self, app: Flask) -> None:
+        self.run_dir = Path(app.config.get("RUN_DIR", "/run/lmp"))
+        self.puller = Puller(self.run_dir, recorder(app))
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True, name="lmp-audit-feed")
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while not self.stopping.wait(1.0):
+            children = state(self.run_dir).get("children", {})
+            self.puller.pull([(name, c["pid"], c["listen"]) for name, c in children.items()
+                              if c.get("running") and c.get("pid") and c.get("listen")])
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=5)

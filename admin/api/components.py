@@ -6,9 +6,10 @@ from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
 from exporters._lib import catalog
+from exporters._lib.bpf import can_run
 from exporters._lib.spec import Spec
 from lmp import config as configs
-from lmp.cli import can_run
+from lmp import supervisor
 
 from ..auth import current_user, role_required
 from ..models import audit, db
@@ -21,8 +22,7 @@ blp = Blueprint("components", __name__, description="The collectors: what each m
 def describe(spec: Spec, cfg: configs.Config) -> dict:
     ok, why = can_run(spec)
     configured = cfg.collectors.get(spec.name)
-    supervisor = current_app.extensions.get("lmp_supervisor")
-    state = supervisor.state(spec.name) if supervisor else {}
+    state = supervisor.child_state(Path(current_app.config.get("RUN_DIR", "/run/lmp")), spec.name)
     return {**state,
         "name": spec.name, "kind": spec.kind, "description": spec.summary, "overhead": spec.overhead,
         "hooks": spec.hooks,
@@ -55,9 +55,7 @@ def switch(name: str, enabled: bool) -> dict:
     set_enabled(name, enabled)
     audit(current_user().name, "enable" if enabled else "disable", name)
     db.session.commit()
-    supervisor = current_app.extensions.get("lmp_supervisor")
-    if supervisor:
-        supervisor.reconcile()
+    supervisor.reconcile_now(Path(current_app.config.get("RUN_DIR", "/run/lmp")), name, enabled)
     return describe(spec, config())
 
 

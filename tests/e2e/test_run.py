@@ -1,6 +1,7 @@
-"""`lmp run` end to end: the admin service owning the exporters, a real Prometheus finding them through the
-admin's service discovery, a collector enabled and disabled through the API while Prometheus follows, and
-Ctrl-C leaving nothing behind. The same without the admin, with static targets."""
+"""`lmp run` end to end: its spawner forking the exporters and the admin, a real Prometheus finding them
+through the admin's service discovery, a collector enabled and disabled through the API while Prometheus
+follows, a crashed admin restarted with the exporters untouched, and Ctrl-C or a SIGKILL leaving nothing
+behind. The same without the admin, with static targets."""
 from __future__ import annotations
 
 import os
@@ -11,6 +12,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
+
+from exporters._lib.serving import answers
 
 from tests.conftest import LMP, bpf_program_ids, programs_left, free_port, programs_of
 from tests.lmprun import Api, Run, active_targets, alive, descendants, query, serving, up_collectors, wait_for
@@ -79,7 +82,8 @@ def test_run_without_the_admin_uses_static_targets(tmp_path):
         run.wait_for_line("prometheus")
         wait_for(lambda: up_collectors(ports["prometheus"]) == set(COLLECTORS))
         started = descendants(run.proc.pid)
-        assert len(started) == len(COLLECTORS) + 1  # the exporters and Prometheus, no admin
+        # The launcher, the exporters and Prometheus, each named after what it is; no admin.
+        assert sorted(comm(pid) for pid in started) == sorted(["lmp-run", "prometheus", *(f"lmp-{c}" for c in COLLECTORS)])
         held = set().union(*(programs_of(pid) for pid in started))
         assert wait_for(lambda: query(ports["prometheus"], "lmp_runqueue_latency_seconds_count > 0"))
     finally:
@@ -90,11 +94,9 @@ def test_run_without_the_admin_uses_static_targets(tmp_path):
     assert not programs_left(held), "BPF programs left attached"
 
 
-@pytest.mark.parametrize("admin, message", [
-    (True, "collector biolatency failed: lmp exporter biolatency: cannot listen on 127.0.0.1:{port}"),
-    (False, "collector biolatency exited with code 1; the others go on"),
-])
-def test_a_collector_that_cannot_start_does_not_stop_the_others(tmp_path, admin, message):
+@pytest.mark.parametrize("admin", [True, False])
+def test_a_collector_that_cannot_start_does_not_stop_the_others(tmp_path, admin):
+    message = "collector biolatency failed: lmp exporter biolatency: cannot listen on 127.0.0.1:{port}"
     ports = {name: free_port() for name in (*COLLECTORS, "prometheus", "admin")}
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", ports["biolatency"]))
@@ -120,20 +122,47 @@ def test_a_second_run_is_refused_while_the_first_holds_the_admin_port(tmp_path):
     assert f"cannot listen on 127.0.0.1:{ports['admin']}: Address already in use" in result.stderr
 
 
-def test_an_admin_killed_with_sigkill_leaves_no_exporter_behind(tmp_path):
+def comm(pid: int) -> str:
+    return Path(f"/proc/{pid}/comm").read_text().strip()
+
+
+def by_name(root: int) -> dict[str, int]:
+    return {comm(pid): pid for pid in descendants(root) if alive(pid)}
+
+
+def test_a_crashed_admin_is_restarted_and_the_exporters_run_on_untouched(tmp_path):
+    ports = {name: free_port() for name in (*COLLECTORS, "prometheus", "admin")}
+    run = Run(write_config(tmp_path, ports, prometheus=False))
+    try:
+        password = run.wait_for_line("log in as admin, password").split("password ")[1].split()[0]
+        before = by_name(run.proc.pid)
+        os.kill(before["lmp-admin"], signal.SIGKILL)
+        run.wait_for_line("admin killed by signal SIGKILL (code -9); restarting it in 1 s")
+        wait_for(lambda: answers(f"http://127.0.0.1:{ports['admin']}/api/v1/health"))
+        api = Api(ports["admin"], "admin", password)  # back, same users
+        assert api.call("GET", "/components/syscalls")["running"]
+        after = by_name(run.proc.pid)
+        assert after["lmp-admin"] != before["lmp-admin"]
+        assert {n: after[n] for n in after if n != "lmp-admin"} == {n: before[n] for n in before if n != "lmp-admin"}
+        assert all(serving(ports[name]) for name in COLLECTORS)
+    finally:
+        output = run.ctrl_c()
+    assert run.proc.returncode == 0, output
+
+
+@pytest.mark.parametrize("victim", ["lmp-run", None])  # the launcher, or `lmp run`'s first process (the spawner)
+def test_lmp_run_killed_with_sigkill_leaves_no_process_or_program_behind(tmp_path, victim):
     ports = {name: free_port() for name in (*COLLECTORS, "prometheus", "admin")}
     run = Run(write_config(tmp_path, ports, prometheus=False))
     try:
         run.wait_for_line("LMP is running")
-        admin = descendants(run.proc.pid)
-        exporters = {pid for pid in admin if b"exporter" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")}
-        assert len(exporters) == len(COLLECTORS)
-        for pid in admin - exporters:  # gunicorn's master and worker, at once: no worker_exit runs
-            os.kill(pid, signal.SIGKILL)
-        run.wait_for_line("the admin service exited")
+        started = by_name(run.proc.pid)
+        held = set().union(*(programs_of(pid) for pid in started.values()))
+        os.kill(started[victim] if victim else run.proc.pid, signal.SIGKILL)
         run.proc.wait(timeout=60)
     finally:
-        output = run.ctrl_c() if run.proc.poll() is None else run.output
-    assert run.proc.returncode == 1, output
-    assert not [pid for pid in exporters if alive(pid)], "exporters left running"
+        if run.proc.poll() is None:
+            run.ctrl_c()
+    wait_for(lambda: not [pid for pid in started.values() if alive(pid)])
     assert not any(serving(ports[name]) for name in COLLECTORS)
+    assert not programs_left(held), "BPF programs left attached"
