@@ -11,7 +11,7 @@ import platform
 import sys
 
 from exporters._lib import catalog
-from lmp.cli import can_run
+from exporters._lib.bpf import can_run
 
 from .checks import Check, all_checks
 

@@ -7,11 +7,10 @@ import gzip
 import os
 import platform
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 HERE = Path(__file__).resolve().parent
 SYS_BPF, BPF_PROG_GET_NEXT_ID = 321, 11  # x86_64's bpf() syscall number and the command that lists programs
@@ -50,30 +49,6 @@ def mounts() -> dict[str, str]:
         fields, _, rest = line.partition(" - ")
         found[fields.split()[4]] = rest.split()[0]
     return found
-
-
-@contextmanager
-def quiet() -> Iterator[None]:
-    """BCC prints its compiler's and the kernel's complaints on stderr: keep them out of the report."""
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
-def attempt(action: Callable[[], Any]) -> str:
-    """'' when the action works, else the kernel's or BCC's reason, in a few words."""
-    try:
-        with quiet():
-            action()
-        return ""
-    except Exception as err:  # BCC raises plain Exception for every refusal
-        return str(err).strip().splitlines()[0][:160] or type(err).__name__
 
 
 def privileges() -> Check:
@@ -119,22 +94,25 @@ def btf(config: dict[str, str]) -> Check:
     size = path.stat().st_size if path.exists() else 0
     return Check("BTF", size > 0, f"{path}: {size >> 10} KiB" if size else f"no {path}; "
                  f"{says(config, 'CONFIG_DEBUG_INFO_BTF')}",
-                 "collectors that read kernel structs (process, oomkill) need CONFIG_DEBUG_INFO_BTF=y")
+                 "LMP's collectors are CO-RE objects: libbpf fits them to this kernel with its BTF. Give a BTF "
+                 "file of this kernel with `lmp exporter --btf PATH` or btf_path in the config (BTFHub has "
+                 "them for most distribution kernels); tp_btf programs need the kernel's own BTF")
 
 
 def headers() -> Check:
     build = Path(f"/lib/modules/{platform.release()}/build")
     uts = build / "include" / "generated" / "utsrelease.h"
     if not (build / "include").exists():
-        return Check("kernel headers", False, f"none at {build}",
-                     "BCC needs headers even for tracepoints: scripts/install.sh links Debian's")
+        return Check("kernel headers", False, f"none at {os.path.realpath(build)}",
+                     "only `lmp scenario` needs them (its recorder compiles with BCC); it links Debian's "
+                     "newest when it runs; the collectors need none")
     match = re.search(r'UTS_RELEASE "([^"]+)"', uts.read_text()) if uts.exists() else None
     version = match.group(1) if match else "unknown"
     same = version == platform.release()
     return Check("kernel headers", same, f"{os.path.realpath(build)}: {version}" +
                  ("" if same else f", not {platform.release()}"),
-                 "they do not match this kernel: LMP reads only tracepoint arguments and BTF offsets, so it "
-                 "works; code of your own must not read kernel structs through these headers")
+                 "they do not match this kernel: only `lmp scenario`'s recorder (BCC) uses them, for "
+                 "tracepoint arguments; code of your own must not read kernel structs through these headers")
 
 
 def cgroups() -> Check:
@@ -146,40 +124,91 @@ def cgroups() -> Check:
     return Check("cgroups", bool(v2), layout, "cgroup labels and connguard need the cgroup v2 hierarchy")
 
 
-def bcc_probes(config: dict[str, str]) -> list[Check]:
-    """Load LMP's probe programs with BCC and attach them: what kprobes, uprobes, perf events, ring buffers,
-    raw tracepoints and fentry really do here."""
+PROBES = HERE / "probes.bpf.o"  # built from probes.bpf.c by `lmp build`
+PERF_TYPE_SOFTWARE, PERF_COUNT_SW_CPU_CLOCK, SYS_PERF_EVENT_OPEN = 1, 0, 298  # x86_64's perf_event_open()
+MAP_TYPE_RINGBUF = 27
+
+
+def probe(program: str, attach: Callable[[int], int] | None = None) -> str:
+    """Load one of probes.bpf.o's programs alone and attach it (by its section, or with `attach`); '' when
+    the kernel takes both, else its reason in a few words."""
+    from exporters._lib import libbpf
+
+    obj = 0
     try:
-        import bcc
-        from bcc import BPF, PerfSWConfig, PerfType
-    except ImportError as err:
-        return [Check("BCC", False, f"cannot import bcc: {err}", "apt-get install python3-bpfcc")]
-    checks = [Check("BCC", True, f"version {bcc.__version__}")]
-    probes: list[Any] = []
-    why = attempt(lambda: probes.append(BPF(src_file=str(HERE / "probes.bpf.c"))))
-    if why:
-        return [*checks, Check("BCC compiles", False, why, "install the kernel headers (scripts/install.sh)")]
-    b = probes[0]
-    checks.append(Check("ring buffer", True, "BPF_MAP_TYPE_RINGBUF created"))
-    kprobe = attempt(lambda: b.attach_kprobe(event="do_sys_openat2", fn_name="doctor_kprobe"))
-    if kprobe and not Path("/sys/bus/event_source/devices/kprobe").exists():  # BCC's own words mislead here
+        with libbpf.Messages():
+            obj = libbpf.open_file(PROBES)
+            for prog in libbpf.programs(obj):
+                libbpf.set_autoload(prog, libbpf.name(prog) == program)
+            libbpf.load(obj)
+            prog = next(p for p in libbpf.programs(obj) if libbpf.name(p) == program)
+            libbpf.destroy_link(attach(prog) if attach else libbpf.attach(prog))
+        return ""
+    except OSError as err:
+        return err.strerror or str(err)
+    finally:
+        if obj:
+            libbpf.close(obj)
+
+
+def perf_event() -> int:
+    """A software cpu-clock event on CPU 0, sampling once a second: its fd (the caller closes it)."""
+    attr = ctypes.create_string_buffer(128)  # struct perf_event_attr
+    struct.pack_into("IIQQ", attr, 0, PERF_TYPE_SOFTWARE, len(attr), PERF_COUNT_SW_CPU_CLOCK, 1)
+    struct.pack_into("Q", attr, 40, 1 << 10)  # flags: freq
+    fd = ctypes.CDLL(None, use_errno=True).syscall(SYS_PERF_EVENT_OPEN, attr, -1, 0, -1, 0)
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+    return fd
+
+
+def libc_path() -> str:
+    """The C library this process maps: where the doctor's uprobe goes."""
+    return next(line.split()[-1] for line in Path("/proc/self/maps").read_text().splitlines()
+                if re.search(r"/libc[.-][^/]*\.so|/libc\.so", line))
+
+
+def attach_perf(prog: int) -> int:
+    from exporters._lib import libbpf
+    fd = perf_event()
+    try:
+        return libbpf.attach_perf_event(prog, fd)  # the link holds the event
+    finally:
+        os.close(fd)
+
+
+def program_probes(config: dict[str, str]) -> list[Check]:
+    """Load LMP's probe programs one at a time with libbpf and attach them: what tracepoints of each kind,
+    kprobes, uprobes, perf events, ring buffers and fentry really do here."""
+    from exporters._lib import libbpf
+
+    if not PROBES.is_file():
+        return [Check("probe programs", False, f"no {PROBES}", "build it: lmp build (needs clang)")]
+    checks = [Check("ring buffer", libbpf.map_type_supported(MAP_TYPE_RINGBUF),
+                    "BPF_MAP_TYPE_RINGBUF supported" if libbpf.map_type_supported(MAP_TYPE_RINGBUF)
+                    else "no BPF_MAP_TYPE_RINGBUF", "ring buffers need Linux 5.8: connguard's events and "
+                    "lmp scenario use them")]
+    for name, program, advice in (
+            ("tracepoints (tp)", "doctor_tp", "classic tracepoint programs: fileio and the resets of tcp"),
+            ("raw tracepoints", "doctor_raw_tp", "kernel 4.17 or newer"),
+            ("BTF tracepoints", "doctor_tp_btf", "tp_btf programs (most collectors) need Linux 5.5 and the "
+                                                 "kernel's own BTF")):
+        why = probe(program)
+        checks.append(Check(name, not why, why or "loaded and attached on sys_exit", advice))
+    kprobe = probe("doctor_kprobe")
+    if kprobe and not Path("/sys/bus/event_source/devices/kprobe").exists():
         kprobe = "no kprobe event source (/sys/bus/event_source/devices/kprobe): this kernel has no kprobes"
     checks.append(Check("kprobes", not kprobe, kprobe or "attached to do_sys_openat2",
                         f"{says(config, 'CONFIG_KPROBES')}: bcc's kprobe tools (execsnoop, biolatency, "
                         f"offcputime) fail here; LMP's collectors use tracepoints only"))
-    uprobe = attempt(lambda: b.attach_uprobe(name="c", sym="getpid", fn_name="doctor_uprobe"))
+    uprobe = probe("doctor_uprobe", lambda prog: libbpf.attach_uprobe(prog, libc_path(), "getpid"))
     checks.append(Check("uprobes", not uprobe, uprobe or "attached to libc's getpid",
                         f"{says(config, 'CONFIG_UPROBE_EVENTS')}: lmp scenario --uprobe needs them"))
-    perf = attempt(lambda: b.attach_perf_event(ev_type=PerfType.SOFTWARE, ev_config=PerfSWConfig.CPU_CLOCK,
-                                               fn_name="doctor_perf", sample_freq=1, cpu=0))
+    perf = probe("doctor_perf", attach_perf)
     checks.append(Check("perf events", not perf, perf or "sampling on cpu-clock",
                         "on-CPU stack samples (lmp scenario) need CONFIG_PERF_EVENTS and perf_event_paranoid"))
-    checks.append(Check("raw tracepoints", bool(BPF.support_raw_tracepoint()), "supported"
-                        if BPF.support_raw_tracepoint() else "not supported", "kernel 4.17 or newer"))
-    with quiet():
-        b.cleanup()
-    fentry = attempt(lambda: BPF(src_file=str(HERE / "fentry.bpf.c")).cleanup())
-    if "super-user" in fentry:  # BCC's words for EPERM, though this is root
+    fentry = probe("doctor_fentry")
+    if fentry.endswith("Operation not permitted"):
         fentry = "the kernel refused to load it (EPERM), though LMP runs as root"
     checks.append(Check("fentry", not fentry, fentry or "loaded on do_sys_openat2",
                         "fentry programs are refused here (a kernel option or a security policy): LMP does "
@@ -187,8 +216,17 @@ def bcc_probes(config: dict[str, str]) -> list[Check]:
     return checks
 
 
+def bcc() -> Check:
+    """BCC, which only `lmp scenario`'s recorder still uses (it compiles its programs at each run)."""
+    try:
+        import bcc as found
+    except ImportError as err:
+        return Check("BCC", False, f"cannot import bcc: {err}", "lmp scenario needs it: apt-get install python3-bpfcc")
+    return Check("BCC", True, f"version {found.__version__}")
+
+
 def all_checks() -> list[Check]:
     config, source = kernel_config()
     kernel = Check("kernel", True, f"{platform.release()}; build config {source or 'not available'}")
     return [kernel, privileges(), bpf_syscall(), *pseudo_filesystems(), tracepoints(config), btf(config),
-            headers(), cgroups(), *bcc_probes(config)]
+            cgroups(), *program_probes(config), bcc(), headers()]
