@@ -2,15 +2,20 @@
 
 The code is one BCC program made of several files: core.bpf.c (maps, helpers) and sched.bpf.c (time
 accounting, process events) always, then one file per chosen event family. BCC rewrites map calls only
-in the text it compiles, so the files are concatenated, each behind a #line that keeps compiler errors
-pointing at its own file and line, as exporters/_lib/bpf.py does for lmp.h."""
+in the text it compiles, so the files are concatenated behind bcc.h, each behind a #line that keeps
+compiler errors pointing at its own file and line. The recorder still compiles at each run (around its
+target and the families asked for), so it alone needs BCC and kernel headers; the few struct fields it
+reads are at offsets taken from the running kernel's BTF, as libbpf reads it."""
 from __future__ import annotations
 
+import platform
+import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exporters._lib import bpf as lmpbpf
+from exporters._lib import bpf as lmpbpf, btf, libbpf
 
 BPF_DIR = Path(__file__).resolve().parent / "bpf"
 ALWAYS = ("core", "sched")
@@ -33,6 +38,56 @@ BTF_FIELDS = ("task_struct.pid", "task_struct.tgid", "task_struct.exit_code", "p
               "pt_regs.dx")
 MAX_UPROBES = 8
 PERF_TYPE_SOFTWARE, PERF_COUNT_SW_CPU_CLOCK = 1, 0
+
+
+def kernel_offsets(fields: tuple[str, ...]) -> dict[str, int]:
+    """Byte offsets of struct fields ("task_struct.exit_code") in the running kernel, from its BTF (through
+    libbpf): the headers BCC compiles with may not match the kernel, so a struct read through them returns
+    garbage. Fields inside anonymous members are found too. LoadError names a field the kernel lacks."""
+    if (why := lmpbpf.btf_missing()) is not None:
+        raise lmpbpf.LoadError(why)
+    types = btf.Types(libbpf.parse_btf(lmpbpf.VMLINUX_BTF))
+    found = {}
+    for wanted in fields:
+        struct, member = wanted.split(".")
+        try:
+            found[wanted] = types.struct(struct).fields[member].offset
+        except KeyError:
+            raise lmpbpf.LoadError(f"the kernel's BTF has no {wanted}") from None
+    return found
+
+
+def kernel_headers(modules: Path = Path("/lib/modules")) -> None:
+    """BCC compiles with the running kernel's headers, from /lib/modules/$(uname -r)/build. A kernel without
+    them (this VM's 6.18 has only Debian's 6.1 ones) gets Debian's newest linked there, or, in a container,
+    the host's own when it has them (mounted at /host/lib/modules). The recorder reads tracepoint
+    arguments and BTF offsets only, so headers of another version serve."""
+    release = platform.release()
+    kdir = modules / release
+    if (kdir / "build" / "include").exists():
+        return
+    host = Path("/host/lib/modules") / release
+    if (host / "build" / "include").exists():
+        build, source = host / "build", host / "source"
+    else:
+        arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+        found = sorted(Path("/usr/src").glob(f"linux-headers-*-{arch}"), key=lambda p: _version(p.name))
+        if not found:
+            raise lmpbpf.LoadError(f"no kernel headers for BCC: none at {kdir}/build and no linux-headers-*-{arch} "
+                                   f"in /usr/src (apt-get install linux-headers-{arch})")
+        build = found[-1]
+        commons = sorted(Path("/usr/src").glob("linux-headers-*-common"), key=lambda p: _version(p.name))
+        source = commons[-1] if commons else build
+    kdir.mkdir(parents=True, exist_ok=True)
+    for name, target in (("build", build), ("source", source)):
+        (kdir / name).unlink(missing_ok=True)
+        (kdir / name).symlink_to(target)
+    print(f"lmp scenario: kernel {release} has no headers: linked {kdir / 'build'} -> {build} for BCC "
+          f"(tracepoint arguments only)", file=sys.stderr)
+
+
+def _version(name: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", name))
 
 
 @dataclass
@@ -75,18 +130,18 @@ class Program:
         return [*ALWAYS, *(f for f in wanted if f), *(["uprobes"] if self.uprobes else [])]
 
     def text(self) -> str:
-        parts = [(lmpbpf.LIB_DIR / "lmp.h").read_text()]
+        parts = [(BPF_DIR / "bcc.h").read_text()]
         for name in self.files():
             path = BPF_DIR / f"{name}.bpf.c"
             parts.append(f'#line 1 "{path}"\n{path.read_text()}')
         return "\n".join(parts)
 
     def cflags(self) -> list[str]:
-        flags = [f"-I{lmpbpf.LIB_DIR}", f"-DLMP_MAX_MAPS={len(OVERFLOW_MAPS)}",
+        flags = [f"-DLMP_MAX_MAPS={len(OVERFLOW_MAPS)}",
                  *(f"-DLMP_MAP_{name}={i}" for i, name in enumerate(OVERFLOW_MAPS)),
                  f"-DFOLLOW_CHILDREN={int(self.children)}", f"-DOFFCPU={int('offcpu' in self.families)}",
                  f"-DRING_PAGES={self.ring_pages}"]
-        flags += [f"-DBTF_{f.replace('.', '_')}={off}" for f, off in lmpbpf.btf_offsets(BTF_FIELDS).items()]
+        flags += [f"-DBTF_{f.replace('.', '_')}={off}" for f, off in kernel_offsets(BTF_FIELDS).items()]
         return flags
 
     def missing(self) -> list[str]:
@@ -106,6 +161,7 @@ class Program:
         if missing:
             raise lmpbpf.LoadError(f"this kernel lacks the tracepoint(s) {', '.join(missing)}; "
                                    f"leave their family out of --events")
+        kernel_headers()
         try:
             self.bpf = BPF(text=self.text(), cflags=self.cflags())
         except Exception as err:  # BCC raises plain Exception for compile and attach failures
@@ -115,7 +171,6 @@ class Program:
         except Exception:
             self.bpf.cleanup()
             raise
-        lmpbpf.give_back_memory()
         return self.bpf
 
     def _attach_more(self) -> None:

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from string import Template
 
-from exporters._lib import decoders
+from exporters._lib import build, decoders
 from exporters._lib.bpf import TRACEFS
 
 TEMPLATES = Path(__file__).resolve().parent / "scaffold"
@@ -55,6 +55,20 @@ def fields(event: str) -> list[tuple[str, str]]:
     return found
 
 
+def record_struct(category: str, name: str) -> str:
+    """The C type of the tracepoint's record in vmlinux.h: `struct trace_event_raw_<class>`, named after the
+    event's class (often the event itself); syscall events share syscall_trace_enter and _exit. `void` when
+    the class has another name, which tracefs does not say."""
+    if category == "syscalls":
+        return "struct syscall_trace_enter" if name.startswith("sys_enter_") else "struct syscall_trace_exit"
+    vmlinux = build.vmlinux_dir() / "vmlinux.h"
+    try:
+        found = f"struct trace_event_raw_{name} {{" in vmlinux.read_text()
+    except OSError:
+        found = False
+    return f"struct trace_event_raw_{name}" if found else "void"
+
+
 def workload(category: str, name: str) -> tuple[str, str]:
     """The generated test's workload, and how its README says it."""
     syscall = re.fullmatch(r"sys_(?:enter|exit)_(\w+)", name) if category == "syscalls" else None
@@ -87,6 +101,7 @@ def scaffold(event: str, name: str | None, directory: Path) -> Path:
         "format": f"{TRACEFS}/events/{category}/{event_name}/format",
         "fields": "\n".join(f" *   {decl}" for decl, _ in args) or " *   (none)",
         "first_field": args[0][1] if args else "FIELD", "workload": code, "workload_doc": doc,
+        "record": record_struct(category, event_name), "program": snake,
     }
     folder.mkdir(parents=True)
     for template, target in (("collector.bpf.c.in", f"{name}.bpf.c"), ("collector.yaml.in", f"{name}.yaml"),
