@@ -1,15 +1,24 @@
-# LMP in a container, for docker-compose.yml and the Kubernetes DaemonSet (deploy/kubernetes/). The image
-# is built by the same install script as a host: Debian 12, BCC, the project in /opt/lmp/.venv.
-FROM debian:12-slim
+# LMP in a container, for docker-compose.yml and the Kubernetes DaemonSet (deploy/kubernetes/).
+# Two stages. The first compiles the collectors' kernel code into CO-RE objects (clang, llvm, libbpf-dev)
+# and installs the project; the image is the second, which takes the project with its objects and carries
+# no compiler, LLVM or kernel headers: libbpf fits the objects to the host's kernel through its BTF.
+# (lmp scenario, whose recorder still compiles with BCC at each run, is not available in the image.)
+FROM debian:12-slim AS build
 WORKDIR /opt/lmp
 COPY . /opt/lmp
-# --image: packages and the project only; the kernel side (headers, tracefs, BPF) is the host's and is
-# checked when the container starts. The image's own Debian headers move to /opt/lmp/headers, because the
-# container mounts the host's /usr/src over its own (the host's headers win when they match its kernel).
 RUN apt-get update -qq \
-    && apt-get install -y -qq --no-install-recommends ca-certificates nodejs npm util-linux mount >/dev/null \
+    && apt-get install -y -qq --no-install-recommends ca-certificates nodejs npm clang llvm libbpf-dev >/dev/null \
     && bash scripts/install.sh --image \
-    && mkdir -p /opt/lmp/headers && mv /usr/src/linux-headers-* /opt/lmp/headers/ \
+    && .venv/bin/lmp build
+
+FROM debian:12-slim
+WORKDIR /opt/lmp
+COPY --from=build /opt/lmp /opt/lmp
+# --image: the runtime packages (libbpf1, bpftool, Python); the venv and the front-end libraries came
+# with the project, so nothing is downloaded for them. linux-libc-dev: syscall names (asm/unistd_64.h).
+RUN apt-get update -qq \
+    && apt-get install -y -qq --no-install-recommends ca-certificates util-linux mount linux-libc-dev >/dev/null \
+    && bash scripts/install.sh --image \
     && rm -rf /var/lib/apt/lists/*
 ENV PATH=/opt/lmp/.venv/bin:$PATH
 ENTRYPOINT ["/opt/lmp/scripts/container-start.sh"]

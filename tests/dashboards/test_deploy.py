@@ -49,11 +49,20 @@ def test_lmp_service_sees_the_host_kernel():
     lmp = yaml.load(COMPOSE.read_text())["services"]["lmp"]
     assert lmp["privileged"] is True and lmp["pid"] == "host"
     mounted = {v.split(":")[0]: v.split(":")[1] for v in lmp["volumes"]}
-    for path in ("/sys/kernel/tracing", "/sys/kernel/debug", "/sys/fs/bpf", "/lib/modules", "/usr/src"):
+    for path in ("/sys/kernel/tracing", "/sys/kernel/debug", "/sys/fs/bpf", "/sys/fs/cgroup"):
         assert path in mounted, path
-    assert mounted["/lib/modules"] == "/host/lib/modules"  # where install.sh --kernel looks for them
-    assert "/host/lib/modules" in (ROOT / "scripts" / "install.sh").read_text()
+    # CO-RE objects: no kernel headers from the host, and no compiler in the image that runs them.
+    assert "/lib/modules" not in mounted and "/usr/src" not in mounted
     assert lmp["command"] == ["lmp", "run", "--no-prometheus"]
+
+
+def test_the_image_builds_its_objects_in_a_stage_that_does_not_ship():
+    stages = re.split(r"^FROM ", (ROOT / "Dockerfile").read_text(), flags=re.M)[1:]
+    assert len(stages) == 2 and stages[0].startswith("debian:12-slim AS build")
+    build, image = stages
+    assert "clang" in build and "lmp build" in build
+    assert "COPY --from=build /opt/lmp /opt/lmp" in image
+    assert not re.search(r"\b(clang|llvm|libbpf-dev|linux-headers)\b", image.split("\n", 1)[1])
 
 
 def test_every_file_compose_mounts_exists_and_prometheus_gets_the_generated_rules():
@@ -115,7 +124,8 @@ def test_kubernetes_config_covers_every_collector_and_the_pod_exposes_each_port(
         assert c.listen.startswith("0.0.0.0:")
         assert ports[f"lmp-{name}"] == int(c.listen.rsplit(":", 1)[1])
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
-    assert {"/sys/kernel/tracing", "/sys/kernel/debug", "/sys/fs/bpf", "/host/lib/modules", "/usr/src"} <= mounts
+    assert {"/sys/kernel/tracing", "/sys/kernel/debug", "/sys/fs/bpf", "/sys/fs/cgroup"} <= mounts
+    assert not {"/host/lib/modules", "/usr/src"} & mounts  # CO-RE objects: no headers from the node
 
 
 def test_kubernetes_scrape_config_relabels_as_make_run_labels():
