@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import statistics
@@ -11,8 +12,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+from exporters._lib import libbpf
 from exporters._lib.bpf import programs_held_by
-from lmp.run import wait_until_serving
+from exporters._lib.serving import wait_until_serving
 
 HERE = Path(__file__).resolve().parent
 LOOPS = HERE / "loops"
@@ -34,73 +36,144 @@ class Exporter:
     """An exporter process; `seconds` is from spawn to its first /metrics answer."""
 
     def __init__(self, name: str, *options: str, config: Path | None = None) -> None:
-        listen = f"127.0.0.1:{free_port()}"
+        self.listen = listen = f"127.0.0.1:{free_port()}"
         started = time.monotonic()
         top = ["--config", str(config)] if config else []
         self.proc = subprocess.Popen([*LMP, *top, "exporter", name, "--listen", listen, *options],
                                      stderr=subprocess.DEVNULL)
-        if not wait_until_serving(self.proc, f"http://{listen}/metrics", started + 60):
+        if not wait_until_serving(f"http://{listen}/metrics", started + 60, lambda: self.proc.poll() is None):
             self.stop()
             raise SystemExit(f"bench: exporter {name} did not start (exit code {self.proc.returncode})")
         self.seconds = time.monotonic() - started
         self.programs = programs_held_by(self.proc.pid)
 
     def memory_mb(self) -> dict[str, float]:
-        """MB of: private dirty memory (anonymous: what this process alone costs and the kernel cannot
-        reclaim), PSS (its share of everything it maps) and RSS (all it maps, shared libraries too)."""
-        fields = {}
-        for line in Path(f"/proc/{self.proc.pid}/smaps_rollup").read_text().splitlines()[1:]:
-            key, value = line.split(":")
-            fields[key] = int(value.split()[0]) / 1024
-        return {"private": fields["Private_Dirty"], "pss": fields["Pss"], "rss": fields["Rss"]}
+        return memory_mb(self.proc.pid)
 
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=30)
 
     def program_cost(self, binary: Path, n: int, cwd: Path | None = None) -> tuple[float, float]:
-        """(program runs per operation, ns per run) of this exporter's programs over one loop run."""
-        ids = programs_held_by(self.proc.pid)
-        with BpfStats():
-            runs0, ns0 = program_runs(ids)
-            loop_ns(binary, n, 1, 0, cwd)
-            runs1, ns1 = program_runs(ids)
-        runs = runs1 - runs0
-        return runs / n, (ns1 - ns0) / runs if runs else 0.0
+        return program_cost(programs_held_by(self.proc.pid), binary, n, cwd)
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    """MB of: private memory (what this process alone costs: its private pages, dirty or clean), PSS (its
+    share of everything it maps, shared pages divided among the processes that map them) and RSS (all it
+    maps, shared libraries too)."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        key, value = line.split(":")
+        fields[key] = int(value.split()[0]) / 1024
+    return {"private": fields["Private_Dirty"] + fields["Private_Clean"], "pss": fields["Pss"], "rss": fields["Rss"]}
+
+
+def program_cost(ids: set[int], binary: Path, n: int, cwd: Path | None = None) -> tuple[float, float]:
+    """(program runs per operation, ns per run) of the programs `ids` over one loop run, as the kernel
+    counts them."""
+    with BpfStats():
+        runs0, ns0 = program_runs(ids)
+        loop_ns(binary, n, 1, 0, cwd)
+        runs1, ns1 = program_runs(ids)
+    runs = runs1 - runs0
+    return runs / n, (ns1 - ns0) / runs if runs else 0.0
+
+
+PEERS = Path(__file__).resolve().parent.parent.parent / "shared" / "peers"  # ../shared/peers beside the repo
 
 
 class Peer:
-    """A bcc tool doing the same job, attached until stopped; ready once it prints its first line."""
+    """Another tool doing the same job (an ebpf_exporter, one of bcc's libbpf-tools), attached until
+    stopped; ready once it holds its BPF programs (`ready`: a URL it then answers, for an exporter).
+    `seconds` is from spawn to ready."""
 
-    def __init__(self, *command: str) -> None:
-        self.proc = subprocess.Popen(list(command), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        first = self.proc.stdout.readline()  # type: ignore[union-attr]
-        if not first and self.proc.poll() is not None:
-            raise RuntimeError(f"{command[0]} exited with {self.proc.returncode}")
-        time.sleep(0.5)
+    def __init__(self, *command: str, ready: str | None = None) -> None:
+        started, self.url = time.monotonic(), ready
+        self.proc = subprocess.Popen(list(command), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        alive = lambda: self.proc.poll() is None  # noqa: E731
+        if ready is not None and not wait_until_serving(ready, started + 60, alive):
+            self.stop()
+            raise RuntimeError(f"{command[0]} did not answer {ready} (exit code {self.proc.returncode})")
+        self.programs: set[int] = set()
+        while alive() and time.monotonic() < started + 30:
+            self.programs = programs_held_by(self.proc.pid)
+            if self.programs:
+                break
+            time.sleep(0.01)
+        if not self.programs:
+            self.stop()
+            raise RuntimeError(f"{command[0]} holds no BPF program (exit code {self.proc.returncode})")
+        self.seconds = time.monotonic() - started
+        time.sleep(0.3)  # every program attached, not only the first
+
+    def memory_mb(self) -> dict[str, float]:
+        return memory_mb(self.proc.pid)
+
+    def program_cost(self, binary: Path, n: int, cwd: Path | None = None) -> tuple[float, float]:
+        return program_cost(self.programs, binary, n, cwd)
 
     def stop(self) -> None:
-        self.proc.send_signal(2)
+        self.proc.send_signal(2)  # SIGINT: libbpf-tools print their summary and detach
         try:
-            self.proc.communicate(timeout=30)
+            self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            self.proc.communicate()
+            self.proc.wait()
+
+
+def ebpf_exporter(*configs: str) -> Peer:
+    """Cloudflare's ebpf_exporter with the given example configs, on a free loopback port."""
+    listen = f"127.0.0.1:{free_port()}"
+    return Peer(str(PEERS / "ebpf_exporter" / "ebpf_exporter"), f"--config.dir={PEERS / 'ebpf_exporter' / 'examples'}",
+                f"--config.names={','.join(configs)}", f"--web.listen-address={listen}",
+                ready=f"http://{listen}/metrics")
+
+
+def libbpf_tool(name: str, *args: str) -> Peer:
+    return Peer(str(PEERS / "libbpf-tools" / name), *args)
+
+
+def have_peer(path: str) -> bool:
+    return (PEERS / path).is_file()
 
 
 class EmptyProgram:
-    """The floor: bench/empty.bpf.c attached to each of the given tracepoints and raw tracepoints."""
+    """The floor: bench/hooks.bpf.o's empty program of one hook type ("tp", "raw_tp", "tp_btf") on each of
+    the given tracepoints (category:event)."""
 
-    def __init__(self, tracepoints: tuple[str, ...], raw_tracepoints: tuple[str, ...] = ()) -> None:
-        from bcc import BPF
-        self.bpf = BPF(src_file=str(HERE / "empty.bpf.c").encode())
-        for tp in tracepoints:
-            self.bpf.attach_tracepoint(tp=tp.encode(), fn_name=b"empty")
-        for tp in raw_tracepoints:
-            self.bpf.attach_raw_tracepoint(tp=tp.encode(), fn_name=b"empty_raw")
+    def __init__(self, kind: str, tracepoints: tuple[str, ...]) -> None:
+        self.objects: list[int] = []
+        self.links: list[int] = []
+        held = programs_held_by(os.getpid())
+        try:
+            for tp in tracepoints:
+                obj = libbpf.open_file(HERE / "hooks.bpf.o")
+                self.objects.append(obj)
+                progs = {libbpf.name(p): p for p in libbpf.programs(obj)}
+                for name, prog in progs.items():
+                    libbpf.set_autoload(prog, name == f"empty_{kind}")
+                prog = progs[f"empty_{kind}"]
+                event = tp.split(":")[1]
+                if kind == "tp_btf":
+                    libbpf.set_attach_target(prog, event)
+                libbpf.load(obj)
+                self.links.append(libbpf.attach(prog) if kind == "tp_btf" else
+                                  libbpf.attach_to(prog, tp if kind == "tp" else event))
+            self.programs = programs_held_by(os.getpid()) - held
+        except OSError:
+            self.stop()
+            raise
+
+    def program_cost(self, binary: Path, n: int, cwd: Path | None = None) -> tuple[float, float]:
+        return program_cost(self.programs, binary, n, cwd)
 
     def stop(self) -> None:
-        self.bpf.cleanup()
+        for link in self.links:
+            libbpf.destroy_link(link)
+        for obj in self.objects:
+            libbpf.close(obj)
+        self.objects, self.links = [], []
 
 
 class BpfStats:

@@ -1,0 +1,12 @@
+/* The benchmark's empty programs, one per hook type: what a hook costs before any work is done in it.
+ * The bench attaches them where it measures (a tp_btf one gets its target set before it loads). */
+#include "lmp.h"
+
+SEC("tp")
+int empty_tp(void *ctx) { return 0; }
+
+SEC("raw_tp")
+int empty_raw_tp(void *ctx) { return 0; }
+
+SEC("tp_btf")
+int empty_tp_btf(void *ctx) { return 0; }
