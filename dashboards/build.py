@@ -65,7 +65,7 @@ def dashboard(uid: str, title: str, description: str, rows: list[tuple[str, list
 
 def has_hash_maps(spec: Spec) -> bool:
     """Whether the kernel code declares a hash map (the only kind that fills up; arrays are fixed)."""
-    return re.search(r"\bBPF_(?:PERCPU_|LRU_|LRU_PERCPU_)?HASH\(", spec.source.read_text()) is not None
+    return re.search(r"__uint\(type, BPF_MAP_TYPE_(?:PERCPU_|LRU_|LRU_PERCPU_)?HASH\)", spec.source.read_text()) is not None
 
 
 def exporter_panels(spec: Spec) -> list[g.Panel]:

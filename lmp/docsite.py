@@ -75,11 +75,16 @@ def discover() -> dict[str, str]:
     return pages
 
 
+def built(path: Path) -> bool:
+    """What `lmp build` made beside the sources (objects, clang's dependency lists): not pages."""
+    return path.name.endswith((".bpf.o", ".bpf.d", ".o.tmp"))
+
+
 def source_page(origin: str) -> str:
     """A repository file as a page: Markdown as itself, a folder as a list of its files, code in a block."""
     path = ROOT / origin
     if path.is_dir():
-        items = [f"- [`{p.name}`]({p.name})" for p in sorted(path.iterdir()) if p.is_file()]
+        items = [f"- [`{p.name}`]({p.name})" for p in sorted(path.iterdir()) if p.is_file() and not built(p)]
         return f"# `{origin}/`\n\n" + "\n".join(items) + "\n"
     if path.suffix == ".md":
         return path.read_text()
@@ -90,7 +95,7 @@ def source_page(origin: str) -> str:
 
 def collector_page(name: str) -> str:
     readme = (ROOT / "exporters" / name / "README.md").read_text()
-    files = sorted((ROOT / "exporters" / name).glob(f"{name}.*"))
+    files = sorted(f for f in (ROOT / "exporters" / name).glob(f"{name}.*") if not built(f))
     listing = "\n".join(f"- [`{f.name}`]({f.name})" for f in files)
     return f"{readme.rstrip()}\n\n## Its files\n\nThe whole collector is its folder, `exporters/{name}/`:\n\n{listing}\n"
 

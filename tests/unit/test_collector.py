@@ -7,7 +7,7 @@ from exporters._lib import collector, exposition, libbpf
 from exporters._lib.bpf import Map
 from exporters._lib.btf import Field, Layout
 from exporters._lib.collector import MapMetric, histogram_buckets
-from exporters._lib.exporter import parse_listen, scrape_url
+from exporters._lib.serving import parse_listen, scrape_url
 from exporters._lib.spec import Histogram, Label, Metric
 
 
