@@ -1,8 +1,9 @@
 """config/lmp.yaml: read, validated against config/lmp.schema.json and against the collectors' specs."""
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,42 @@ class Config:
     collectors: dict[str, CollectorConfig]
     admin: AdminConfig = field(default_factory=AdminConfig)
     btf_path: str | None = None  # the kernel's BTF from this file, where /sys/kernel/btf/vmlinux is missing
+
+
+def as_plain(cfg: Config) -> dict[str, Any]:
+    """The config as JSON-ready data; from_plain() makes it again."""
+    return {**asdict(cfg), "path": str(cfg.path)}
+
+
+def from_plain(data: dict[str, Any]) -> Config:
+    return Config(Path(data["path"]), PrometheusConfig(**data["prometheus"]),
+                  {name: CollectorConfig(**c) for name, c in data["collectors"].items()},
+                  AdminConfig(**data["admin"]), data["btf_path"])
+
+
+def load_in_child(path: Path | None = None) -> Config:
+    """load(), in a short-lived child of this process: the checks import a JSON schema validator, several
+    MB that would otherwise stay for good in a long-lived process (`lmp run`'s launcher). The caller must
+    be single-threaded, so that the child copies no lock another thread holds. ValueError (`file:line:
+    reason`) when the config is wrong."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        try:
+            payload = {"config": as_plain(load(path))}
+        except (ValueError, OSError) as err:
+            payload = {"error": str(err)}
+        with os.fdopen(write, "w") as out:
+            json.dump(payload, out)
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as answer:
+        payload = json.load(answer)
+    os.waitpid(pid, 0)
+    if "error" in payload:
+        raise ValueError(payload["error"])
+    return from_plain(payload["config"])
 
 
 def path_from_env() -> Path:

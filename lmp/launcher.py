@@ -60,7 +60,7 @@ def built(cfg: configs.Config) -> None:
 class Launcher:
     def __init__(self, spawner: Spawner, config_path: Path | None, no_prometheus: bool) -> None:
         self.spawner = spawner
-        self.cfg = configs.load(config_path)
+        self.cfg = configs.load_in_child(config_path)
         if no_prometheus:  # a Prometheus of its own runs elsewhere (docker-compose.yml, a fleet)
             self.cfg.prometheus.enabled = False
         self.stopping = False
@@ -84,8 +84,7 @@ class Launcher:
                       f"(is LMP already running?)", file=sys.stderr)
                 return 1
             built(self.cfg)
-            self.supervisor.reconcile()
-            running = self.wait_for_start()
+            running = self.start()
             if self.stopping:
                 return 0
             if running is None:
@@ -103,30 +102,44 @@ class Launcher:
             shutil.rmtree(self.tmp, ignore_errors=True)
             print("lmp run: stopped", file=sys.stderr)
 
-    def wait_for_start(self) -> list[configs.CollectorConfig] | None:
-        """Wait until the admin and each enabled collector serve, or say why one did not (the others go on).
-        None when the admin did not start: nothing can be managed then."""
+    def start(self) -> list[configs.CollectorConfig] | None:
+        """Start the exporters, as many at once as there are CPUs (loading a program keeps a CPU busy for
+        tens of ms, so more at once only makes each later), then the admin; wait until each serves, or say
+        why one did not (the others go on). None when the admin did not start: nothing is managed then."""
         deadline = time.monotonic() + START_TIMEOUT
         enabled = [c for c in self.cfg.collectors.values() if c.enabled]
-        pending, running = {c.name: c for c in enabled}, []
+        pending, running, starting = {c.name: c for c in enabled}, [], set()
         admin = self.cfg.admin.enabled
+        wave = len(os.sched_getaffinity(0))
+
+        def admit(name: str) -> bool:
+            if name == ADMIN:
+                return not pending
+            if name in pending and len(starting) < wave:
+                starting.add(name)
+                return True
+            return name not in pending
+
         while (pending or admin) and time.monotonic() < deadline and not self.stopping:
-            self.step(0.05)
-            if admin and answers(scrape_url(self.cfg.admin.listen, "/api/v1/health"), 0.2):
-                admin = False
-            elif admin and (child := self.supervisor.children.get(ADMIN)) and child.last_error:
-                print(f"lmp run: the admin service did not start ({child.last_error}); see the messages above",
-                      file=sys.stderr)
-                return None
-            for name, c in list(pending.items()):
-                child = self.supervisor.children.get(name)
+            self.supervisor.reconcile(admit=admit)
+            self.step(0.02)
+            for name in list(starting):
+                c, child = pending[name], self.supervisor.children.get(name)
                 if answers(scrape_url(c.listen), 0.2):
                     running.append(pending.pop(name))
+                    starting.discard(name)
                 elif child and child.last_error:
                     log = self.supervisor.run_dir / f"{name}.log"
                     print(f"lmp run: collector {name} failed: {last_line(log) or child.last_error} ({log}); "
                           f"it is retried with backoff, the others go on", file=sys.stderr)
                     del pending[name]
+                    starting.discard(name)
+            if admin and not pending and answers(scrape_url(self.cfg.admin.listen, "/api/v1/health"), 0.2):
+                admin = False
+            elif admin and (child := self.supervisor.children.get(ADMIN)) and child.last_error:
+                print(f"lmp run: the admin service did not start ({child.last_error}); see the messages above",
+                      file=sys.stderr)
+                return None
         if admin and not self.stopping:
             print(f"lmp run: the admin service did not answer within {START_TIMEOUT:.0f} s", file=sys.stderr)
             return None

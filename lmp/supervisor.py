@@ -12,9 +12,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
-
-from exporters._lib.yamlfile import YamlError
+from typing import Any, Callable
 
 from . import config as configs
 from .spawner import Spawner
@@ -82,15 +80,15 @@ class Supervisor:
             found[ADMIN] = (self.cfg.admin.listen, self.admin_args)
         return found
 
-    def reconcile(self, force: bool = False) -> None:
+    def reconcile(self, force: bool = False, admit: Callable[[str], bool] = lambda name: True) -> None:
         """Read the config again when it changed (the last good one stays if it is bad), then make the
-        running processes match it."""
+        running processes match it; `admit` says which of those to start may start now."""
         stamp = self._stamp()
         if force or stamp != self.stamp:
             self.stamp = stamp
             try:
-                self.cfg = configs.load(self.cfg.path)
-            except (YamlError, OSError) as err:
+                self.cfg = configs.load_in_child(self.cfg.path)
+            except (ValueError, OSError) as err:
                 print(f"lmp run: the config cannot be used, the last good one stays: {err}", file=sys.stderr)
         self.reap()
         wanted = self.wanted()
@@ -99,7 +97,7 @@ class Supervisor:
                 self._stop(child)
         for name, (listen, args) in wanted.items():
             child = self.children.setdefault(name, Child(name))
-            if child.pid is None and time.monotonic() >= child.next_start:
+            if child.pid is None and time.monotonic() >= child.next_start and admit(name):
                 self._start(child, listen, args)
         self.write_state()
 
