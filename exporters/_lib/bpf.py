@@ -36,8 +36,8 @@ def btf_missing(btf_path: Path | None = None) -> str | None:
         return None if btf_path.is_file() else f"no BTF file at {btf_path} (--btf)"
     if VMLINUX_BTF.exists():
         return None
-    return (f"this kernel has no BTF ({VMLINUX_BTF}: CONFIG_DEBUG_INFO_BTF is off); LMP's programs are CO-RE "
-            f"and need a description of the kernel's types: give one with --btf PATH (btf_path in the config), "
+    return (f"this kernel has no BTF (no {VMLINUX_BTF}: built without CONFIG_DEBUG_INFO_BTF); LMP's programs are "
+            f"CO-RE and need a description of the kernel's types: give one with --btf PATH (btf_path in the config), "
             f"for instance this kernel's from BTFHub")
 
 
@@ -223,6 +223,18 @@ def _prepare(spec: Spec, obj: int, values: dict[str, bool | int]) -> dict[str, i
     return programs
 
 
+def _btf_programs_need_the_kernels(spec: Spec, programs: dict[str, int], btf_path: Path | None) -> None:
+    """A BTF file given for a kernel without its own serves CO-RE relocations only: a tp_btf program is
+    attached by the kernel's own type ids, which it cannot know without /sys/kernel/btf/vmlinux."""
+    if btf_path is None or VMLINUX_BTF.exists():
+        return
+    typed = [name for name, prog in programs.items() if libbpf.autoload(prog) and libbpf.section(prog).startswith("tp_btf/")]
+    if typed:
+        raise LoadError(f"{spec.name}: its tp_btf programs ({', '.join(typed)}) attach by the kernel's own BTF "
+                        f"type ids, and this kernel has no {VMLINUX_BTF}: --btf serves the collectors on classic "
+                        f"tracepoints only (fileio)")
+
+
 def _refused(spec: Spec, messages: list[str], log: bytes) -> LoadError:
     """The kernel's (or libbpf's) reason for refusing the object, trimmed to what a reader needs: libbpf's
     own words, then the verifier log's last lines, where it says what was wrong and at which line of the
@@ -256,12 +268,16 @@ def load(spec: Spec, values: dict[str, bool | int], btf_path: Path | None = None
                 types = btf.Types(libbpf.btf(obj))
                 _set_options(spec, obj, types, values)
                 programs = _prepare(spec, obj, values)
+                _btf_programs_need_the_kernels(spec, programs, btf_path)
                 libbpf.load(obj)
             except OSError as err:
                 if obj:
                     libbpf.close(obj)
                 error = _refused(spec, [*messages, str(err)], log[:])
                 raise error from None
+            except LoadError:  # the spec and the object disagree, or a program cannot run here
+                libbpf.close(obj)
+                raise
         loaded = Loaded(spec, obj, _maps(obj, types), {}, None, types, 0.0)
         bss_fields = types.section(".bss")
         loaded.overflow_fields = {n.removeprefix(OVERFLOW_PREFIX): f for n, f in bss_fields.items()
