@@ -48,16 +48,21 @@ static __always_inline void lmp_hist_observe(struct lmp_hist *h, u64 value)
     h->sum += value;
 }
 
-/* The value of `key` in a hash map, made from `init` when missing; NULL when the map is full. */
-static __always_inline void *lmp_lookup_or_init(void *map, const void *key, const void *init)
-{
-    void *value = bpf_map_lookup_elem(map, key);
-    if (value)
-        return value;
-    /* BPF_NOEXIST: another CPU may have made it meanwhile; the lookup below then finds theirs. */
-    bpf_map_update_elem(map, key, init, BPF_NOEXIST);
-    return bpf_map_lookup_elem(map, key);
-}
+/* The value of `key` in a hash map, made zero when missing; NULL when the map is full. The zero value is
+ * built only for a new key: a histogram's is hundreds of bytes to clear, too many for every event. The
+ * value's type is the map's own (__type(value, ...) declares a pointer member of that type). */
+#define LMP_LOOKUP_OR_ZERO(map, key)                                            \
+    ({                                                                          \
+        typeof(*(map).value) *__v = bpf_map_lookup_elem(&(map), key);           \
+        if (!__v) {                                                             \
+            typeof(*(map).value) __zero;                                        \
+            __builtin_memset(&__zero, 0, sizeof(__zero));                       \
+            /* BPF_NOEXIST: another CPU may have made it meanwhile; the lookup below finds theirs. */ \
+            bpf_map_update_elem(&(map), key, &__zero, BPF_NOEXIST);             \
+            __v = bpf_map_lookup_elem(&(map), key);                             \
+        }                                                                       \
+        __v;                                                                    \
+    })
 
 /* Every map has a fixed size. A map that can fill up declares LMP_OVERFLOW_COUNTER(map) beside it: a
  * global, lmp_overflow_<map>, that LMP_OVERFLOW(map) adds one to when an insert fails. The exporter finds
@@ -69,8 +74,7 @@ static __always_inline void *lmp_lookup_or_init(void *map, const void *key, cons
 /* Counters: add n to a hash map's u64 counter for key, or count the overflow when the map is full. */
 #define LMP_ADD(map, key, n)                                    \
     ({                                                          \
-        u64 __zero = 0;                                         \
-        u64 *__n = lmp_lookup_or_init(&map, key, &__zero);      \
+        u64 *__n = LMP_LOOKUP_OR_ZERO(map, key);                \
         if (__n)                                                \
             *__n += (n);                                        \
         else                                                    \
@@ -80,8 +84,7 @@ static __always_inline void *lmp_lookup_or_init(void *map, const void *key, cons
 /* Histograms: observe value into a hash map's histogram for key, or count the overflow. */
 #define LMP_OBSERVE(map, key, value)                            \
     ({                                                          \
-        struct lmp_hist __empty = {};                           \
-        struct lmp_hist *__h = lmp_lookup_or_init(&map, key, &__empty); \
+        struct lmp_hist *__h = LMP_LOOKUP_OR_ZERO(map, key);    \
         if (__h)                                                \
             lmp_hist_observe(__h, value);                       \
         else                                                    \

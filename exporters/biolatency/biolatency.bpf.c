@@ -103,8 +103,7 @@ int BPF_PROG(block_rq_complete, struct request *rq, blk_status_t error, unsigned
     u64 latency = bpf_ktime_get_ns() - info->issued_ns, bytes = info->bytes;
     bpf_map_delete_elem(&inflight, &key);
 
-    struct io_stats empty = {};
-    struct io_stats *stats = lmp_lookup_or_init(&block_io, &dop, &empty);
+    struct io_stats *stats = LMP_LOOKUP_OR_ZERO(block_io, &dop);
     if (!stats) {
         LMP_OVERFLOW(block_io);
         return 0;

@@ -91,8 +91,7 @@ static __always_inline int on_exit(u32 op, long ret)
     if (skipped())
         return 0;
     struct io_key key = {.op = op, .cgroup = cgroup ? bpf_get_current_cgroup_id() : 0};
-    struct io_stats empty = {};
-    struct io_stats *stats = lmp_lookup_or_init(&file_io, &key, &empty);
+    struct io_stats *stats = LMP_LOOKUP_OR_ZERO(file_io, &key);
     if (!stats) {
         LMP_OVERFLOW(file_io);
         return 0;

@@ -120,8 +120,7 @@ static __always_inline bool over_rate(struct lmp_addr *src, struct netguard_conf
 
 static __always_inline void count(struct series *s, u64 bytes)
 {
-    struct traffic none = {};
-    struct traffic *t = lmp_lookup_or_init(&netguard_traffic, s, &none);
+    struct traffic *t = LMP_LOOKUP_OR_ZERO(netguard_traffic, s);
     if (!t) {
         LMP_OVERFLOW(netguard_traffic);
         return;

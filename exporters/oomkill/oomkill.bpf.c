@@ -42,8 +42,7 @@ int BPF_PROG(mark_victim, struct task_struct *task)
         if (cgroup)
             key.cgroup = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
     }
-    u64 zero = 0;
-    u64 *kills = lmp_lookup_or_init(&oom_kills_total, &key, &zero);
+    u64 *kills = LMP_LOOKUP_OR_ZERO(oom_kills_total, &key);
     if (kills)
         __sync_fetch_and_add(kills, 1); /* one hash for all CPUs: two OOMs can race */
     else
