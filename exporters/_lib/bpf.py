@@ -22,7 +22,7 @@ VMLINUX_BTF = Path("/sys/kernel/btf/vmlinux")
 OVERFLOW_PREFIX = "lmp_overflow_"  # lmp.h's LMP_OVERFLOW_COUNTER(map): a .bss global per map
 LOG_SIZE = 16 << 20  # as libbpf's own: room for the log of the largest program the kernel takes
 LOG_LINES = 30  # the verifier log's last lines shown on a refused load: the error and what led to it
-BATCH = 1024  # map entries read per syscall
+BATCH_BYTES = 64 << 10  # keys and values read per syscall: small buffers, whatever the map's values weigh
 TRACING_SECTIONS = ("tp/", "tracepoint/", "raw_tp/", "raw_tracepoint/", "tp_btf/")
 
 
@@ -95,7 +95,8 @@ class Map:
 
     def items(self) -> list[tuple[bytes, memoryview]]:
         """Every (key, value) pair: batch reads where the kernel has them (LPM tries do not)."""
-        found = libbpf.lookup_batch(self.fd, self.key_size, self.stride, min(BATCH, max(self.max_entries, 1)))
+        chunk = max(1, min(self.max_entries, BATCH_BYTES // (self.key_size + self.stride)))
+        found = libbpf.lookup_batch(self.fd, self.key_size, self.stride, chunk)
         if found is None:
             pairs = []
             for key in libbpf.keys(self.fd, self.key_size):

@@ -112,9 +112,10 @@ class MapMetric:
         self.retired = {k: v for k, v in self.retired.items() if v[1] > now}
         return live
 
-    def render(self, openmetrics: bool) -> str:
+    def render(self, openmetrics: bool, items: list[tuple[bytes, memoryview]]) -> str:
+        """The metric's lines from `items`, the map's entries as one read found them."""
         m = self.metric
-        items = self.forget_dead_cgroups(self.map.items())
+        items = self.forget_dead_cgroups(items)
         values: dict[str, Any] = {inner: value for inner, (value, _) in self.retired.items()}
         for key, raw in items:
             value = self._value(raw)
@@ -181,13 +182,19 @@ class BpfCollector:
             if self.loaded.closed:
                 return ""
             started, ok, parts = time.perf_counter(), 1, []
+            read: dict[str, list[tuple[bytes, memoryview]]] = {}  # each map read once, whatever reads it
             for m in self.maps:
                 try:
-                    parts.append(m.render(openmetrics))
+                    if isinstance(m, MapMetric):
+                        items = read.setdefault(m.map.name, m.map.items())
+                        parts.append(m.render(openmetrics, items))
+                    else:
+                        parts.append(m.render(openmetrics))
                 except Exception:  # one broken map must not hide the others
                     log.exception("%s: reading map %s failed", self.spec.name, m.metric.map)
                     ok = 0
-            self.entries = {name: len(t.items()) for name, t in self.tables.items() if t.type in libbpf.HASH_TYPES}
+            self.entries = {name: len(read[name]) if name in read else len(t.items())
+                            for name, t in self.tables.items() if t.type in libbpf.HASH_TYPES}
             self.last_duration, self.last_success = time.perf_counter() - started, ok
         return "".join(parts)
 

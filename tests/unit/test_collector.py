@@ -86,11 +86,11 @@ def test_a_removed_cgroups_counts_are_retired_then_expire(monkeypatch):
     now = [1000.0]
     monkeypatch.setattr(collector.time, "monotonic", lambda: now[0])
     line = f'lmp_demo_total{{cgroup="cgroup_{2**62}",code="1"}} 5'
-    assert line in m.render(False) and gone in table.entries  # first scrape: a suspect, still in the map
+    assert line in m.render(False, table.items()) and gone in table.entries  # first scrape: a suspect, still in the map
     now[0] += 2
-    assert line in m.render(False) and gone not in table.entries  # second: out of the kernel's map, still exported
+    assert line in m.render(False, table.items()) and gone not in table.entries  # second: out of the kernel's map, still exported
     now[0] += collector.RETIRED_FOR
-    assert line not in m.render(False)  # and gone after the grace period
+    assert line not in m.render(False, table.items())  # and gone after the grace period
 
 
 def test_a_removed_cgroup_keyed_by_its_id_alone_is_retired_too(monkeypatch):
@@ -101,9 +101,9 @@ def test_a_removed_cgroup_keyed_by_its_id_alone_is_retired_too(monkeypatch):
     m = MapMetric(metric, table)
     now = [1000.0]
     monkeypatch.setattr(collector.time, "monotonic", lambda: now[0])
-    m.render(False)
+    m.render(False, table.items())
     now[0] += 2
-    assert f'lmp_demo_execs_total{{cgroup="cgroup_{2**62}"}} 3' in m.render(False)
+    assert f'lmp_demo_execs_total{{cgroup="cgroup_{2**62}"}} 3' in m.render(False, table.items())
     assert not table.entries
 
 
