@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from exporters._lib import links, netns
+from exporters._lib import libbpf, links, netns
 from exporters._lib.decoders import cgroup2_root, own_cgroup2
 
 from .harness import HERE, BpfStats, Exporter, build, program_runs
@@ -62,21 +62,22 @@ def timed(command: list[str], runs: int) -> float:
 
 
 class Floor:
-    """bench/empty.bpf.c's empty_xdp or empty_connect, attached through a link."""
+    """bench/hooks.bpf.o's empty_xdp or empty_connect alone, attached through a link."""
 
     def __init__(self, function: str, hook: str, target: str) -> None:
-        from bcc import BPF
-        self.bpf = BPF(src_file=str(HERE / "empty.bpf.c").encode())
-        kind = BPF.XDP if hook == "xdp" else BPF.CGROUP_SOCK_ADDR
-        extra = {} if hook == "xdp" else {"attach_type": links.ATTACH_TYPES[hook]}
-        self.fd = self.bpf.load_func(function.encode(), kind, **extra).fd
+        self.obj = libbpf.open_file(HERE / "hooks.bpf.o")
+        progs = {libbpf.name(p): p for p in libbpf.programs(self.obj)}
+        for name, prog in progs.items():
+            libbpf.set_autoload(prog, name == function)
+        libbpf.load(self.obj)
+        self.fd = libbpf.program_fd(progs[function])
         self.link = links.attach(hook, self.fd, target, links.XDP_FLAGS["generic"] if hook == "xdp" else 0)
         self.ids = {int(line.split()[1]) for line in Path(f"/proc/self/fdinfo/{self.fd}").read_text().splitlines()
                     if line.startswith("prog_id:")}
 
     def stop(self) -> None:
         self.link.close()
-        self.bpf.cleanup()
+        libbpf.close(self.obj)
 
 
 def component(tmp: Path, name: str, rules: dict) -> Exporter:

@@ -10,3 +10,11 @@ int empty_raw_tp(void *ctx) { return 0; }
 
 SEC("tp_btf")
 int empty_tp_btf(void *ctx) { return 0; }
+
+/* The function components' floors: an XDP program that passes every packet, a connect hook that allows
+ * every connection. */
+SEC("xdp")
+int empty_xdp(struct xdp_md *ctx) { return XDP_PASS; }
+
+SEC("cgroup/connect4")
+int empty_connect(struct bpf_sock_addr *ctx) { return 1; }

@@ -44,39 +44,41 @@ def spread(values: list[float]) -> str:
     return f"{statistics.median(values):.0f} ({min(values):.0f}-{max(values):.0f})"
 
 
-def program_ns(start: Callable[[], Any], binary: Path, n: int, runs: int) -> list[float]:
-    """Kernel ns per operation of what start() attached, one value per run: runs per op x ns per run."""
-    found = []
-    for _ in range(runs):
-        probe = start()
-        try:
-            per_op, per_run = probe.program_cost(binary, n, cwd=ROOT)
-            found.append(per_op * per_run)
-        finally:
-            probe.stop()
-    return found
+def program_ns(start: Callable[[], Any], binary: Path, n: int) -> float:
+    """Kernel ns per operation of what start() attached, over one loop run: runs per op x ns per run."""
+    probe = start()
+    try:
+        per_op, per_run = probe.program_cost(binary, n, cwd=ROOT)
+        return per_op * per_run
+    finally:
+        probe.stop()
 
 
 def event_costs(runs: int) -> tuple[list[list[str]], dict[str, tuple[float, float | None]]]:
     """Rows of (collector, operation, LMP, ebpf_exporter, libbpf-tools, met?) in kernel ns per operation,
-    and per collector (LMP's median, the best peer's median) for the targets."""
+    and per collector (LMP's median, the best peer's median) for the targets. LMP and its peers take
+    turns, run after run, so that this VM's drift falls on all of them alike."""
     rows, verdicts = [], {}
     workdir = Path(tempfile.mkdtemp(prefix="lmp-bench-"))
     try:
         for label, (loop, operation, n, peer_config, tool) in EVENTS.items():
             binary = build(workdir, loop)
             name, *options = label.split()
-            lmp = program_ns(lambda: Exporter(name, *options), binary, n, runs)
-            peers: dict[str, list[float]] = {}
+            contenders: dict[str, Callable[[], Any]] = {"lmp": lambda: Exporter(name, *options)}
             if peer_config and have_peer("ebpf_exporter/ebpf_exporter"):
-                peers["ebpf_exporter"] = program_ns(lambda: ebpf_exporter(peer_config), binary, n, runs)
+                contenders["ebpf_exporter"] = lambda: ebpf_exporter(peer_config)
             if tool and have_peer(f"libbpf-tools/{tool[0]}"):
-                peers["libbpf-tools"] = program_ns(lambda: libbpf_tool(*tool), binary, n, runs)
+                contenders["libbpf-tools"] = lambda: libbpf_tool(*tool)
+            found: dict[str, list[float]] = {who: [] for who in contenders}
+            for _ in range(runs):
+                for who, start in contenders.items():
+                    found[who].append(program_ns(start, binary, n))
+            peers = {who: v for who, v in found.items() if who != "lmp"}
             best = min((statistics.median(v) for v in peers.values()), default=None)
-            ours = statistics.median(lmp)
+            ours = statistics.median(found["lmp"])
             verdicts[label] = (ours, best)
             met = "no peer" if best is None else "met" if ours <= best else "not met"
-            rows.append([label, operation, spread(lmp), spread(peers.get("ebpf_exporter", [])),
+            rows.append([label, operation, spread(found["lmp"]), spread(peers.get("ebpf_exporter", [])),
                          f"{' '.join(tool)}: {spread(peers['libbpf-tools'])}" if "libbpf-tools" in peers else "-", met])
     finally:
         shutil.rmtree(workdir)
@@ -99,7 +101,7 @@ def hook_costs(calls: int, runs: int) -> list[list[str]]:
                 base, probed = added_cost(binary, calls, 1, lambda: EmptyProgram(kind, ("raw_syscalls:sys_exit",)),
                                           cwd=ROOT)
                 added.append(probed - base)
-                own += program_ns(lambda: EmptyProgram(kind, ("raw_syscalls:sys_exit",)), binary, calls, 1)
+                own.append(program_ns(lambda: EmptyProgram(kind, ("raw_syscalls:sys_exit",)), binary, calls))
             rows.append([kind, spread(added), spread(own)])
     finally:
         shutil.rmtree(workdir)
