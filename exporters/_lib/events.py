@@ -17,7 +17,7 @@ from .libbpf import RingBuffer
 
 CAPACITY = 1024
 PAGE = 256
-POLL_MS = 200  # how long one ring buffer poll waits; bounds how long close() takes
+POLL_MS = 200  # how often the ring buffer is drained; bounds how long close() takes
 
 
 class EventLog:
@@ -34,8 +34,8 @@ class EventLog:
         self.thread.start()
 
     def _poll(self) -> None:
-        while not self.stopping.is_set():
-            self.ring.poll(POLL_MS)
+        while not self.stopping.wait(POLL_MS / 1000):  # the programs do not wake us: we look on a schedule
+            self.ring.consume()
 
     def _received(self, record: bytes) -> None:
         event = {"seq": 0, "at": round(time.time(), 3), **self.decode(record)}

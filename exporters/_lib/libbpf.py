@@ -85,6 +85,7 @@ for _name, _res, _args in [
                                      POINTER(BatchOpts))),
     ("ring_buffer__new", c_void_p, (c_int, c_void_p, c_void_p, c_void_p)),
     ("ring_buffer__poll", c_int, (c_void_p, c_int)),
+    ("ring_buffer__consume", c_int, (c_void_p,)),
     ("ring_buffer__free", None, (c_void_p,)),
     ("btf__parse", c_void_p, (c_char_p, c_void_p)),
     ("btf__type_by_id", c_void_p, (c_void_p, c_uint32)),
@@ -390,10 +391,12 @@ class RingBuffer:
         if not self.rb:
             raise fail("ring_buffer__new")
 
-    def poll(self, timeout_ms: int) -> None:
-        code = _lib.ring_buffer__poll(self.rb, timeout_ms)
-        if code < 0 and code != -4:  # EINTR: a signal arrived while waiting
-            raise fail("ring_buffer__poll", code)
+    def consume(self) -> None:
+        """Every record in the buffer now, without waiting: for producers that do not wake the reader
+        (BPF_RB_NO_WAKEUP), read on a schedule instead."""
+        code = _lib.ring_buffer__consume(self.rb)
+        if code < 0:
+            raise fail("ring_buffer__consume", code)
 
     def close(self) -> None:
         if self.rb:

@@ -45,9 +45,14 @@ def write_config(path: Path, group_path: str, **rules: object) -> Path:
     return path
 
 
-def events(guard) -> list[dict]:  # type: ignore[no-untyped-def]
-    with urllib.request.urlopen(f"http://127.0.0.1:{guard.port}/events?after=0", timeout=10) as response:
-        return json.load(response)["events"]
+def events(guard, count: int) -> list[dict]:  # type: ignore[no-untyped-def]
+    """The first `count` events: the exporter drains the ring buffer on a schedule, so they may take a moment."""
+    def received() -> list[dict]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{guard.port}/events?after=0", timeout=10) as response:
+            return json.load(response)["events"]
+    wait_for(lambda: len(received()) >= count, f"{count} events")
+    time.sleep(0.3)  # one more drain: an event beyond `count` would show now
+    return received()
 
 
 def cgroup_programs(group: Path) -> list[dict]:
@@ -81,7 +86,7 @@ def test_a_denied_destination_is_eperm_in_the_cgroup_only_and_each_refusal_is_re
     assert scrape.value("lmp_connguard_refusals_total", destination=listeners["a6"], **refusals) == 1
     assert scrape.value("lmp_connguard_connects_total", cgroup=group_path, verdict="refused") == 3
     assert scrape.value("lmp_connguard_connects_total", cgroup=group_path, verdict="allowed") == 1
-    assert [(e["pid"], e["comm"], e["cgroup"], e["destination"], e["verdict"]) for e in events(guard)] == [
+    assert [(e["pid"], e["comm"], e["cgroup"], e["destination"], e["verdict"]) for e in events(guard, 3)] == [
         (pid, comm, group_path, listeners["a"], "refused"), (pid, comm, group_path, listeners["a6"], "refused"),
         (pid, comm, group_path, listeners["a"], "refused")]
 
@@ -111,7 +116,7 @@ def test_observe_mode_refuses_nothing_and_reports_what_it_would(exporter, cgroup
     assert scrape.value("lmp_connguard_refusals_total", cgroup=group_path, destination=listeners["a"],
                         verdict="would_refuse") == 1
     assert scrape.value("lmp_connguard_connects_total", 0.0, verdict="refused") == 0
-    assert [(e["pid"], e["verdict"]) for e in events(guard)] == [(pid, "would_refuse")]
+    assert [(e["pid"], e["verdict"]) for e in events(guard, 1)] == [(pid, "would_refuse")]
 
 
 def test_bad_rules_are_refused_and_the_rules_in_force_stay(exporter, cgroup, listeners, tmp_path):
