@@ -59,6 +59,8 @@ def discover() -> dict[str, str]:
     for name, _ in components():
         pages[f"collectors/{name}.md"] = f"exporters/{name}/README.md"
         for file in sorted((ROOT / "exporters" / name).glob(f"{name}.*")):
+            if built(file):
+                continue
             pages[f"source/exporters/{name}/{file.name}.md"] = f"exporters/{name}/{file.name}"
     known = set(pages.values())
     queue = [o for o in pages.values() if o.endswith(".md")]  # Markdown and folders link onwards

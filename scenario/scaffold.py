@@ -55,18 +55,24 @@ def fields(event: str) -> list[tuple[str, str]]:
     return found
 
 
-def record_struct(category: str, name: str) -> str:
-    """The C type of the tracepoint's record in vmlinux.h: `struct trace_event_raw_<class>`, named after the
-    event's class (often the event itself); syscall events share syscall_trace_enter and _exit. `void` when
-    the class has another name, which tracefs does not say."""
+def record_struct(category: str, name: str, names: list[str]) -> str:
+    """The C type of the tracepoint's record in vmlinux.h: `struct trace_event_raw_<class>`. Syscall events
+    share syscall_trace_enter and _exit. Other classes are often named after their event; when not (tracefs
+    does not say the class), the record whose members are the format's fields, in order, is the same
+    layout. `void` when vmlinux.h has none."""
     if category == "syscalls":
         return "struct syscall_trace_enter" if name.startswith("sys_enter_") else "struct syscall_trace_exit"
-    vmlinux = build.vmlinux_dir() / "vmlinux.h"
     try:
-        found = f"struct trace_event_raw_{name} {{" in vmlinux.read_text()
+        header = (build.vmlinux_dir() / "vmlinux.h").read_text()
     except OSError:
-        found = False
-    return f"struct trace_event_raw_{name}" if found else "void"
+        return "void"
+    records = {m.group(1): re.findall(r"(\w+)(?:\[[^\]]*\])?;$", m.group(2), re.M)
+               for m in re.finditer(r"^struct (trace_event_raw_\w+) \{\n(.*?)^\};", header, re.M | re.S)}
+    wanted = ["ent", *names, "__data"]
+    if f"trace_event_raw_{name}" in records:
+        return f"struct trace_event_raw_{name}"
+    same = [record for record, members in records.items() if members == wanted]
+    return f"struct {same[0]}" if same else "void"
 
 
 def workload(category: str, name: str) -> tuple[str, str]:
@@ -100,8 +106,10 @@ def scaffold(event: str, name: str | None, directory: Path) -> Path:
         "metric": f"lmp_{snake}_events_total", "map": f"{snake}_events_total",
         "format": f"{TRACEFS}/events/{category}/{event_name}/format",
         "fields": "\n".join(f" *   {decl}" for decl, _ in args) or " *   (none)",
-        "first_field": args[0][1] if args else "FIELD", "workload": code, "workload_doc": doc,
-        "record": record_struct(category, event_name), "program": snake,
+        # vmlinux.h names a syscall's number and arguments nr and args[6], not as in its format
+        "first_field": "nr" if category == "syscalls" else args[0][1] if args else "FIELD", "workload": code, "workload_doc": doc,
+        "record": record_struct(category, event_name, [
+            f"__data_loc_{n}" if decl.startswith("__data_loc") else n for decl, n in args]), "program": snake,
     }
     folder.mkdir(parents=True)
     for template, target in (("collector.bpf.c.in", f"{name}.bpf.c"), ("collector.yaml.in", f"{name}.yaml"),

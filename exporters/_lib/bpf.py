@@ -242,7 +242,7 @@ def _refused(spec: Spec, messages: list[str], log: bytes) -> LoadError:
     source (each instruction is preceded by its `; source line @ file:line`)."""
     said = [line.strip() for text in messages for line in text.splitlines() if line.strip()]
     text = log.split(b"\0", 1)[0].decode(errors="replace").rstrip().splitlines()
-    parts = [f"{spec.name}: the kernel refused {spec.object.name}:", *[f"  {line}" for line in said[-8:]]]
+    parts = [f"the kernel refused {spec.object.name}:", *[f"  {line}" for line in said[-8:]]]
     if text:
         cut = max(0, len(text) - LOG_LINES)
         parts.append(f"  the verifier's log{f' (its last {LOG_LINES} of {len(text)} lines)' if cut else ''}:")

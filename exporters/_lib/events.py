@@ -1,6 +1,6 @@
-"""A function component's events (connguard's refusals, say): read from its BPF ring buffer as they come,
+"""A function component's events (connguard's refusals, say): read from its BPF ring buffer every POLL_MS,
 numbered, and kept in a bounded queue that the exporter serves as JSON at /events?after=N for the admin's
-supervisor to pull into its audit log.
+audit feed to pull into its audit log.
 
 Bounded on every side: the ring buffer has a fixed size (a full one fails the kernel's write, counted in
 lmp_exporter_map_overflow_total), the queue keeps the last CAPACITY events, and a page holds at most PAGE.

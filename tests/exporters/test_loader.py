@@ -66,7 +66,7 @@ def test_a_program_the_verifier_refuses_is_shown_with_its_reasons_and_source_lin
                      timeout=120)
     assert result.returncode == 1, result.stderr
     err = result.stderr
-    assert "careless: the kernel refused careless.bpf.o:" in err
+    assert "lmp exporter careless: the kernel refused careless.bpf.o:" in err  # the name said once
     assert "libbpf: prog 'sys_exit': BPF program load failed: Permission denied" in err
     assert "the verifier's log" in err and "invalid mem access 'map_value_or_null'" in err
     line = careless.splitlines().index("    (*calls)++;") + 1

@@ -66,3 +66,16 @@ def test_bad_events_and_existing_folders_are_refused(tmp_path):
     assert run_lmp("scenario", "scaffold", "sched:sched_switch", "--dir", str(tmp_path)).returncode == 0
     again = run_lmp("scenario", "scaffold", "sched:sched_switch", "--dir", str(tmp_path))
     assert again.returncode == 2 and "exists" in again.stderr
+
+
+def test_an_event_of_a_differently_named_class_gets_its_record_type(tmp_path):
+    """sched_wakeup's record is its class's, trace_event_raw_sched_wakeup_template: found by its fields."""
+    assert run_lmp("scenario", "scaffold", "sched:sched_wakeup", "--name", "wakeups", "--dir", str(tmp_path)).returncode == 0
+    source = (tmp_path / "wakeups" / "wakeups.bpf.c").read_text()
+    assert "int sched_wakeup(struct trace_event_raw_sched_wakeup_template *ctx)" in source
+    source = source.replace("return 0;\n}", "return ctx->target_cpu < 0;\n}")  # a field of the record, read through it
+    assert "ctx->target_cpu" in source
+    (tmp_path / "wakeups" / "wakeups.bpf.c").write_text(source)
+    result = run_lmp("build", "wakeups", "--collector-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "wakeups" / "wakeups.bpf.o").exists()
