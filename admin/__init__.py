@@ -12,7 +12,9 @@ from typing import Any
 from flask import Flask
 from flask_smorest import Api
 
-from . import errors
+from lmp.config import path_from_env
+
+from . import configfile, errors
 from .auth import jwt, limiter
 from .models import db
 
@@ -59,6 +61,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     app.config.setdefault("SQLALCHEMY_DATABASE_URI", f"sqlite:///{data_dir / 'admin.db'}")
     app.config.setdefault("JWT_SECRET_KEY", signing_key(data_dir))
+    configfile.clean(Path(app.config.get("LMP_CONFIG") or path_from_env()))  # a killed write's leftovers
 
     db.init_app(app)
     jwt.init_app(app)

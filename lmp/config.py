@@ -64,7 +64,41 @@ def path_from_env() -> Path:
 def load(path: Path | None = None) -> Config:
     """Read and check the config; YamlError (`file:line: reason`) names the first problem."""
     path = path or path_from_env()
-    doc = yamlfile.load(path, SCHEMA)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise YamlError(path, None, err.strerror or str(err)) from None
+    return loads(text, path)
+
+
+def plain_yaml(text: str, path: Path | str) -> None:
+    """Refuse aliases and tags before anything is built from the text: an alias of an alias ... expands
+    exponentially (a few hundred bytes can cost gigabytes), and a tagged node is none of the plain types
+    the schema knows. The config needs neither. Parsing events costs time linear in the text."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+    from ruamel.yaml.events import AliasEvent, NodeEvent
+
+    try:
+        for event in YAML(typ="safe", pure=True).parse(text):
+            line = event.start_mark.line + 1 if event.start_mark else None
+            if isinstance(event, AliasEvent) or (isinstance(event, NodeEvent) and event.anchor):
+                raise YamlError(path, line, "anchors and aliases (&name, *name) are not allowed in the config")
+            if isinstance(event, NodeEvent) and getattr(event, "tag", None):
+                raise YamlError(path, line, f"tags ({event.tag}) are not allowed in the config")
+    except YAMLError:
+        return  # not YAML at all: the parser proper reports it with its line
+
+
+def loads(text: str, path: Path | str) -> Config:
+    """Check config text without a file: `path` only names it in errors (the admin checks a candidate
+    this way before it replaces the file)."""
+    path = Path(path)
+    plain_yaml(text, path)
+    doc = yamlfile.parse(text, path)
+    if doc is None:
+        raise YamlError(path, None, "the file is empty")
+    yamlfile.validate(doc, SCHEMA, path)
     collectors: dict[str, CollectorConfig] = {}
     for name, raw in (doc.get("collectors") or {}).items():
         line = yamlfile.line_of(doc, ["collectors", name])
