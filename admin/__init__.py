@@ -15,8 +15,9 @@ from flask_smorest import Api
 from lmp.config import path_from_env
 
 from . import configfile, errors
-from .auth import jwt, limiter
-from .models import db
+from .auth import jwt
+from .models import db, upgrade
+from .throttle import limiter
 
 DEFAULTS: dict[str, Any] = {
     "DATA_DIR": "/var/lib/lmp",
@@ -28,8 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "JWT_ACCESS_TOKEN_EXPIRES": 15 * 60,
     "JWT_REFRESH_TOKEN_EXPIRES": 30 * 24 * 3600,
     "MAX_CONTENT_LENGTH": 1 << 20,  # a config file or a user is kilobytes; refuse megabytes with 413
-    "RATELIMIT_STORAGE_URI": "memory://",
-    "LOGIN_RATE_LIMIT": "10 per minute",
+    "RATELIMIT_STORAGE_URI": "memory://",  # failed logins and password changes (admin/throttle.py)
     # Every operation but login and health takes a Bearer token: so the document says, and /api/docs
     # offers an "Authorize" button for it.
     "API_SPEC_OPTIONS": {
@@ -68,6 +68,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     limiter.init_app(app)
     with app.app_context():
         db.create_all()
+        upgrade()
 
     from .api import audit, auth, charts, components, config, health, rules, scenarios, sd, users
     api = Api(app)

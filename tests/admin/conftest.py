@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from admin import create_app
-from admin.auth import limiter
+from admin.throttle import limiter
 from admin.models import db
 from admin.scenarios import stop_all
 from admin.users import create
 from lmp import config as configs
 
-PASSWORDS = {"root": "root-password", "ops": "ops-password", "view": "view-password"}
+PASSWORDS = {"root": "root-pass-Ahw9qk", "ops": "ops-pass-Ahw9qk", "view": "view-pass-Ahw9qk"}
 # Scenario runs started through the API in these tests use a stand-in recorder: no BPF, no real command.
 FAKE_RECORDER = [sys.executable, str(Path(__file__).with_name("fake_recorder.py"))]
 ROLE_OF = {"root": "admin", "ops": "operator", "view": "viewer"}
