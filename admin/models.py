@@ -58,10 +58,11 @@ class AuditEvent(db.Model):  # type: ignore[name-defined]
     actor: Mapped[str] = mapped_column(db.String(64))
     action: Mapped[str] = mapped_column(db.String(64))
     target: Mapped[str] = mapped_column(db.String(128), default="")
+    detail: Mapped[str] = mapped_column(db.Text, default="", server_default="")  # whole, e.g. a command's argv
 
 
-def audit(actor: str, action: str, target: str = "") -> None:
-    db.session.add(AuditEvent(actor=actor, action=action, target=target))
+def audit(actor: str, action: str, target: str = "", detail: str = "") -> None:
+    db.session.add(AuditEvent(actor=actor, action=action, target=target[:128], detail=detail))
 
 
 def upgrade() -> None:

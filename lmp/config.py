@@ -46,6 +46,7 @@ class AdminConfig:
     listen: str = "127.0.0.1:9480"
     data_dir: str = "/var/lib/lmp"  # SQLite, the JWT signing key, the service token: root only
     run_dir: str = "/run/lmp"  # the supervised exporters' pidfiles and logs
+    scenario_commands: bool = False  # may an admin run commands (as root) through the scenario API?
 
 
 @dataclass

@@ -9,6 +9,7 @@ from flask import current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
+from exporters._lib import yamlfile
 from exporters._lib.yamlfile import YamlError
 from lmp import config as configs
 
@@ -38,6 +39,15 @@ def edit(name: str, change: Callable[[Any], None]) -> None:
         abort(404, message=str(err))
     except configfile.Refused as err:
         abort(422, message=str(err), errors={"line": err.error.line, "reason": err.error.reason})
+
+
+def keep_commands_switch(current: configs.Config | None, candidate: configs.Config, text: str) -> None:
+    """The API may turn command runs off, never on: that takes root on the host (an admin token alone
+    must not be worth root)."""
+    if candidate.admin.scenario_commands and not (current and current.admin.scenario_commands):
+        line = yamlfile.line_of(yamlfile.parse(text, "lmp.yaml"), ["admin", "scenario_commands"])
+        raise configfile.Refused(YamlError("lmp.yaml", line, "admin.scenario_commands: only root on the host "
+                                           "can turn command runs on, by editing the file; the API cannot"))
 
 
 # The body is a YAML mapping; its full schema is config/lmp.schema.json (JSON Schema 2020-12, which
@@ -74,7 +84,7 @@ class Config(MethodView):
             abort(428, message="send If-Match with the ETag of the config you edited (GET it first)")
         text = request.get_data(as_text=True)
         try:
-            tag = configfile.replace(path(), text, request.if_match.contains)
+            tag = configfile.replace(path(), text, request.if_match.contains, keep_commands_switch)
         except configfile.Stale:
             abort(412, message="the config changed since you read it; GET it again and redo your edit")
         except configfile.Refused as err:

@@ -125,3 +125,4 @@ class AuditEvent(Schema):
     actor = fields.String()
     action = fields.String()
     target = fields.String()
+    detail = fields.String(metadata={"description": "the whole of what was done, e.g. a command's argv (JSON)"})

@@ -24,7 +24,7 @@ ROLE_OF = {"root": "admin", "ops": "operator", "view": "viewer"}
 def app(tmp_path, monkeypatch):
     monkeypatch.delenv("LMP_JWT_SECRET_KEY", raising=False)
     app = create_app({"TESTING": True, "DATA_DIR": str(tmp_path / "data"), "SCENARIO_COMMAND": FAKE_RECORDER,
-                      "SCENARIO_MAX_RUNNING": 100})
+                      "SCENARIO_MAX_RUNNING": 100, "SCENARIO_COMMANDS": True})
     limiter.reset()  # one limiter per process: forget earlier tests' login attempts
     with app.app_context():
         for name, password in PASSWORDS.items():
