@@ -14,7 +14,7 @@ from flask_smorest import Api
 
 from lmp.config import path_from_env
 
-from . import configfile, errors
+from . import configfile, errors, headers
 from .auth import jwt
 from .models import db, upgrade
 from .throttle import limiter
@@ -66,6 +66,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     jwt.init_app(app)
     limiter.init_app(app)
+    headers.install(app)
     with app.app_context():
         db.create_all()
         upgrade()
