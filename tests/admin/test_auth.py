@@ -116,3 +116,11 @@ def test_unknown_names_take_as_long_as_wrong_passwords(app, client):
     wrong = statistics.median(took("root") for _ in range(9))
     assert 0.7 < unknown / wrong < 1.4, (unknown, wrong)
 
+
+def test_a_short_jwt_secret_is_refused(tmp_path, monkeypatch):
+    import pytest
+    monkeypatch.setenv("LMP_JWT_SECRET_KEY", "x" * 31)
+    with pytest.raises(ValueError, match="needs 32 or more"):
+        create_app({"TESTING": True, "DATA_DIR": str(tmp_path)})
+    monkeypatch.setenv("LMP_JWT_SECRET_KEY", "x" * 32)
+    assert create_app({"TESTING": True, "DATA_DIR": str(tmp_path)}).config["JWT_SECRET_KEY"] == "x" * 32
