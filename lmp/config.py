@@ -72,14 +72,19 @@ def load(path: Path | None = None) -> Config:
     return loads(text, path)
 
 
+MAX_DEPTH = 32  # the config nests 4 deep; YAML's builders recurse, so thousands of levels raise RecursionError
+
+
 def plain_yaml(text: str, path: Path | str) -> None:
-    """Refuse aliases and tags before anything is built from the text: an alias of an alias ... expands
-    exponentially (a few hundred bytes can cost gigabytes), and a tagged node is none of the plain types
-    the schema knows. The config needs neither. Parsing events costs time linear in the text."""
+    """Refuse aliases, tags and deep nesting before anything is built from the text: an alias of an alias
+    ... expands exponentially (a few hundred bytes can cost gigabytes), a tagged node is none of the plain
+    types the schema knows, and the YAML builders recurse once per level. The config needs none of them.
+    Parsing events costs time linear in the text, and no recursion."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
-    from ruamel.yaml.events import AliasEvent, NodeEvent
+    from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent, NodeEvent
 
+    depth = 0
     try:
         for event in YAML(typ="safe", pure=True).parse(text):
             line = event.start_mark.line + 1 if event.start_mark else None
@@ -87,6 +92,9 @@ def plain_yaml(text: str, path: Path | str) -> None:
                 raise YamlError(path, line, "anchors and aliases (&name, *name) are not allowed in the config")
             if isinstance(event, NodeEvent) and getattr(event, "tag", None):
                 raise YamlError(path, line, f"tags ({event.tag}) are not allowed in the config")
+            depth += isinstance(event, CollectionStartEvent) - isinstance(event, CollectionEndEvent)
+            if depth > MAX_DEPTH:
+                raise YamlError(path, line, f"the config nests more than {MAX_DEPTH} levels deep")
     except YAMLError:
         return  # not YAML at all: the parser proper reports it with its line
 

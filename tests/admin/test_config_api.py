@@ -122,3 +122,12 @@ def test_the_supervisor_keeps_the_last_good_config_on_a_tagged_file(tmp_path):
     supervisor = Supervisor(config, tmp_path / "run")
     supervisor.reconcile()  # the file is refused as a YamlError, which the supervisor waits out
     assert supervisor.exporters == {}  # nothing started, nothing stopped
+
+
+def test_yaml_nested_thousands_deep_is_a_422(client, auth, config_file):
+    """YAML's builders recurse once per level: 3,000 levels were a RecursionError (found by the fuzzer)."""
+    before = config_file.read_text()
+    text = before.replace("      blocklist: []", "      blocklist: " + "[" * 3000 + "]" * 3000, 1)
+    response = put_config(client, auth, text)
+    assert response.status_code == 422 and "levels deep" in response.json["message"], response.json
+    assert config_file.read_text() == before
