@@ -225,6 +225,8 @@ def summary(cfg: Config, admin: Admin | None, running: list[CollectorConfig], pr
         else:
             lines.append(f"  {'':<12} log in as admin with the password shown at the first start "
                          f"(forgotten? lmp admin set-password admin)")
+        lines.append(f"  {'':<12} running commands as root: {'ON' if cfg.admin.scenario_commands else 'off'} "
+                     f"(admin.scenario_commands in {cfg.path}; README, Security)")
     lines += [f"  {c.name:<12} {scrape_url(c.listen)}" for c in running]
     if prometheus:
         source = "targets from the admin's service discovery" if admin else "static targets"
