@@ -2,14 +2,21 @@
 SQLAlchemy URL works, PostgreSQL included)."""
 from __future__ import annotations
 
+import re
+import secrets
 from datetime import datetime, timezone
 
 from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import inspect, text
 from sqlalchemy.orm import Mapped, mapped_column
-from werkzeug.security import check_password_hash, generate_password_hash
+from sqlalchemy.schema import CreateColumn
+
+from . import passwords
 
 db = SQLAlchemy()
 ROLES = ("viewer", "operator", "admin")  # each may do what the ones before it may
+# A user name: safe in a URL path segment and a log line as it is, whichever way the user was made.
+NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 
 
 def now() -> datetime:
@@ -17,17 +24,26 @@ def now() -> datetime:
 
 
 class User(db.Model):  # type: ignore[name-defined]
+    __table_args__ = {"sqlite_autoincrement": True}  # ids never reused (in a database made since)
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(db.String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(db.String(256))
     role: Mapped[str] = mapped_column(db.String(16))
     created_at: Mapped[datetime] = mapped_column(default=now)
+    # Every token carries the credentials version it was made under; a new password, a new role or a
+    # logout from everywhere changes it, which ends every token made before. Random, not counted: an
+    # account made anew where an old one was (SQLite may give it the same id) never matches the old tokens.
+    token_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
     def set_password(self, password: str) -> None:
-        self.password_hash = generate_password_hash(password, method="scrypt")  # a slow, salted hash
+        self.password_hash = passwords.hashed(password)
+        self.end_sessions()
 
     def check_password(self, password: str) -> bool:
-        return check_password_hash(self.password_hash, password)
+        return passwords.matches(self.password_hash, password)
+
+    def end_sessions(self) -> None:
+        self.token_version = secrets.randbits(62)
 
 
 class RevokedToken(db.Model):  # type: ignore[name-defined]
@@ -42,10 +58,26 @@ class AuditEvent(db.Model):  # type: ignore[name-defined]
     actor: Mapped[str] = mapped_column(db.String(64))
     action: Mapped[str] = mapped_column(db.String(64))
     target: Mapped[str] = mapped_column(db.String(128), default="")
+    detail: Mapped[str] = mapped_column(db.Text, default="", server_default="")  # whole, e.g. a command's argv
 
 
-def audit(actor: str, action: str, target: str = "") -> None:
-    db.session.add(AuditEvent(actor=actor, action=action, target=target))
+def audit(actor: str, action: str, target: str = "", detail: str = "") -> None:
+    db.session.add(AuditEvent(actor=actor, action=action, target=target[:128], detail=detail))
+
+
+def upgrade() -> None:
+    """Add the columns a database made by an earlier LMP lacks (create_all makes missing tables, never
+    missing columns). Additive only, each column with a default; a change beyond that would take a
+    migration tool (Alembic)."""
+    found = inspect(db.engine)
+    quote = db.engine.dialect.identifier_preparer.quote
+    for table in db.metadata.sorted_tables:
+        have = {c["name"] for c in found.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in have:
+                ddl = CreateColumn(column).compile(dialect=db.engine.dialect)
+                db.session.execute(text(f"ALTER TABLE {quote(table.name)} ADD COLUMN {ddl}"))
+    db.session.commit()
 
 
 class ScenarioRun(db.Model):  # type: ignore[name-defined]

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import markdown
+import nh3
 from flask import Blueprint, abort, render_template, send_from_directory
 from markupsafe import Markup
 
@@ -38,10 +39,17 @@ def vendor(package: str, name: str):  # type: ignore[no-untyped-def]
     return send_from_directory(NODE_MODULES / package, name, max_age=3600)
 
 
+# What rendered Markdown may keep: nh3's (ammonia's) safe defaults, plus the ids of headings (the runbook's
+# #anchors) and the language class of code blocks. No script, no event handler, no style, no javascript: URL.
+ATTRIBUTES = {**nh3.ALLOWED_ATTRIBUTES, **{f"h{n}": {"id"} for n in range(1, 7)}, "code": {"class"}}
+
+
 def render_markdown(text: str) -> Markup:
     """Markdown as HTML, headings with ids (the runbook's #anchors), links between docs/ pages kept working.
-    The text is the project's own, never a user's."""
+    Markdown passes raw HTML through, so the result goes through a sanitizer (nh3, the binding of Rust's
+    ammonia) before it is marked safe: today only the repository's files come here, but whatever HTML they
+    carry must never run in an admin's browser."""
     html = markdown.markdown(text, extensions=["tables", "fenced_code", "toc"])
     for pattern, page in LINKS:
         html = re.sub(pattern, page, html)
-    return Markup(html)
+    return Markup(nh3.clean(html, attributes=ATTRIBUTES))

@@ -2,7 +2,12 @@
 into DATA_DIR/scenarios/<id>/, bounded in time (SCENARIO_MAX_SECONDS) and in number
 (SCENARIO_MAX_RUNNING at once). A run is complete once the recorder has written run.json (its last
 file); a recorder that exits without it failed, and its log (lmp.log) says why. A restarted admin finds
-its runs again from the database and the recorder's pid."""
+its runs again from the database and the recorder's pid.
+
+Each run has a cgroup of its own (admin/cgroups.py), killed as a whole when the recorder ends, and at the
+latest when its duration and SCENARIO_GRACE_SECONDS (for writing the results) have passed: nothing a
+command starts, daemons included, outlives its run. Whether an admin may run commands at all is the
+config's admin.scenario_commands, off unless root turned it on by hand."""
 from __future__ import annotations
 
 import json
@@ -17,13 +22,31 @@ from typing import Any
 
 from flask import current_app
 
+from exporters._lib.yamlfile import YamlError
+from lmp import config as configs
+
+from . import cgroups
 from .models import ScenarioRun, db, now
 
-DEFAULTS = {"SCENARIO_MAX_SECONDS": 300, "SCENARIO_MAX_RUNNING": 2,
+DEFAULTS = {"SCENARIO_MAX_SECONDS": 300, "SCENARIO_MAX_RUNNING": 2, "SCENARIO_GRACE_SECONDS": 60,
             # The recorder's command line before its arguments; tests put a harmless stand-in here.
             "SCENARIO_COMMAND": [sys.executable, "-m", "lmp", "scenario"]}
 _procs: dict[int, subprocess.Popen] = {}  # runs this process started, by id: their exit codes come here
 _lock = threading.Lock()
+# Held from counting the running runs to starting a new one, so that concurrent starts cannot all pass
+# the count (the service is one process).
+starting = threading.Lock()
+
+
+def commands_allowed() -> bool:
+    """admin.scenario_commands in the config file, read at each request (the API cannot turn it on, see
+    api/config.py; root on the host can, by editing the file). A broken file allows nothing."""
+    if "SCENARIO_COMMANDS" in current_app.config:  # set by tests
+        return bool(current_app.config["SCENARIO_COMMANDS"])
+    try:
+        return configs.load(Path(current_app.config.get("LMP_CONFIG") or configs.path_from_env())).admin.scenario_commands
+    except YamlError:
+        return False
 
 
 def setting(name: str) -> Any:
@@ -48,15 +71,34 @@ def argv(run: ScenarioRun) -> list[str]:
     return args + (["--pid", str(target)] if run.kind == "attach" else ["--", *target])
 
 
+def group(run_id: int) -> Path:
+    return cgroups.path_for(current_app.config["DATA_DIR"], run_id)
+
+
 def start(run: ScenarioRun) -> None:
-    """Start the recorder of a run just added (it has its id)."""
-    out = folder(run.id)
+    """Start the recorder of a run just added (it has its id), in a cgroup of its own (OSError if the
+    host cannot make one: then nothing starts)."""
+    out, cg = folder(run.id), group(run.id)
+    cgroups.make(cg)
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
     with open(out / "lmp.log", "ab") as log:
-        proc = subprocess.Popen(argv(run), stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        proc = subprocess.Popen(cgroups.wrap(cg, argv(run)), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                start_new_session=True)
     with _lock:
         _procs[run.id] = proc
     run.pid = proc.pid
+    cap = float(json.loads(run.options)["duration"]) + float(setting("SCENARIO_GRACE_SECONDS"))
+    threading.Thread(target=_end_at_cap, args=(proc, cg, cap), daemon=True, name=f"lmp-scenario-{run.id}").start()
+
+
+def _end_at_cap(proc: subprocess.Popen, cg: Path, cap: float) -> None:
+    """When the recorder ends, or at the run's cap if it has not, kill whatever is left in its cgroup."""
+    try:
+        proc.wait(timeout=cap)
+    except subprocess.TimeoutExpired:
+        pass  # past its cap: the recorder goes too, and the run is failed
+    cgroups.kill(cg)
+    proc.wait()
 
 
 def _alive(run: ScenarioRun) -> bool:
@@ -73,8 +115,12 @@ def _alive(run: ScenarioRun) -> bool:
 
 def refresh(run: ScenarioRun) -> ScenarioRun:
     """Update a running run's status from its recorder (commits when it changed)."""
-    if run.status != "running" or _alive(run):
+    if run.status != "running":
         return run
+    if _alive(run):
+        if run.id in _procs or not _past_cap(run):
+            return run
+        cgroups.kill(group(run.id))  # started by an earlier admin, so no watch of ours ends it at its cap
     result = folder(run.id) / "run.json"
     if result.is_file():
         run.status, run.message = "complete", json.loads(result.read_text()).get("ended_by", "")
@@ -83,10 +129,17 @@ def refresh(run: ScenarioRun) -> ScenarioRun:
         tail = log.read_text(errors="replace").strip().splitlines()[-3:] if log.is_file() else []
         run.status, run.message = "failed", "\n".join(tail) or "the recorder ended without results"
     run.finished_at = now()
+    cgroups.kill(group(run.id))  # a run from before a restart: what it left, if anything
     with _lock:
         _procs.pop(run.id, None)
     db.session.commit()
     return run
+
+
+def _past_cap(run: ScenarioRun) -> bool:
+    started = run.created_at.replace(tzinfo=run.created_at.tzinfo or now().tzinfo)
+    cap = float(json.loads(run.options)["duration"]) + float(setting("SCENARIO_GRACE_SECONDS"))
+    return (now() - started).total_seconds() > cap
 
 
 def running() -> int:

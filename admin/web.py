@@ -10,6 +10,7 @@ from markupsafe import Markup
 
 from exporters._lib import catalog
 
+from .headers import report_policy
 from .pages import DOCS, missing_assets, render_markdown
 
 blp = Blueprint("web", __name__)
@@ -55,8 +56,9 @@ def scenarios() -> str:
 
 
 @blp.get("/scenarios/<int:run_id>")
-def scenario_run(run_id: int) -> str:
-    return page("scenario.html", f"Scenario {run_id}", run_id=run_id)
+def scenario_run(run_id: int) -> tuple[str, dict[str, str]]:
+    # Its report frame inherits this page's policy: the report's own inline script and style are allowed.
+    return page("scenario.html", f"Scenario {run_id}", run_id=run_id), {"Content-Security-Policy": report_policy()}
 
 
 @blp.get("/config")

@@ -163,17 +163,24 @@ def _admin_app(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def _read_password(args: argparse.Namespace, prompt: str) -> str:
+    """The password, checked by the admin's own rules (12 characters or more, not a common leaked one)."""
     import getpass
 
+    from admin.passwords import problem
+
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass(prompt)
-    if len(password) < 8:
-        raise ValueError("the password needs at least 8 characters")
+    why = problem(password, args.name)
+    if why:
+        raise ValueError(why)
     return password
 
 
 def cmd_admin_create_user(args: argparse.Namespace) -> int:
-    from admin.users import create
+    from admin.users import create, invalid
 
+    why = invalid(args.name, None, args.role)  # before asking for a password: the API's rules for names
+    if why:
+        raise ValueError(why)
     password = _read_password(args, f"password for {args.name}: ")
     with _admin_app(args).app_context():
         create(args.name, password, args.role)
@@ -187,7 +194,7 @@ def cmd_admin_set_password(args: argparse.Namespace) -> int:
     password = _read_password(args, f"new password for {args.name}: ")
     with _admin_app(args).app_context():
         set_password(args.name, password)
-    print(f"lmp admin: set the password of {args.name}")
+    print(f"lmp admin: set the password of {args.name}; every token of {args.name} has ended")
     return 0
 
 
@@ -274,7 +281,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     sp.add_argument("--data-dir", help=data_dir_help)
     sp.set_defaults(func=cmd_admin_set_password)
-    sv = ad_sub.add_parser("serve", help="serve the admin API (gunicorn); creates the first admin on first start")
+    sv = ad_sub.add_parser("serve", help="serve the admin API and web page; creates the first admin on first start")
     sv.add_argument("--listen", help="HOST:PORT (default: admin.listen in the config, 127.0.0.1:9480)")
     sv.add_argument("--data-dir", help=data_dir_help)
     sv.set_defaults(func=cmd_admin_serve)

@@ -47,6 +47,7 @@ class AdminConfig:
     listen: str = "127.0.0.1:9480"
     data_dir: str = "/var/lib/lmp"  # SQLite, the JWT signing key, the service token: root only
     run_dir: str = "/run/lmp"  # the supervised exporters' pidfiles and logs
+    scenario_commands: bool = False  # may an admin run commands (as root) through the scenario API?
 
 
 @dataclass
@@ -101,7 +102,49 @@ def path_from_env() -> Path:
 def load(path: Path | None = None) -> Config:
     """Read and check the config; YamlError (`file:line: reason`) names the first problem."""
     path = path or path_from_env()
-    doc = yamlfile.load(path, SCHEMA)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise YamlError(path, None, err.strerror or str(err)) from None
+    return loads(text, path)
+
+
+MAX_DEPTH = 32  # the config nests 4 deep; YAML's builders recurse, so thousands of levels raise RecursionError
+
+
+def plain_yaml(text: str, path: Path | str) -> None:
+    """Refuse aliases, tags and deep nesting before anything is built from the text: an alias of an alias
+    ... expands exponentially (a few hundred bytes can cost gigabytes), a tagged node is none of the plain
+    types the schema knows, and the YAML builders recurse once per level. The config needs none of them.
+    Parsing events costs time linear in the text, and no recursion."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+    from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent, NodeEvent
+
+    depth = 0
+    try:
+        for event in YAML(typ="safe", pure=True).parse(text):
+            line = event.start_mark.line + 1 if event.start_mark else None
+            if isinstance(event, AliasEvent) or (isinstance(event, NodeEvent) and event.anchor):
+                raise YamlError(path, line, "anchors and aliases (&name, *name) are not allowed in the config")
+            if isinstance(event, NodeEvent) and getattr(event, "tag", None):
+                raise YamlError(path, line, f"tags ({event.tag}) are not allowed in the config")
+            depth += isinstance(event, CollectionStartEvent) - isinstance(event, CollectionEndEvent)
+            if depth > MAX_DEPTH:
+                raise YamlError(path, line, f"the config nests more than {MAX_DEPTH} levels deep")
+    except YAMLError:
+        return  # not YAML at all: the parser proper reports it with its line
+
+
+def loads(text: str, path: Path | str) -> Config:
+    """Check config text without a file: `path` only names it in errors (the admin checks a candidate
+    this way before it replaces the file)."""
+    path = Path(path)
+    plain_yaml(text, path)
+    doc = yamlfile.parse(text, path)
+    if doc is None:
+        raise YamlError(path, None, "the file is empty")
+    yamlfile.validate(doc, SCHEMA, path)
     collectors: dict[str, CollectorConfig] = {}
     for name, raw in (doc.get("collectors") or {}).items():
         line = yamlfile.line_of(doc, ["collectors", name])

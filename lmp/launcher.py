@@ -91,7 +91,7 @@ class Launcher:
                 return 1
             if self.cfg.prometheus.enabled:
                 self.prometheus = prometheus.start(self.cfg, self.tmp)
-            print(self.summary(running), flush=True)
+            print(summary(self.cfg, self.password, running, self.prometheus is not None), flush=True)
             self.loop()
             return 0
         finally:
@@ -193,23 +193,27 @@ class Launcher:
             if PASSWORD_LINE in line:
                 self.password = line.rsplit("password ", 1)[1].strip()
 
-    def summary(self, running: list[configs.CollectorConfig]) -> str:
-        cfg = self.cfg
-        lines = ["", "LMP is running. Ctrl-C stops everything."]
-        if cfg.admin.enabled:
-            lines.append(f"  {'admin':<12} {scrape_url(cfg.admin.listen, '/')}  (the web page; the API at /api/docs)")
-            if self.password:
-                lines.append(f"  {'':<12} log in as admin, password {self.password} (shown once: change it)")
-            else:
-                lines.append(f"  {'':<12} log in as admin with the password shown at the first start "
-                             f"(forgotten? lmp admin set-password admin)")
-        lines += [f"  {c.name:<12} {scrape_url(c.listen)}" for c in running]
-        if self.prometheus is not None:
-            source = "targets from the admin's service discovery" if cfg.admin.enabled else "static targets"
-            lines.append(f"  {'prometheus':<12} {scrape_url(cfg.prometheus.listen, '/')}  (job {prometheus.JOB}, "
-                         f"{source})")
-            lines.append(f"  {'alerts':<12} {scrape_url(cfg.prometheus.listen, '/alerts')}  "
-                         f"(rules: {', '.join(prometheus.rule_paths(cfg))})")
-        lines += [f"  {'dashboards':<12} {DASHBOARDS}/*.json: Grafana > Dashboards > New > Import, one file at a "
-                  f"time, or provision the folder (README, Dashboards and alerts)"]
-        return "\n".join(lines)
+
+def summary(cfg: configs.Config, password: str | None, running: list[configs.CollectorConfig],
+            prometheus_on: bool) -> str:
+    """What `lmp run` prints once everything answers: where each part is, how to log in."""
+    lines = ["", "LMP is running. Ctrl-C stops everything."]
+    if cfg.admin.enabled:
+        lines.append(f"  {'admin':<12} {scrape_url(cfg.admin.listen, '/')}  (the web page; the API at /api/docs)")
+        if password:
+            lines.append(f"  {'':<12} log in as admin, password {password} (shown once: change it)")
+        else:
+            lines.append(f"  {'':<12} log in as admin with the password shown at the first start "
+                         f"(forgotten? lmp admin set-password admin)")
+        lines.append(f"  {'':<12} running commands as root: {'ON' if cfg.admin.scenario_commands else 'off'} "
+                     f"(admin.scenario_commands in {cfg.path}; README, Security)")
+    lines += [f"  {c.name:<12} {scrape_url(c.listen)}" for c in running]
+    if prometheus_on:
+        source = "targets from the admin's service discovery" if cfg.admin.enabled else "static targets"
+        lines.append(f"  {'prometheus':<12} {scrape_url(cfg.prometheus.listen, '/')}  (job {prometheus.JOB}, "
+                     f"{source})")
+        lines.append(f"  {'alerts':<12} {scrape_url(cfg.prometheus.listen, '/alerts')}  "
+                     f"(rules: {', '.join(prometheus.rule_paths(cfg))})")
+    lines += [f"  {'dashboards':<12} {DASHBOARDS}/*.json: Grafana > Dashboards > New > Import, one file at a "
+              f"time, or provision the folder (README, Dashboards and alerts)"]
+    return "\n".join(lines)

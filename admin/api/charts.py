@@ -13,6 +13,7 @@ import urllib.parse
 import urllib.request
 from functools import lru_cache
 
+from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
@@ -67,16 +68,28 @@ def legend(template: str, labels: dict[str, str]) -> str:
 
 
 def query_range(cfg: configs.Config, expr: str, start: float, end: float, step: float) -> list[dict]:
+    """The query's series. Whatever answers at prometheus.listen (an admin sets it) never has its body
+    shown to the caller: a viewer must not read another server's pages through this one. What it said
+    goes to this service's log."""
     params = urllib.parse.urlencode({"query": expr, "start": start, "end": end, "step": step})
     url = scrape_url(cfg.prometheus.listen, f"/api/v1/query_range?{params}")
     try:
         with urllib.request.urlopen(url, timeout=10) as response:
-            return json.load(response)["data"]["result"]
+            result = json.load(response)["data"]["result"]
+        if not all(isinstance(r, dict) and isinstance(r.get("metric"), dict) and isinstance(r.get("values"), list)
+                   for r in result):
+            raise ValueError("not a range query's series")
+        return result
     except urllib.error.HTTPError as err:
-        abort(502, message=f"Prometheus refused the query {expr!r}: {err.read().decode(errors='replace')[:300]}")
+        current_app.logger.warning("Prometheus at %s refused %r: HTTP %s %.300r", cfg.prometheus.listen, expr,
+                                   err.code, err.read())
+        abort(502, message=f"Prometheus at {cfg.prometheus.listen} refused the query {expr!r} (HTTP {err.code}); "
+                           f"what it said is in the admin service's log")
     except OSError as err:
         abort(503, message=f"the local Prometheus at {cfg.prometheus.listen} does not answer ({err}); "
                            f"is LMP running with its Prometheus (lmp run)?")
+    except (ValueError, KeyError, TypeError):
+        abort(502, message=f"what answers at {cfg.prometheus.listen} is not Prometheus (not a query's result)")
     return []  # not reached: abort raises
 
 

@@ -2,10 +2,6 @@
 with its line and reason, and the file on disk stays as it was."""
 from __future__ import annotations
 
-import hashlib
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -13,9 +9,11 @@ from flask import current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
+from exporters._lib import yamlfile
 from exporters._lib.yamlfile import YamlError
 from lmp import config as configs
 
+from .. import configfile
 from ..auth import current_user, role_required
 from ..models import audit, db
 
@@ -27,55 +25,29 @@ def path() -> Path:
     return Path(current_app.config.get("LMP_CONFIG") or configs.path_from_env())
 
 
-def etag(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
-def write_atomically(target: Path, text: str) -> None:
-    """Temporary file, fsync, rename: a reader sees the old file or the new one, never half of one.
-    The previous version is kept as <name>.bak."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        if target.exists():
-            shutil.copy2(target, target.with_name(target.name + ".bak"))
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def set_enabled(name: str, enabled: bool) -> None:
     """Turn a collector on or off in the config file, keeping its comments and layout."""
     edit(name, lambda entry: entry.__setitem__("enabled", enabled))
 
 
 def edit(name: str, change: Callable[[Any], None]) -> None:
-    """Change collector `name`'s entry in the config file, keeping comments and layout; the whole file is
-    checked before it replaces the old one (422 with the line and reason if it would be wrong)."""
-    from ruamel.yaml import YAML
-    from io import StringIO
-    target = path()
-    yaml = YAML(typ="rt")
-    doc = yaml.load(target.read_text())
-    collectors = doc.get("collectors") or {}
-    if name not in collectors:
-        abort(404, message=f"{name} has no entry in {target.name}; add one with its listen address first")
-    change(collectors[name])
-    out = StringIO()
-    yaml.dump(doc, out)
-    candidate = target.with_name(f".{target.name}.check")
-    candidate.write_text(out.getvalue())
+    """Change collector `name`'s entry through the one writer (admin/configfile.py): 404 without an entry,
+    422 with the line and reason if the result would be wrong."""
     try:
-        configs.load(candidate)
-    except YamlError as err:
-        abort(422, message=str(err).replace(str(candidate), target.name))
-    finally:
-        candidate.unlink(missing_ok=True)
-    write_atomically(target, out.getvalue())
+        configfile.edit(path(), name, change)
+    except configfile.NoEntry as err:
+        abort(404, message=str(err))
+    except configfile.Refused as err:
+        abort(422, message=str(err), errors={"line": err.error.line, "reason": err.error.reason})
+
+
+def keep_commands_switch(current: configs.Config | None, candidate: configs.Config, text: str) -> None:
+    """The API may turn command runs off, never on: that takes root on the host (an admin token alone
+    must not be worth root)."""
+    if candidate.admin.scenario_commands and not (current and current.admin.scenario_commands):
+        line = yamlfile.line_of(yamlfile.parse(text, "lmp.yaml"), ["admin", "scenario_commands"])
+        raise configfile.Refused(YamlError("lmp.yaml", line, "admin.scenario_commands: only root on the host "
+                                           "can turn command runs on, by editing the file; the API cannot"))
 
 
 # The body is a YAML mapping; its full schema is config/lmp.schema.json (JSON Schema 2020-12, which
@@ -92,8 +64,11 @@ class Config(MethodView):
     @blp.doc(responses={"200": {"description": "The config file as it is on disk.", **YAML_BODY,
                                 "headers": ETAG_HEADER}})
     def get(self):  # type: ignore[no-untyped-def]
-        text = path().read_text()
-        return text, 200, {"Content-Type": "application/yaml", "ETag": f'"{etag(text)}"'}
+        try:
+            text = path().read_text()
+        except OSError as err:
+            raise YamlError(path(), None, err.strerror or str(err)) from None  # a 409, see errors.py
+        return text, 200, {"Content-Type": "application/yaml", "ETag": f'"{configfile.etag(text)}"'}
 
     @role_required("admin")
     @blp.doc(
@@ -105,23 +80,15 @@ class Config(MethodView):
                    "422": {"description": "Refused: the line and the reason; nothing was saved.", **REFUSED},
                    "428": {"description": "No If-Match header.", **REFUSED}})
     def put(self):  # type: ignore[no-untyped-def]
-        target = path()
-        current = target.read_text()
-        match = request.headers.get("If-Match", "").strip('"')
-        if not match:
+        if not request.if_match:
             abort(428, message="send If-Match with the ETag of the config you edited (GET it first)")
-        if match != etag(current):
-            abort(412, message="the config changed since you read it; GET it again and redo your edit")
         text = request.get_data(as_text=True)
-        candidate = target.with_name(f".{target.name}.check")
-        candidate.write_text(text)
         try:
-            configs.load(candidate)
-        except YamlError as err:
-            abort(422, message=str(err).replace(str(candidate), target.name), errors={"line": err.line, "reason": err.reason})
-        finally:
-            candidate.unlink(missing_ok=True)
-        write_atomically(target, text)
+            tag = configfile.replace(path(), text, request.if_match.contains, keep_commands_switch)
+        except configfile.Stale:
+            abort(412, message="the config changed since you read it; GET it again and redo your edit")
+        except configfile.Refused as err:
+            abort(422, message=str(err), errors={"line": err.error.line, "reason": err.error.reason})
         audit(current_user().name, "edit config")
         db.session.commit()
-        return "", 204, {"ETag": f'"{etag(text)}"'}
+        return "", 204, {"ETag": f'"{tag}"'}

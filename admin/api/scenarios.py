@@ -94,6 +94,9 @@ def check(body: dict) -> tuple[str, object, float]:
     if "command" in body:
         if ROLES.index(user.role) < ROLES.index("admin"):
             abort(403, message="starting a command runs it as root: this needs the admin role")
+        if not runs.commands_allowed():
+            abort(403, message="running commands is off on this host (admin.scenario_commands in the config; "
+                               "only root on the host can turn it on); attaching to a pid works")
         try:
             "".join(body["command"]).encode()
         except UnicodeEncodeError:
@@ -123,15 +126,22 @@ class Scenarios(MethodView):
     @blp.arguments(NewScenario)
     @blp.response(202, Scenario)
     def post(self, body: dict) -> dict:
-        kind, target, duration = check(body)
-        options = {"duration": duration, "events": body.get("events"), "children": body["children"],
-                   "uprobes": body["uprobes"]}
-        run = ScenarioRun(kind=kind, target=json.dumps(target), options=json.dumps(options), owner=current_user().name)
-        db.session.add(run)
-        db.session.flush()  # gives it its id, which names its folder
-        runs.start(run)
-        audit(run.owner, f"scenario {kind}", f"{run.id}: {json.dumps(target)[:100]}")
-        db.session.commit()
+        with runs.starting:  # the count of running runs holds until this one is counted too
+            kind, target, duration = check(body)
+            options = {"duration": duration, "events": body.get("events"), "children": body["children"],
+                       "uprobes": body["uprobes"]}
+            run = ScenarioRun(kind=kind, target=json.dumps(target), options=json.dumps(options),
+                              owner=current_user().name)
+            db.session.add(run)
+            db.session.flush()  # gives it its id, which names its folder
+            try:
+                runs.start(run)
+            except OSError as err:
+                db.session.rollback()
+                abort(409, message=f"this host cannot give the run a cgroup of its own ({err}); nothing was started")
+            # The whole argv goes to the audit log, which outlives the run (deleting a run keeps it).
+            audit(run.owner, f"scenario {kind}", f"{run.id}: {json.dumps(target)}", detail=json.dumps(target))
+            db.session.commit()
         return describe(run)
 
 

@@ -3,9 +3,10 @@ from datetime import timezone
 
 from marshmallow import Schema, fields, validate
 
-from ..models import ROLES
+from ..models import NAME as NAME_PATTERN, ROLES
+from ..passwords import MAX_LENGTH, MIN_LENGTH
 
-NAME = fields.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_.-]{0,63}$"))
+NAME = fields.String(required=True, validate=validate.Regexp(NAME_PATTERN))
 
 
 class UtcDateTime(fields.DateTime):
@@ -18,7 +19,10 @@ class UtcDateTime(fields.DateTime):
 
 
 UTC_TIME = UtcDateTime(dump_only=True)
-PASSWORD = fields.String(required=True, load_only=True, validate=validate.Length(min=8, max=256))
+# Length here; whether it is too common to use is checked with the user's name (admin/passwords.py).
+PASSWORD = fields.String(required=True, load_only=True, validate=validate.Length(
+                             min=MIN_LENGTH, max=MAX_LENGTH, error="the password needs at least {min} characters, {max} at most"),
+                         metadata={"description": f"{MIN_LENGTH} characters or more, and not a common leaked one"})
 
 
 class Login(Schema):
@@ -121,3 +125,4 @@ class AuditEvent(Schema):
     actor = fields.String()
     action = fields.String()
     target = fields.String()
+    detail = fields.String(metadata={"description": "the whole of what was done, e.g. a command's argv (JSON)"})

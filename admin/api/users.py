@@ -1,23 +1,21 @@
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
+from .. import throttle, users
 from ..auth import current_user, role_required
 from ..models import User, audit, db
 from . import schemas
+from .auth import tokens
 
 PREFIX = "/users"
 blp = Blueprint("users", __name__, description="Users and their roles (admin only, but one's own password).")
 
 
 def find(name: str) -> User:
-    user = db.session.scalar(db.select(User).filter_by(name=name))
+    user = users.by_name(name)
     if user is None:
         abort(404, message=f"no user named {name!r}")
     return user
-
-
-def admins() -> int:
-    return db.session.scalar(db.select(db.func.count()).select_from(User).filter_by(role="admin")) or 0
 
 
 @blp.route("")
@@ -31,14 +29,16 @@ class Users(MethodView):
     @blp.arguments(schemas.NewUser)
     @blp.response(201, schemas.User)
     def post(self, body: dict) -> User:
-        if db.session.scalar(db.select(User).filter_by(name=body["name"])) is not None:
+        if users.by_name(body["name"]) is not None:
             abort(409, message=f"user {body['name']!r} exists")
-        user = User(name=body["name"], role=body["role"])
-        user.set_password(body["password"])
-        db.session.add(user)
-        audit(current_user().name, "create user", user.name)
-        db.session.commit()
-        return user
+        why = users.invalid(body["name"], body["password"], body["role"])
+        if why:
+            abort(422, message=why, errors={"json": {"password": [why]}})
+        try:
+            return users.create(body["name"], body["password"], body["role"], actor=current_user().name)
+        except ValueError as err:  # taken meanwhile by a request racing this one
+            abort(409, message=str(err))
+        raise AssertionError  # not reached: abort raises
 
 
 @blp.route("/<string:name>")
@@ -47,23 +47,26 @@ class OneUser(MethodView):
     @blp.arguments(schemas.RoleChange)
     @blp.response(200, schemas.User)
     def patch(self, body: dict, name: str) -> User:
+        """Change a user's role; every token of theirs ends (log in again with the new role)."""
         user = find(name)
-        if user.role == "admin" and body["role"] != "admin" and admins() == 1:
-            abort(409, message="this is the last admin; make another admin first")
-        user.role = body["role"]
-        audit(current_user().name, f"set role {body['role']}", name)
-        db.session.commit()
+        try:
+            users.set_role(user, body["role"], actor=current_user().name)
+        except users.LastAdmin as err:
+            abort(409, message=str(err))
         return user
 
     @role_required("admin")
     @blp.response(204)
+    @blp.alt_response(409, description="The last admin, or one's own account.")
     def delete(self, name: str) -> None:
+        me = current_user()
         user = find(name)
-        if user.role == "admin" and admins() == 1:
-            abort(409, message="this is the last admin; make another admin first")
-        db.session.delete(user)
-        audit(current_user().name, "delete user", name)
-        db.session.commit()
+        if user.id == me.id:
+            abort(409, message="you cannot delete your own account; another admin can")
+        try:
+            users.delete(user, actor=me.name)
+        except users.LastAdmin as err:
+            abort(409, message=str(err))
 
 
 @blp.route("/me")
@@ -79,11 +82,20 @@ class Me(MethodView):
 class OwnPassword(MethodView):
     @role_required("viewer")
     @blp.arguments(schemas.PasswordChange)
-    @blp.response(204)
-    def put(self, body: dict) -> None:
+    @blp.response(200, schemas.Tokens)
+    @blp.alt_response(429, description="Too many wrong old passwords (see Retry-After).")
+    def put(self, body: dict) -> dict:
+        """Change one's own password. Every token made before ends, this one included; the answer holds
+        new tokens for the session that made the change."""
         user = current_user()
+        throttle.check("password", str(user.id))
         if not user.check_password(body["old_password"]):
+            throttle.failed("password", str(user.id))
             abort(403, message="the old password is wrong")
+        why = users.invalid(user.name, body["new_password"])
+        if why:
+            abort(422, message=why, errors={"json": {"new_password": [why]}})
         user.set_password(body["new_password"])
         audit(user.name, "change own password")
         db.session.commit()
+        return tokens(user)

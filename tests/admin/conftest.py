@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from admin import create_app
-from admin.auth import limiter
+from admin.throttle import limiter
 from admin.models import db
 from admin.scenarios import stop_all
 from admin.users import create
 from lmp import config as configs
 
-PASSWORDS = {"root": "root-password", "ops": "ops-password", "view": "view-password"}
+PASSWORDS = {"root": "root-pass-Ahw9qk", "ops": "ops-pass-Ahw9qk", "view": "view-pass-Ahw9qk"}
 # Scenario runs started through the API in these tests use a stand-in recorder: no BPF, no real command.
 FAKE_RECORDER = [sys.executable, str(Path(__file__).with_name("fake_recorder.py"))]
 ROLE_OF = {"root": "admin", "ops": "operator", "view": "viewer"}
@@ -24,7 +24,7 @@ ROLE_OF = {"root": "admin", "ops": "operator", "view": "viewer"}
 def app(tmp_path, monkeypatch):
     monkeypatch.delenv("LMP_JWT_SECRET_KEY", raising=False)
     app = create_app({"TESTING": True, "DATA_DIR": str(tmp_path / "data"), "SCENARIO_COMMAND": FAKE_RECORDER,
-                      "SCENARIO_MAX_RUNNING": 100})
+                      "SCENARIO_MAX_RUNNING": 100, "SCENARIO_COMMANDS": True})
     limiter.reset()  # one limiter per process: forget earlier tests' login attempts
     with app.app_context():
         for name, password in PASSWORDS.items():

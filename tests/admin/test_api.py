@@ -8,13 +8,15 @@ import pytest
 
 from exporters._lib import catalog
 
+from .conftest import PASSWORDS
+
 ENDPOINTS = [  # (method, path, body, the lowest role allowed)
     ("get", "/api/v1/components", None, "view"),
     ("get", "/api/v1/components/syscalls", None, "view"),
     ("get", "/api/v1/users", None, "root"),
-    ("post", "/api/v1/users", {"name": "newbie", "password": "long-enough", "role": "viewer"}, "root"),
+    ("post", "/api/v1/users", {"name": "newbie", "password": "newbie-pass-Ahw9qk", "role": "viewer"}, "root"),
     ("patch", "/api/v1/users/view", {"role": "viewer"}, "root"),
-    ("put", "/api/v1/users/me/password", {"old_password": "x", "new_password": "long-enough"}, "view"),
+    ("put", "/api/v1/users/me/password", {"old_password": "x", "new_password": "another-one-Ahw9qk"}, "view"),
     ("get", "/api/v1/config", None, "view"),
     ("get", "/api/v1/audit", None, "root"),
     ("get", "/api/v1/sd", None, "view"),
@@ -88,10 +90,10 @@ def test_catalog_lists_every_collector_from_its_spec(client, auth):
 
 def test_users_lifecycle_and_the_last_admin(client, auth):
     root = auth.headers("root")
-    created = client.post("/api/v1/users", json={"name": "alice", "password": "alice-password", "role": "operator"},
+    created = client.post("/api/v1/users", json={"name": "alice", "password": "alice-pass-Ahw9qk", "role": "operator"},
                           headers=root)
     assert created.status_code == 201 and created.json["role"] == "operator" and "password" not in created.json
-    assert client.post("/api/v1/users", json={"name": "alice", "password": "alice-password", "role": "viewer"},
+    assert client.post("/api/v1/users", json={"name": "alice", "password": "alice-pass-Ahw9qk", "role": "viewer"},
                        headers=root).status_code == 409
     assert client.patch("/api/v1/users/alice", json={"role": "viewer"}, headers=root).json["role"] == "viewer"
     assert client.delete("/api/v1/users/alice", headers=root).status_code == 204
@@ -101,13 +103,16 @@ def test_users_lifecycle_and_the_last_admin(client, auth):
 
 def test_own_password_change(client, auth):
     headers = auth.headers("view")
-    wrong = client.put("/api/v1/users/me/password", json={"old_password": "nope", "new_password": "another-one"},
+    wrong = client.put("/api/v1/users/me/password", json={"old_password": "nope", "new_password": "another-one-Ahw9qk"},
                        headers=headers)
     assert wrong.status_code == 403
     ok = client.put("/api/v1/users/me/password",
-                    json={"old_password": "view-password", "new_password": "another-one"}, headers=headers)
-    assert ok.status_code == 204
-    assert client.post("/api/v1/auth/login", json={"username": "view", "password": "another-one"}).status_code == 200
+                    json={"old_password": PASSWORDS["view"], "new_password": "another-one-Ahw9qk"}, headers=headers)
+    assert ok.status_code == 200
+    assert client.get("/api/v1/users/me", headers=headers).status_code == 401  # the old token ended with it
+    fresh = {"Authorization": f"Bearer {ok.json['access_token']}"}  # the new one, for the session that changed it
+    assert client.get("/api/v1/users/me", headers=fresh).json["name"] == "view"
+    assert client.post("/api/v1/auth/login", json={"username": "view", "password": "another-one-Ahw9qk"}).status_code == 200
 
 
 @pytest.mark.parametrize("data, content_type, code", [

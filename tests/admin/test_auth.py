@@ -44,12 +44,24 @@ def test_signing_key_is_made_once_and_readable_by_root_only(app):
     assert create_app({"TESTING": True, "DATA_DIR": app.config["DATA_DIR"]}).config["JWT_SECRET_KEY"] == key.read_text()
 
 
-def test_login_attempts_are_rate_limited(client):
+def test_failed_logins_lock_out_that_name_only_and_say_when_to_retry(client):
     codes = [client.post("/api/v1/auth/login", json={"username": "root", "password": "bad"}).status_code
-             for _ in range(11)]
-    assert codes[:10] == [401] * 10 and codes[10] == 429
-    assert PASSWORDS  # the right password is refused too while limited:
-    assert client.post("/api/v1/auth/login", json={"username": "root", "password": PASSWORDS["root"]}).status_code == 429
+             for _ in range(6)]
+    assert codes == [401] * 5 + [429]
+    limited = client.post("/api/v1/auth/login", json={"username": "root", "password": PASSWORDS["root"]})
+    assert limited.status_code == 429 and limited.is_json  # the right password too, while limited
+    assert 1 <= int(limited.headers["Retry-After"]) <= 60
+    for name in ("ops", "view"):  # other names, from the same address, are not locked out
+        assert client.post("/api/v1/auth/login", json={"username": name, "password": PASSWORDS[name]}).status_code == 200
+    for _ in range(5):  # successful logins count for nothing
+        assert client.post("/api/v1/auth/login", json={"username": "ops", "password": PASSWORDS["ops"]}).status_code == 200
+
+
+def test_wrong_old_passwords_are_throttled_too(client, auth):
+    headers = auth.headers("view")
+    codes = [client.put("/api/v1/users/me/password", json={"old_password": f"guess-{i}", "new_password": "another-one-Ahw9qk"},
+                        headers=headers).status_code for i in range(6)]
+    assert codes == [403] * 5 + [429]
 
 
 def test_service_token_opens_discovery_is_root_only_and_replaced_at_each_start(app, client, config_file):
@@ -84,3 +96,31 @@ def test_the_first_admin_is_made_when_only_the_service_user_exists(tmp_path):
         assert password and first_admin() is None  # once
     response = app.test_client().post("/api/v1/auth/login", json={"username": "admin", "password": password})
     assert response.status_code == 200
+
+
+def test_unknown_names_take_as_long_as_wrong_passwords(app, client):
+    """Names cannot be told by timing: an unknown one is hashed against as a wrong password is."""
+    import statistics
+    import time
+    app.config.update(LOGIN_RATE_LIMIT="1000 per minute", LOGIN_ACCOUNT_RATE_LIMIT="1000 per minute",
+                      LOGIN_CLIENT_RATE_LIMIT="1000 per minute")
+
+    def took(name: str) -> float:
+        started = time.perf_counter()
+        assert client.post("/api/v1/auth/login", json={"username": name, "password": "wrong-pass-Ahw9qk"}).status_code == 401
+        return time.perf_counter() - started
+    for _ in range(2):  # warm up: the dummy hash is made once
+        took("nobody")
+        took("root")
+    unknown = statistics.median(took(f"nobody{i}") for i in range(9))
+    wrong = statistics.median(took("root") for _ in range(9))
+    assert 0.7 < unknown / wrong < 1.4, (unknown, wrong)
+
+
+def test_a_short_jwt_secret_is_refused(tmp_path, monkeypatch):
+    import pytest
+    monkeypatch.setenv("LMP_JWT_SECRET_KEY", "x" * 31)
+    with pytest.raises(ValueError, match="needs 32 or more"):
+        create_app({"TESTING": True, "DATA_DIR": str(tmp_path)})
+    monkeypatch.setenv("LMP_JWT_SECRET_KEY", "x" * 32)
+    assert create_app({"TESTING": True, "DATA_DIR": str(tmp_path)}).config["JWT_SECRET_KEY"] == "x" * 32

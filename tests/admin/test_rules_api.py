@@ -50,11 +50,11 @@ def test_bad_rules_are_a_422_with_the_reason_and_nothing_changes(client, auth, c
     assert config_file.read_text() == before
 
 
-@pytest.mark.parametrize("body", ['["a list"]', "{not json", "null"])
-def test_a_body_that_is_not_an_object_is_a_422(client, auth, config_file, body):
+@pytest.mark.parametrize("body, code", [('["a list"]', 422), ("null", 422), ("{not json", 400)])
+def test_a_body_that_is_not_an_object_is_a_4xx(client, auth, config_file, body, code):
     response = client.put("/api/v1/components/connguard/rules", data=body, content_type="application/json",
                           headers=auth.headers("root"))
-    assert response.status_code == 422 and response.json["code"] == 422
+    assert response.status_code == code and response.json["code"] == code
 
 
 def test_collectors_have_no_rules_and_a_component_needs_its_entry(client, auth, config_file):

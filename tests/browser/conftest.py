@@ -39,7 +39,8 @@ def stack() -> Iterator[Stack]:
     ports = {name: free_port() for name in (*COLLECTORS, "prometheus", "admin")}
     lines = ["prometheus:", f"  listen: 127.0.0.1:{ports['prometheus']}", "  scrape_interval: 1s",
              f"  data_dir: {folder / 'prometheus'}", "admin:", f"  listen: 127.0.0.1:{ports['admin']}",
-             f"  data_dir: {folder / 'data'}", f"  run_dir: {folder / 'run'}", "collectors:"]
+             f"  data_dir: {folder / 'data'}", f"  run_dir: {folder / 'run'}",
+             "  scenario_commands: true", "collectors:"]  # a test starts a command from the page
     for name in COLLECTORS:
         lines += [f"  {name}:", f"    listen: 127.0.0.1:{ports[name]}"]
     config = folder / "lmp.yaml"

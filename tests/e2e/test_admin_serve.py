@@ -1,4 +1,4 @@
-"""`lmp admin serve`: a real gunicorn server; the first start creates the admin and prints its password once."""
+"""`lmp admin serve`: a real server (cheroot); the first start creates the admin and prints its password once."""
 from __future__ import annotations
 
 import json
@@ -67,17 +67,17 @@ def test_set_password_gives_a_lost_admin_back(tmp_path):
     proc, _ = start(port, tmp_path)
     try:
         result = subprocess.run([*LMP, "admin", "set-password", "admin", "--password-stdin", "--data-dir",
-                                 str(tmp_path)], input="a-new-password\n", capture_output=True, text=True, timeout=60)
+                                 str(tmp_path)], input="a-new-Pa55word-q8\n", capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
-        status, _ = post(f"http://127.0.0.1:{port}/api/v1/auth/login", {"username": "admin", "password": "a-new-password"})
+        status, _ = post(f"http://127.0.0.1:{port}/api/v1/auth/login", {"username": "admin", "password": "a-new-Pa55word-q8"})
         assert status == 200
         short = subprocess.run([*LMP, "admin", "set-password", "admin", "--password-stdin", "--data-dir",
                                 str(tmp_path)], input="short\n", capture_output=True, text=True, timeout=60)
-        assert short.returncode == 2 and "at least 8 characters" in short.stderr
+        assert short.returncode == 2 and "at least 12 characters" in short.stderr
         nobody = subprocess.run([*LMP, "admin", "set-password", "nobody", "--password-stdin", "--data-dir",
-                                 str(tmp_path)], input="long-enough\n", capture_output=True, text=True, timeout=60)
+                                 str(tmp_path)], input="long-enough-Ahw9qk\n", capture_output=True, text=True, timeout=60)
         assert nobody.returncode == 2 and "no user named 'nobody'" in nobody.stderr
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/docs", timeout=10) as response:
-            assert b"swagger-ui-bundle.js" in response.read()  # the docs page, through gunicorn
+            assert b"swagger-ui-bundle.js" in response.read()  # the docs page, through the real server
     finally:
         stop(proc)

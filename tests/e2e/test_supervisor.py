@@ -30,6 +30,7 @@ class Stack:
     config: Path
     admin: Api  # the first admin's session
     ops: Api  # an operator's
+    run: Run
 
 
 def started(tmp_path: Path, collectors: dict[str, bool]) -> Iterator[Stack]:
@@ -46,7 +47,7 @@ def started(tmp_path: Path, collectors: dict[str, bool]) -> Iterator[Stack]:
         password = run.wait_for_line("log in as admin, password").split("password ")[1].split()[0]
         admin = Api(ports["admin"], "admin", password)
         admin.call("POST", "/users", {"name": OPERATOR[0], "password": OPERATOR[1], "role": "operator"})
-        yield Stack(ports, config, admin, Api(ports["admin"], *OPERATOR))
+        yield Stack(ports, config, admin, Api(ports["admin"], *OPERATOR), run)
     finally:
         output = run.ctrl_c()
     assert run.proc.returncode == 0, output
@@ -86,6 +87,19 @@ def test_enable_disable_and_a_crashed_exporter(collectors):
     assert state["running"] and state["pid"] != pid and "code -9" in state["last_error"]
 
 
+def test_a_config_broken_by_hand_leaves_the_last_good_one_running(collectors):
+    """A YAML tag (refused before anything is built from it) in a file that would also stop syscalls."""
+    stack = collectors
+    pid = stack.ops.call("GET", "/components/syscalls")["pid"]
+    good = stack.config.read_text()
+    stack.config.write_text(good.replace("enabled: true", "enabled: !!bool false") + "\n")
+    stack.run.wait_for_line("the config cannot be used, the last good one stays", timeout=30)
+    assert serving(stack.ports["syscalls"])
+    assert refused(stack.ops, "GET", "/components/syscalls") == 409  # the API says where the file is broken
+    stack.config.write_text(good)
+    wait_for(lambda: stack.ops.call("GET", "/components/syscalls")["pid"] == pid, timeout=10)  # never restarted
+
+
 @pytest.fixture
 def functions(tmp_path: Path) -> Iterator[Stack]:
     yield from started(tmp_path, {"netguard": False, "connguard": False})
@@ -97,7 +111,7 @@ def applied_rules(port: int) -> float:
     return scrape.value("lmp_exporter_rules_reloads_total", 0.0, result="applied")
 
 
-def refused(api: Api, method: str, path: str, body: dict) -> int:
+def refused(api: Api, method: str, path: str, body: dict | None = None) -> int:
     try:
         api.call(method, path, body)
     except urllib.error.HTTPError as err:

@@ -9,24 +9,24 @@ import time
 import pytest
 
 from admin import create_app
-from admin.auth import limiter
 from admin.models import db
 from admin.scenarios import stop_all
+from admin.throttle import limiter
 from admin.users import create
 
 
 @pytest.fixture
 def api(tmp_path, monkeypatch):
     monkeypatch.delenv("LMP_JWT_SECRET_KEY", raising=False)
-    app = create_app({"TESTING": True, "DATA_DIR": str(tmp_path / "data")})
+    app = create_app({"TESTING": True, "DATA_DIR": str(tmp_path / "data"), "SCENARIO_COMMANDS": True})
     limiter.reset()
     with app.app_context():
-        create("root", "root-password", "admin")
-        create("ops", "ops-password", "operator")
+        create("root", "root-pass-Ahw9qk", "admin")
+        create("ops", "ops-pass-Ahw9qk", "operator")
     client = app.test_client()
 
     def headers(name: str) -> dict:
-        token = client.post("/api/v1/auth/login", json={"username": name, "password": f"{name}-password"}).json
+        token = client.post("/api/v1/auth/login", json={"username": name, "password": f"{name}-pass-Ahw9qk"}).json
         return {"Authorization": f"Bearer {token['access_token']}"}
     yield client, headers
     stop_all()

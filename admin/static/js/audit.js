@@ -13,6 +13,7 @@ async function main() {
     cell(tr, e.actor);
     cell(tr, e.action);
     cell(tr, e.target);
+    cell(tr, e.detail);  // the whole of it, e.g. every word of a command run as root
     return tr;
   }));
 }

@@ -63,7 +63,7 @@ class Chart {
   }
 
   async update(minutes) {
-    const data = await api(`/charts/${this.board}/${this.def.id}?minutes=${minutes}`);
+    const data = await api(`/charts/${encodeURIComponent(this.board)}/${encodeURIComponent(this.def.id)}?minutes=${encodeURIComponent(minutes)}`);
     const points = data.series.reduce((n, s) => n + s.values.length, 0);
     this.empty.textContent = points ? "" : "No data in this time range.";
     this.plot.setAttribute("aria-label", `${this.def.title}: ${data.series.length} series, ${points} points`);
@@ -95,7 +95,7 @@ class Chart {
 
 // Draws every chart of `board` into `parent` and keeps them fresh; `minutes()` says the time range.
 export async function showBoard(board, parent, minutes) {
-  const defs = await api(`/charts/${board}`);
+  const defs = await api(`/charts/${encodeURIComponent(board)}`);
   const charts = defs.map((def) => new Chart(board, def, parent));
   const refresh = async () => {
     const failed = [];

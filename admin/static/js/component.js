@@ -14,5 +14,5 @@ function show(c) {
   state.replaceChildren(line, control);
 }
 
-show(await api(`/components/${name}`));
+show(await api(`/components/${encodeURIComponent(name)}`));
 await showBoard(name, document.getElementById("charts"), () => 15);

@@ -8,7 +8,7 @@ function row(c) {
   const tr = document.createElement("tr");
   tr.id = `component-${c.name}`;
   const link = document.createElement("a");
-  link.href = `/components/${c.name}`;
+  link.href = `/components/${encodeURIComponent(c.name)}`;
   link.textContent = c.name;
   cell(tr, link).append(c.kind === "collector" ? "" : ` (${c.kind})`);
   cell(tr, c.description);

@@ -24,6 +24,18 @@ document.getElementById("login").addEventListener("submit", async (event) => {
     return;
   }
   store(body);
-  const next = params.get("next");
-  location.assign(next && next.startsWith("/") && !next.startsWith("//") ? next : "/");
+  location.assign(sameOrigin(params.get("next")));
 });
+
+// Where to go after the login: `next` if it is a place on this site, else the overview. Checked as the
+// browser reads it (a parsed URL), not as text: "/\host" and "/<TAB>/host" look like paths but lead away.
+export function sameOrigin(next) {
+  if (!next) return "/";
+  let url;
+  try {
+    url = new URL(next, location.origin);
+  } catch {
+    return "/";
+  }
+  return url.origin === location.origin ? url.pathname + url.search + url.hash : "/";
+}

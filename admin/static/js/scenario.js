@@ -26,7 +26,7 @@ function table(caption, header, rows) {
 }
 
 async function fetchFile(name) {
-  const response = await fetch(`/api/v1/scenarios/${id}/artifacts/${name}`,
+  const response = await fetch(`/api/v1/scenarios/${encodeURIComponent(id)}/artifacts/${encodeURIComponent(name)}`,
                                {headers: {Authorization: `Bearer ${sessionStorage.getItem("lmp.access")}`}});
   if (!response.ok) throw new Error(`${name}: HTTP ${response.status}`);
   return response;
@@ -64,7 +64,7 @@ async function showResults(run) {
 }
 
 async function load() {
-  const run = await api(`/scenarios/${id}`);
+  const run = await api(`/scenarios/${encodeURIComponent(id)}`);
   const what = run.kind === "attach" ? `pid ${run.pid}` : run.command.join(" ");
   document.getElementById("run").textContent =
     `${run.kind} ${what}, by ${run.owner}: ${run.status}${run.message ? ` (${run.message})` : ""}.`;
@@ -76,13 +76,13 @@ async function load() {
 
 document.getElementById("stop").addEventListener("click", async () => {
   try {
-    await api(`/scenarios/${id}/stop`, {method: "POST"});
+    await api(`/scenarios/${encodeURIComponent(id)}/stop`, {method: "POST"});
     say("Stopping: the results are being written.");
   } catch (err) { say(err.message, "error"); }
 });
 document.getElementById("delete").addEventListener("click", async () => {
   try {
-    await api(`/scenarios/${id}`, {method: "DELETE"});
+    await api(`/scenarios/${encodeURIComponent(id)}`, {method: "DELETE"});
     location.assign("/scenarios");
   } catch (err) { say(err.message, "error"); }
 });

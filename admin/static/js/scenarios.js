@@ -15,7 +15,7 @@ function target(run) {
 function row(run) {
   const tr = document.createElement("tr");
   const link = document.createElement("a");
-  link.href = `/scenarios/${run.id}`;
+  link.href = `/scenarios/${encodeURIComponent(run.id)}`;
   link.textContent = `#${run.id}`;
   cell(tr, link);
   cell(tr, `${run.kind}: ${target(run)}`);
@@ -44,7 +44,7 @@ document.getElementById("start").addEventListener("submit", async (event) => {
   try {
     const run = await api("/scenarios", {method: "POST", json: request});
     say(`Scenario #${run.id} started.`);
-    location.assign(`/scenarios/${run.id}`);
+    location.assign(`/scenarios/${encodeURIComponent(run.id)}`);
   } catch (err) {
     say(`Not started: ${err.message}`, "error");
   }

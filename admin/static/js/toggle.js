@@ -31,7 +31,7 @@ export function enabledControl(user, c, changed) {
   box.addEventListener("change", async () => {
     box.disabled = true;
     try {
-      const now = await api(`/components/${c.name}/${box.checked ? "enable" : "disable"}`, {method: "POST"});
+      const now = await api(`/components/${encodeURIComponent(c.name)}/${box.checked ? "enable" : "disable"}`, {method: "POST"});
       say(`${c.name} is ${now.enabled ? "enabled" : "disabled"}: ${describeState(now)}.`);
       changed(now);
     } catch (err) {

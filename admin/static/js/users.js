@@ -8,7 +8,7 @@ function row(u) {
   const role = document.createElement("select");
   role.setAttribute("aria-label", `Role of ${u.name}`);
   for (const r of ["viewer", "operator", "admin"]) role.append(new Option(r, r, false, r === u.role));
-  role.addEventListener("change", () => act(() => api(`/users/${u.name}`, {method: "PATCH", json: {role: role.value}}),
+  role.addEventListener("change", () => act(() => api(`/users/${encodeURIComponent(u.name)}`, {method: "PATCH", json: {role: role.value}}),
                                          `${u.name} is now ${role.value}.`));
   cell(tr, role);
   cell(tr, new Date(u.created_at).toLocaleString());
@@ -16,7 +16,7 @@ function row(u) {
   remove.type = "button";
   remove.textContent = "Delete";
   remove.setAttribute("aria-label", `Delete ${u.name}`);
-  remove.addEventListener("click", () => act(() => api(`/users/${u.name}`, {method: "DELETE"}), `${u.name} deleted.`));
+  remove.addEventListener("click", () => act(() => api(`/users/${encodeURIComponent(u.name)}`, {method: "DELETE"}), `${u.name} deleted.`));
   cell(tr, remove);
   return tr;
 }
