@@ -17,6 +17,10 @@ from .record import Recording
 from .symbols import Symbolizer
 
 SPEEDSCOPE_SCHEMA = "https://www.speedscope.app/file-format-schema.json"  # a name, never fetched
+# The tracing machinery that called the recorder's program, innermost in a kernel stack taken at a
+# tracepoint. `__traceiter_sched_switch` shows only while more than one program is attached to the
+# tracepoint (an exporter's too): left in, the same wait would make two different stacks.
+TRACING_FRAMES = ("__traceiter_", "__bpf_trace_", "bpf_trace_run", "perf_trace_", "perf_tp_event")
 
 
 def frames(sym: Symbolizer, rec: Recording, tgid: int, kstack: int, ustack: int) -> list[str]:
@@ -29,9 +33,10 @@ def frames(sym: Symbolizer, rec: Recording, tgid: int, kstack: int, ustack: int)
     if ustack < 0 and kstack < 0:
         out.append("[no stack]")
     kernel = rec.stacks.get(kstack, []) if kstack >= 0 else []
-    for i, addr in enumerate(reversed(kernel)):
-        out.append(sym.kernel(addr - 1 if i < len(kernel) - 1 else addr))
-    return out
+    inner = [sym.kernel(addr - 1 if i < len(kernel) - 1 else addr) for i, addr in enumerate(reversed(kernel))]
+    while inner and inner[-1].startswith(TRACING_FRAMES):
+        inner.pop()
+    return out + inner
 
 
 def oncpu(rec: Recording, sym: Symbolizer, names: dict[int, str]) -> Counter[str]:
