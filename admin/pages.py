@@ -12,7 +12,6 @@ from flask import Blueprint, abort, render_template, send_from_directory
 from markupsafe import Markup
 
 NODE_MODULES = Path(__file__).with_name("node_modules")
-DOCS = Path(__file__).resolve().parent.parent / "docs"  # the runbook that alerts link to, the metric reference
 LINKS = [  # links between the repository's Markdown files, to the pages that show them here
     (r'href="(?:\.\./)*docs/([a-z0-9_-]+)\.md(#[^"]*)?"', r'href="/docs/\1\2"'),
     (r'href="(?:\.\./)*(?:exporters/)?([a-z0-9]+)/README\.md(#[^"]*)?"', r'href="/components/\1\2"'),

@@ -8,10 +8,10 @@ import re
 from flask import Blueprint, abort, render_template, url_for
 from markupsafe import Markup
 
-from exporters._lib import catalog
+from exporters._lib import catalog, paths
 
 from .headers import report_policy
-from .pages import DOCS, missing_assets, render_markdown
+from .pages import missing_assets, render_markdown
 
 blp = Blueprint("web", __name__)
 PAGES = [("web.overview", "Overview"), ("web.components", "Components"), ("web.scenarios", "Scenarios"),
@@ -79,13 +79,13 @@ def audit() -> str:
 @blp.get("/docs/")
 def docs_index() -> str:
     links = "".join(f'<li><a href="{url_for("web.doc", name=p.stem)}">{p.stem}</a></li>'
-                    for p in sorted(DOCS.glob("*.md")))
+                    for p in sorted(paths.DOCS_DIR.glob("*.md")))
     return page("docs.html", "LMP documentation", body=Markup(f"<h1>LMP documentation</h1><ul>{links}</ul>"))
 
 
 @blp.get("/docs/<name>")
 def doc(name: str) -> str:
-    path = DOCS / f"{name}.md"
+    path = paths.DOCS_DIR / f"{name}.md"
     if not re.fullmatch(r"[a-z0-9_-]+", name) or not path.is_file():
         abort(404)
     return page("docs.html", name, body=render_markdown(path.read_text()))

@@ -17,12 +17,13 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
+
+from exporters._lib import paths
 
 from . import footprint, kernel, scrape
 from .harness import Exporter, ebpf_exporter, have_peer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = paths.ROOT
 SECTIONS = ("footprint", "hooks", "events", "scrape", "functions", "scenario")
 
 

@@ -15,12 +15,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from exporters._lib import paths
 from exporters._lib.serving import answers
 
-from .harness import LMP, Exporter, ebpf_exporter, free_port, get, memory_mb
+from .harness import LMP, free_port, get, memory_mb
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = ROOT / "config" / "lmp.yaml"
+ROOT = paths.ROOT
 PEER_JOBS = {"syscalls": "syscalls", "biolatency": "biolatency", "skbdrop": "kfree_skb", "softirq": "softirq-latency"}
 
 
@@ -37,7 +37,7 @@ def config(collectors: list[str], admin: bool, tmp: Path) -> tuple[Path, dict[st
     from ruamel.yaml import YAML
 
     yaml = YAML()
-    doc = yaml.load(DEFAULT_CONFIG.read_text())
+    doc = yaml.load(paths.DEFAULT_CONFIG.read_text())
     ports = {name: free_port() for name in doc["collectors"]}
     for name, entry in doc["collectors"].items():
         entry["enabled"] = name in collectors
@@ -112,7 +112,7 @@ def spread(values: list[float], fmt: str = "{:.1f}") -> str:
 
 def default_collectors() -> list[str]:
     from lmp import config as configs
-    return [c.name for c in configs.load(DEFAULT_CONFIG).collectors.values() if c.enabled]
+    return [c.name for c in configs.load(paths.DEFAULT_CONFIG).collectors.values() if c.enabled]
 
 
 def stack_rows(runs: int) -> tuple[list[list[str]], dict[str, float]]:

@@ -12,7 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from exporters._lib import libbpf
+from exporters._lib import libbpf, paths
 from exporters._lib.bpf import programs_held_by
 from exporters._lib.serving import wait_until_serving
 
@@ -80,7 +80,7 @@ def program_cost(ids: set[int], binary: Path, n: int, cwd: Path | None = None) -
     return runs / n, (ns1 - ns0) / runs if runs else 0.0
 
 
-PEERS = Path(__file__).resolve().parent.parent.parent / "shared" / "peers"  # ../shared/peers beside the repo
+PEERS = paths.PEERS_DIR
 
 
 class Peer:

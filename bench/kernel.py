@@ -11,9 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from exporters._lib import paths
+
 from .harness import EmptyProgram, Exporter, added_cost, build, ebpf_exporter, have_peer, libbpf_tool
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = paths.ROOT
 
 
 # collector (and options): (loop in bench/loops, what one operation of it is, operations per run,

@@ -4,31 +4,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from exporters._lib import catalog
+from exporters._lib import catalog, paths
 from exporters._lib.spec import load_self
 
 from . import build, metricsdoc, rules
 
-ROOT = Path(__file__).resolve().parent.parent
-GRAFANA_DIR = ROOT / "dashboards" / "grafana"
-RULES_FILE = ROOT / "dashboards" / "prometheus" / "lmp.rules.yml"
-METRICS_DOC = ROOT / "docs" / "metrics.md"
 
-
-def generate(alert_config: Path = rules.ALERTS_CONFIG) -> dict[Path, str]:
+def generate(alert_config: Path = paths.ALERTS_CONFIG) -> dict[Path, str]:
     """Every generated file and its content."""
     specs = [catalog.load(name) for name in catalog.names()]
     self_spec = load_self()
-    out = {GRAFANA_DIR / name: text for name, text in build.dashboards(specs, self_spec).items()}
-    out[RULES_FILE] = rules.rule_file(specs, self_spec, rules.load_config(alert_config))
-    out[METRICS_DOC] = metricsdoc.reference(specs, self_spec)
+    out = {paths.GRAFANA_DIR / name: text for name, text in build.dashboards(specs, self_spec).items()}
+    out[paths.ALERT_RULES] = rules.rule_file(specs, self_spec, rules.load_config(alert_config))
+    out[paths.METRICS_DOC] = metricsdoc.reference(specs, self_spec)
     return out
 
 
 def stale(files: dict[Path, str]) -> list[Path]:
     """Generated files whose committed copy differs, and committed dashboards nothing generates any more."""
     differ = [path for path, text in files.items() if not path.exists() or path.read_text() != text]
-    extra = [path for path in GRAFANA_DIR.glob("*.json") if path not in files]
+    extra = [path for path in paths.GRAFANA_DIR.glob("*.json") if path not in files]
     return differ + extra
 
 

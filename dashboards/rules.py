@@ -10,12 +10,10 @@ from string import Template
 
 from ruamel.yaml import YAML
 
-from exporters._lib import yamlfile
+from exporters._lib import paths, yamlfile
 from exporters._lib.spec import Alert, SelfSpec, Spec
 from exporters._lib.yamlfile import YamlError
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
-ALERTS_CONFIG, ALERTS_SCHEMA = CONFIG_DIR / "alerts.yaml", CONFIG_DIR / "alerts.schema.json"
 PLACEHOLDER = re.compile(r"\$([a-z_][a-z0-9_]*)")
 PROMETHEUS_TEMPLATE_VARS = {"labels", "value", "externalLabels", "externalURL"}  # {{ $labels.x }} stays
 
@@ -27,8 +25,8 @@ class AlertConfig:
     thresholds: dict[str, float]
 
 
-def load_config(path: Path = ALERTS_CONFIG) -> AlertConfig:
-    doc = yamlfile.load(path, ALERTS_SCHEMA)
+def load_config(path: Path = paths.ALERTS_CONFIG) -> AlertConfig:
+    doc = yamlfile.load(path, paths.ALERTS_SCHEMA)
     return AlertConfig(doc["selector"], doc["runbook_url"], dict(doc["thresholds"]))
 
 
@@ -43,7 +41,7 @@ def rule(alert: Alert, where: str, cfg: AlertConfig) -> dict:
     unknown |= {n for n in PLACEHOLDER.findall(alert.summary + alert.description)
                 if n not in values and n not in PROMETHEUS_TEMPLATE_VARS}
     if unknown:
-        raise YamlError(ALERTS_CONFIG, None, f"alert {alert.name} ({where}) uses {', '.join(sorted(unknown))}, "
+        raise YamlError(paths.ALERTS_CONFIG, None, f"alert {alert.name} ({where}) uses {', '.join(sorted(unknown))}, "
                                              f"which this file's thresholds do not set")
     fill = lambda text: Template(text).safe_substitute(values)  # noqa: E731  ($labels, $value stay)
     out = {"alert": alert.name, "expr": fill(alert.expr)}
@@ -66,11 +64,11 @@ def rule_file(specs: list[Spec], self_spec: SelfSpec, cfg: AlertConfig) -> str:
     alerts = all_alerts(specs, self_spec)
     names = [a.name for _, _, a in alerts]
     if len(names) != len(set(names)):
-        raise YamlError(ALERTS_CONFIG, None, f"alert names defined twice: {sorted({n for n in names if names.count(n) > 1})}")
+        raise YamlError(paths.ALERTS_CONFIG, None, f"alert names defined twice: {sorted({n for n in names if names.count(n) > 1})}")
     used = {n for _, _, a in alerts for n in PLACEHOLDER.findall(a.expr + a.summary + a.description)}
     unused = set(cfg.thresholds) - used
     if unused:
-        raise YamlError(ALERTS_CONFIG, None, f"thresholds no alert uses: {', '.join(sorted(unused))}")
+        raise YamlError(paths.ALERTS_CONFIG, None, f"thresholds no alert uses: {', '.join(sorted(unused))}")
     groups: dict[str, list[dict]] = {}
     for group, where, alert in alerts:
         groups.setdefault(group, []).append(rule(alert, where, cfg))

@@ -6,11 +6,11 @@ import os
 import sys
 from pathlib import Path
 
+from exporters._lib import paths
 from exporters._lib.serving import EXIT_USAGE
 
 # Each command imports what it needs when it runs: `lmp run` forks its spawner before anything heavy is
 # imported, and `lmp build` with nothing to do stays quick.
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "lmp.yaml"
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -44,8 +44,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 # Kernel code that is not a collector's, built with them: the doctor's probes, the benchmark's programs.
-OTHER_OBJECTS = [Path(__file__).resolve().parent / "doctor" / "probes.bpf.c",
-                 *(Path(__file__).resolve().parent.parent / "bench" / f for f in ("hooks.bpf.c", "series/series.bpf.c"))]
+OTHER_OBJECTS = [paths.ROOT / "lmp" / "doctor" / "probes.bpf.c",
+                 *(paths.BENCH_DIR / f for f in ("hooks.bpf.c", "series/series.bpf.c"))]
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -213,13 +213,13 @@ def cmd_dashboards_build(args: argparse.Namespace) -> int:
     files = dashboards.generate()
     changed = dashboards.stale(files) if args.check else dashboards.write(files)
     for path in changed:
-        print(f"lmp dashboards: {'out of date' if args.check else 'wrote'} {path.relative_to(dashboards.ROOT)}")
+        print(f"lmp dashboards: {'out of date' if args.check else 'wrote'} {path.relative_to(paths.ROOT)}")
     if args.check and changed:
         print("lmp dashboards: run `lmp dashboards build` and commit the result", file=sys.stderr)
         return 1
     print(f"lmp dashboards: {len(files)} files from the specs, {len(changed)} changed; Grafana dashboards in "
-          f"{dashboards.GRAFANA_DIR.relative_to(dashboards.ROOT)}/, alert rules in "
-          f"{dashboards.RULES_FILE.relative_to(dashboards.ROOT)}")
+          f"{paths.GRAFANA_DIR.relative_to(paths.ROOT)}/, alert rules in "
+          f"{paths.ALERT_RULES.relative_to(paths.ROOT)}")
     return 0
 
 
@@ -236,7 +236,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lmp", description="LMP, the Linux Microscope: eBPF metrics of the kernel.")
     p.add_argument("--config", type=Path, default=None,
-                   help=f"configuration file (default: $LMP_CONFIG or {DEFAULT_CONFIG})")
+                   help=f"configuration file (default: $LMP_CONFIG or {paths.DEFAULT_CONFIG})")
     sub = p.add_subparsers(dest="command", required=True)
 
     ls = sub.add_parser("list", help="list the collectors, whether they can run here, and their ports")

@@ -7,14 +7,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exporters._lib import catalog, rules as ruleset, yamlfile
+from exporters._lib import catalog, paths, yamlfile
+from exporters._lib import rules as ruleset
 from exporters._lib.serving import parse_listen
 from exporters._lib.spec import Spec, coerce_option
 from exporters._lib.yamlfile import YamlError
-
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_PATH = ROOT / "config" / "lmp.yaml"
-SCHEMA = ROOT / "config" / "lmp.schema.json"
 
 
 @dataclass
@@ -26,9 +23,6 @@ class CollectorConfig:
     rules: dict[str, Any] = field(default_factory=dict)  # a function component's rules, as written
 
 
-RULES_FILE = ROOT / "dashboards" / "prometheus" / "lmp.rules.yml"  # generated from the specs' alerts
-
-
 @dataclass
 class PrometheusConfig:
     enabled: bool = True
@@ -36,7 +30,7 @@ class PrometheusConfig:
     scrape_interval: str = "5s"
     retention: str = "7d"
     data_dir: str = "/var/lib/lmp/prometheus"
-    rule_files: list[str] = field(default_factory=lambda: [str(RULES_FILE)])
+    rule_files: list[str] = field(default_factory=lambda: [str(paths.ALERT_RULES)])
 
 
 @dataclass
@@ -96,7 +90,7 @@ def load_in_child(path: Path | None = None) -> Config:
 
 
 def path_from_env() -> Path:
-    return Path(os.environ.get("LMP_CONFIG", DEFAULT_PATH))
+    return Path(os.environ.get("LMP_CONFIG", paths.DEFAULT_CONFIG))
 
 
 def load(path: Path | None = None) -> Config:
@@ -144,7 +138,7 @@ def loads(text: str, path: Path | str) -> Config:
     doc = yamlfile.parse(text, path)
     if doc is None:
         raise YamlError(path, None, "the file is empty")
-    yamlfile.validate(doc, SCHEMA, path)
+    yamlfile.validate(doc, paths.CONFIG_SCHEMA, path)
     collectors: dict[str, CollectorConfig] = {}
     for name, raw in (doc.get("collectors") or {}).items():
         line = yamlfile.line_of(doc, ["collectors", name])
@@ -183,7 +177,7 @@ def entry(path: Path, spec: Spec) -> tuple[CollectorConfig | None, str | None]:
     """What a lone exporter reads of the config: its own entry (None if it has none) and btf_path, its
     options checked against its spec, without validating the rest of the file (`lmp run`, the admin and
     `lmp list` do that): a running collector imports no schema validator."""
-    doc = yamlfile.load(path, SCHEMA, check=False)
+    doc = yamlfile.load(path, paths.CONFIG_SCHEMA, check=False)
     raw = (doc.get("collectors") or {}).get(spec.name)
     return (_collector(path, doc, spec, raw) if raw else None), doc.get("btf_path")
 

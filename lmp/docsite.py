@@ -16,7 +16,9 @@ from typing import Any
 
 from mkdocs.structure.files import File, Files
 
-ROOT = Path(__file__).resolve().parent.parent
+from exporters._lib import paths
+
+ROOT = paths.ROOT
 LINK = re.compile(r"(\]\()([^)\s]+)(\s+\"[^\"]*\")?\)")
 FENCE = re.compile(r"^(```|~~~).*?^\1\s*$", re.M | re.S)
 LANGUAGE = {".c": "c", ".h": "c", ".yaml": "yaml", ".yml": "yaml", ".json": "json", ".py": "python",

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from exporters._lib import build
+from exporters._lib import build, paths
 from exporters._lib.serving import answers, parse_listen, scrape_url
 
 from . import config as configs
@@ -23,7 +23,6 @@ from .spawner import Spawner
 from .supervisor import ADMIN, Supervisor
 
 START_TIMEOUT = 60.0  # seconds for an exporter to load, attach and answer its first scrape
-DASHBOARDS = Path(__file__).resolve().parent.parent / "dashboards" / "grafana"  # generated from the specs
 PASSWORD_LINE = "created the first admin account"
 
 
@@ -214,6 +213,6 @@ def summary(cfg: configs.Config, password: str | None, running: list[configs.Col
                      f"{source})")
         lines.append(f"  {'alerts':<12} {scrape_url(cfg.prometheus.listen, '/alerts')}  "
                      f"(rules: {', '.join(prometheus.rule_paths(cfg))})")
-    lines += [f"  {'dashboards':<12} {DASHBOARDS}/*.json: Grafana > Dashboards > New > Import, one file at a "
+    lines += [f"  {'dashboards':<12} {paths.GRAFANA_DIR}/*.json: Grafana > Dashboards > New > Import, one file at a "
               f"time, or provision the folder (README, Dashboards and alerts)"]
     return "\n".join(lines)

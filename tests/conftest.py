@@ -23,13 +23,14 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.utils import floatToGoString
 
+from exporters._lib import paths
 from exporters._lib.bpf import programs_held_by
 from exporters._lib.decoders import cgroup2_root, own_cgroup2
 from exporters._lib.netns import entered
-from exporters._lib.spec import load_self
 from exporters._lib.serving import wait_until_serving
+from exporters._lib.spec import load_self
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = paths.ROOT
 LMP = [sys.executable, "-m", "lmp"]
 START_TIMEOUT = 60.0
 

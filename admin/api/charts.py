@@ -17,7 +17,7 @@ from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
-from dashboards import GRAFANA_DIR
+from exporters._lib import paths
 from exporters._lib.serving import scrape_url
 from lmp import config as configs
 
@@ -35,7 +35,7 @@ POINTS = 240  # per series: enough for a smooth line, little to send
 def board(name: str) -> tuple[dict, ...]:
     """The time-series panels of dashboards/grafana/lmp-<name>.json, the template variables filled in for
     this host (every LMP series of this host has instance=<host name>)."""
-    path = GRAFANA_DIR / f"lmp-{name}.json"
+    path = paths.GRAFANA_DIR / f"lmp-{name}.json"
     if not re.fullmatch(r"[a-z0-9]+", name) or not path.is_file():
         return ()
     host = re.escape(socket.gethostname()).replace("\\", "\\\\")  # a regex, inside a PromQL string

@@ -12,8 +12,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from .paths import LIB_DIR
 
-LIB_DIR = Path(__file__).resolve().parent  # lmp.h
 ARCHES = {"x86_64": "x86", "aarch64": "arm64"}  # uname -m -> libbpf's __TARGET_ARCH_ (bpf_tracing.h)
 
 

@@ -5,9 +5,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from . import spec as specs
+from .paths import EXPORTERS_DIR
 from .spec import Spec
-
-EXPORTERS_DIR = Path(__file__).resolve().parent.parent
 
 
 def directories(extra: list[Path] | None = None) -> list[Path]:

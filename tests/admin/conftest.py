@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from admin import create_app
-from admin.throttle import limiter
 from admin.models import db
 from admin.scenarios import stop_all
+from admin.throttle import limiter
 from admin.users import create
-from lmp import config as configs
+from exporters._lib import paths
 
 PASSWORDS = {"root": "root-pass-Ahw9qk", "ops": "ops-pass-Ahw9qk", "view": "view-pass-Ahw9qk"}
 # Scenario runs started through the API in these tests use a stand-in recorder: no BPF, no real command.
@@ -44,7 +44,7 @@ def client(app):
 def config_file(app, tmp_path):
     """A copy of the shipped config/lmp.yaml that this app reads and writes."""
     path = tmp_path / "lmp.yaml"
-    shutil.copy(configs.DEFAULT_PATH, path)
+    shutil.copy(paths.DEFAULT_CONFIG, path)
     app.config["LMP_CONFIG"] = str(path)
     return path
 

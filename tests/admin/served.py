@@ -22,7 +22,7 @@ import pytest
 from admin import create_app
 from admin.models import db
 from admin.users import create
-from lmp import config as configs
+from exporters._lib import paths
 from tests.conftest import LMP, free_port
 
 from .conftest import FAKE_RECORDER, PASSWORDS, ROLE_OF
@@ -74,7 +74,7 @@ def serving(folder: Path, env: dict[str, str] | None = None, config_text: str | 
     """`lmp admin serve` (no supervisor: nothing here loads BPF) with the users of conftest.PASSWORDS."""
     data_dir, config = folder / "data", folder / "lmp.yaml"
     if config_text is None:
-        shutil.copy(configs.DEFAULT_PATH, config)
+        shutil.copy(paths.DEFAULT_CONFIG, config)
     else:
         config.write_text(config_text)
     app = create_app({"DATA_DIR": str(data_dir), "LMP_CONFIG": str(config)})

@@ -18,7 +18,7 @@ from admin.models import ScenarioRun, User, db
 from admin.scenarios import stop_all
 from admin.throttle import limiter
 from admin.users import create
-from lmp import config as configs
+from exporters._lib import paths
 
 from .conftest import FAKE_RECORDER, PASSWORDS, ROLE_OF
 
@@ -47,7 +47,7 @@ def reset_users(app) -> None:  # type: ignore[no-untyped-def]
 
 def build_app():  # type: ignore[no-untyped-def]
     config = DATA / "lmp.yaml"
-    shutil.copy(configs.DEFAULT_PATH, config)
+    shutil.copy(paths.DEFAULT_CONFIG, config)
     app = create_app({"TESTING": True, "DATA_DIR": str(DATA), "LMP_CONFIG": str(config),
                       "LOGIN_RATE_LIMIT": "100000 per minute", "LOGIN_ACCOUNT_RATE_LIMIT": "100000 per minute",
                       "LOGIN_CLIENT_RATE_LIMIT": "100000 per minute", "PASSWORD_CHANGE_RATE_LIMIT": "100000 per minute",
@@ -88,7 +88,7 @@ def reset(app) -> None:  # type: ignore[no-untyped-def]
     """Every sequence starts from the same state, so that hypothesis can replay one: the shipped config,
     the test users alone, no scenario runs, no failed logins counted."""
     stop_all()
-    shutil.copy(configs.DEFAULT_PATH, app.config["LMP_CONFIG"])
+    shutil.copy(paths.DEFAULT_CONFIG, app.config["LMP_CONFIG"])
     with app.app_context():
         db.session.execute(db.delete(ScenarioRun))
         db.session.execute(db.delete(User).where(User.name.not_in(list(PASSWORDS))))

@@ -9,6 +9,7 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from exporters._lib import paths
 from lmp import config as configs
 
 SCALARS = st.one_of(
@@ -43,7 +44,7 @@ PLACES = ["      blocklist: []", "      interfaces: []", "      destinations: []
 
 @st.composite
 def configs_with_a_fragment(draw: st.DrawFn) -> str:
-    text = configs.DEFAULT_PATH.read_text()
+    text = paths.DEFAULT_CONFIG.read_text()
     place = draw(st.sampled_from(PLACES))
     key = place.split(":")[0]
     fragment = draw(st.one_of(YAML_NODE, DEEP, BOMB))

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import re
 
+from exporters._lib import paths
+
 
 def test_api_docs_page_loads_its_assets_from_this_host(client):
     page = client.get("/api/docs")
@@ -39,8 +41,7 @@ def test_every_alerts_runbook_url_opens_its_section(client):
     heading id."""
     from urllib.parse import urlsplit
 
-    import dashboards
-    urls = re.findall(r"runbook_url: (\S+)", dashboards.RULES_FILE.read_text())
+    urls = re.findall(r"runbook_url: (\S+)", paths.ALERT_RULES.read_text())
     assert urls
     for url in urls:
         parts = urlsplit(url)

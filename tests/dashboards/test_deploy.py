@@ -13,8 +13,7 @@ import jsonschema
 import pytest
 from ruamel.yaml import YAML
 
-import dashboards
-from exporters._lib import catalog
+from exporters._lib import catalog, paths
 from lmp import config as configs
 from tests.conftest import ROOT
 
@@ -73,9 +72,9 @@ def test_every_file_compose_mounts_exists_and_prometheus_gets_the_generated_rule
             if source.startswith("./"):
                 assert (ROOT / source).exists(), source
     prometheus = services["prometheus"]["volumes"]
-    assert f"./{dashboards.RULES_FILE.relative_to(ROOT)}:/etc/prometheus/rules/lmp.rules.yml:ro" in prometheus
+    assert f"./{paths.ALERT_RULES.relative_to(ROOT)}:/etc/prometheus/rules/lmp.rules.yml:ro" in prometheus
     grafana = services["grafana"]["volumes"]
-    assert f"./{dashboards.GRAFANA_DIR.relative_to(ROOT)}:/var/lib/grafana/dashboards/lmp:ro" in grafana
+    assert f"./{paths.GRAFANA_DIR.relative_to(ROOT)}:/var/lib/grafana/dashboards/lmp:ro" in grafana
 
 
 def test_compose_prometheus_config_is_valid_and_discovers_through_the_admin():
@@ -135,7 +134,7 @@ def test_kubernetes_scrape_config_relabels_as_make_run_labels():
     job = yaml.load(text)["scrape_configs"][0]
     assert job["kubernetes_sd_configs"] == [{"role": "pod", "namespaces": {"names": ["lmp"]}}]
     swapped = re.sub(r"    kubernetes_sd_configs:\n(      .*\n)+", "    static_configs:\n      - targets: ['node:9451']\n",
-                     text).replace("lmp.rules.yml", str(dashboards.RULES_FILE))
+                     text).replace("lmp.rules.yml", str(paths.ALERT_RULES))
     result = promtool_syntax(swapped)
     assert result.returncode == 0, result.stdout + result.stderr
     targets = {r.get("target_label") for r in job["relabel_configs"]}

@@ -8,11 +8,11 @@ import subprocess
 import pytest
 
 import dashboards
-from exporters._lib import catalog
+from exporters._lib import catalog, paths
 from exporters._lib.spec import load_self
 from tests.conftest import LMP, ROOT
 
-BOARDS = sorted(dashboards.GRAFANA_DIR.glob("*.json"))
+BOARDS = sorted(paths.GRAFANA_DIR.glob("*.json"))
 
 
 def test_committed_files_are_what_the_specs_generate():
@@ -24,7 +24,7 @@ def test_check_mode_fails_on_a_stale_file(tmp_path, monkeypatch):
     result = subprocess.run([*LMP, "dashboards", "build", "--check"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     files = dashboards.generate()
-    target = dashboards.GRAFANA_DIR / "lmp-runqlat.json"
+    target = paths.GRAFANA_DIR / "lmp-runqlat.json"
     files[target] = files[target] + " "  # what an edit by hand would do
     assert dashboards.stale(files) == [target]
 
@@ -64,14 +64,14 @@ def test_dashboard_queries_name_only_exported_metrics(path):
 
 def test_cgroup_variable_where_labels_allow():
     def variables(name: str) -> set[str]:
-        board = json.loads((dashboards.GRAFANA_DIR / f"lmp-{name}.json").read_text())
+        board = json.loads((paths.GRAFANA_DIR / f"lmp-{name}.json").read_text())
         return {v["name"] for v in board["templating"]["list"]}
     assert "cgroup" in variables("pagefault") and "cgroup" in variables("overview")
     assert "cgroup" not in variables("runqlat")
 
 
 def test_histograms_get_a_heatmap_and_quantiles_in_base_units():
-    board = json.loads((dashboards.GRAFANA_DIR / "lmp-biolatency.json").read_text())
+    board = json.loads((paths.GRAFANA_DIR / "lmp-biolatency.json").read_text())
     by_title = {p["title"]: p for p in board["panels"]}
     heatmap = by_title["block_io_latency_seconds: distribution"]
     assert heatmap["type"] == "heatmap" and heatmap["yAxis"]["format"] == "s"

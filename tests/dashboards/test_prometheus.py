@@ -19,14 +19,20 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-import dashboards
 from dashboards import rules
-from exporters._lib import catalog
+from exporters._lib import catalog, paths
 from exporters._lib.spec import load_self
 from tests.conftest import ROOT, VethPair, connect_from, free_port, made_cgroup, made_veth_pair, send_datagrams
 from tests.lmprun import Api, Run, lmp_running, query, wait_for
-from tests.workloads import failing_disk, oom_groups, oom_kill, processes_and_signals, read_past_the_end, \
-    tcp_traffic, udp_to_closed_port
+from tests.workloads import (
+    failing_disk,
+    oom_groups,
+    oom_kill,
+    processes_and_signals,
+    read_past_the_end,
+    tcp_traffic,
+    udp_to_closed_port,
+)
 
 HOST = socket.gethostname()
 VARIABLES = {"$job": "lmp", "$instance": HOST, "$cgroup": ".*", "$__rate_interval": "1m"}
@@ -52,7 +58,7 @@ def write_config(folder: Path, ports: dict[str, int], rules: dict[str, dict]) ->
     """Every collector on, with every boolean option (latency, cgroup, srtt ...) on, so that every metric a
     dashboard shows exists, and the function components with `rules`; the shipped rule file."""
     lines = ["prometheus:", f"  listen: 127.0.0.1:{ports['prometheus']}", "  scrape_interval: 1s",
-             f"  data_dir: {folder / 'prometheus'}", f"  rule_files: [{dashboards.RULES_FILE}]",
+             f"  data_dir: {folder / 'prometheus'}", f"  rule_files: [{paths.ALERT_RULES}]",
              "admin:", f"  listen: 127.0.0.1:{ports['admin']}", f"  data_dir: {folder / 'data'}",
              f"  run_dir: {folder / 'run'}", "collectors:"]
     for name in catalog.names():
@@ -136,13 +142,13 @@ def board_targets(path: Path) -> list[tuple[str, str]]:
     return [(panel["title"], t["expr"]) for panel in board["panels"] for t in panel.get("targets", [])]
 
 
-@pytest.mark.parametrize("path", sorted(dashboards.GRAFANA_DIR.glob("*.json")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", sorted(paths.GRAFANA_DIR.glob("*.json")), ids=lambda p: p.stem)
 def test_every_panel_query_returns_data(stack, path):
     empty = [(title, expr) for title, expr in board_targets(path) if not stack.query(fill(expr))]
     assert not empty, f"panels whose query returned nothing: {empty}"
 
 
-@pytest.mark.parametrize("path", sorted(dashboards.GRAFANA_DIR.glob("*.json")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", sorted(paths.GRAFANA_DIR.glob("*.json")), ids=lambda p: p.stem)
 def test_every_template_variable_has_values(stack, path):
     for variable in json.loads(path.read_text())["templating"]["list"]:
         match = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["query"])

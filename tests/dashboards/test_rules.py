@@ -9,11 +9,11 @@ import pytest
 from ruamel.yaml import YAML
 
 import dashboards
-from dashboards import rules
+from exporters._lib import paths
 from exporters._lib.yamlfile import YamlError
 from tests.conftest import ROOT
 
-RULES = dashboards.RULES_FILE
+RULES = paths.ALERT_RULES
 RUNBOOK = ROOT / "docs" / "runbook.md"
 
 
@@ -52,14 +52,14 @@ def test_every_alert_has_summary_description_severity_and_its_runbook_section():
 ])
 def test_a_bad_thresholds_file_is_refused_with_its_reason(tmp_path, edit, reason):
     path = tmp_path / "alerts.yaml"
-    path.write_text(edit(rules.ALERTS_CONFIG.read_text()))
+    path.write_text(edit(paths.ALERTS_CONFIG.read_text()))
     with pytest.raises(YamlError, match=reason):
         dashboards.generate(path)
 
 
 def test_thresholds_come_from_the_one_config_place(tmp_path):
     path = tmp_path / "alerts.yaml"
-    path.write_text(rules.ALERTS_CONFIG.read_text().replace("runqueue_latency_p99_seconds: 0.05",
+    path.write_text(paths.ALERTS_CONFIG.read_text().replace("runqueue_latency_p99_seconds: 0.05",
                                                            "runqueue_latency_p99_seconds: 0.2"))
     text = dashboards.generate(path)[RULES]
     assert "lmp_runqueue_latency_seconds_bucket{job=\"lmp\"}[5m]))) > 0.2" in text

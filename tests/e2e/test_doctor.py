@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from exporters._lib import catalog
+from exporters._lib import catalog, paths
 
 TRACING = Path("/sys/kernel/tracing")
 SYS_BPF, SYS_PERF_EVENT_OPEN = 321, 298  # x86_64
@@ -166,6 +166,6 @@ def test_the_table_names_every_check_and_component():
 def test_not_root_is_told_to_use_sudo():
     done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                            sys.executable, "-m", "lmp", "doctor"], capture_output=True, text=True, cwd="/",
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+                          env={**os.environ, "PYTHONPATH": str(paths.ROOT)})
     assert done.returncode == 2
     assert "sudo lmp doctor" in done.stderr

@@ -9,10 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+from exporters._lib import paths
 from tests.conftest import bpf_program_ids, programs_left
 from tests.scenario.conftest import Background, build, scenario
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = paths.ROOT
 GETPPIDS, NAPS = 40, 3
 # Waits for "go" on stdin (the attach is in place by then), then does known work and exits, or waits.
 WORKLOAD = f"""

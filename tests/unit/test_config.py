@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import pytest
 
+from exporters._lib import catalog, paths
 from exporters._lib.yamlfile import YamlError
-from exporters._lib import catalog
 from lmp import config as configs
 
-SHIPPED = configs.DEFAULT_PATH.read_text()
+SHIPPED = paths.DEFAULT_CONFIG.read_text()
 
 
 def test_shipped_config_loads_with_defaults_filled_in():
-    cfg = configs.load(configs.DEFAULT_PATH)
+    cfg = configs.load(paths.DEFAULT_CONFIG)
     assert set(cfg.collectors) == set(catalog.names())  # every collector has its place and port
     assert cfg.collectors["syscalls"].options == {"latency": False, "filter_tgid": 0}
     assert cfg.prometheus.listen == "127.0.0.1:9490"

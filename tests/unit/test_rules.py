@@ -7,12 +7,13 @@ import ipaddress
 import pytest
 
 from admin.events import MAX_ROWS, rows
-from exporters._lib import btf, catalog, decoders, libbpf, rules as ruleset
+from exporters._lib import btf, catalog, decoders, libbpf, paths
+from exporters._lib import rules as ruleset
 from exporters._lib.addresses import lmp_addr, trie_key
 from exporters._lib.yamlfile import YamlError
 from lmp import config as configs
 
-SHIPPED = configs.DEFAULT_PATH.read_text()
+SHIPPED = paths.DEFAULT_CONFIG.read_text()
 NETGUARD_RULES = "      blocklist: []"  # the start of a line of the shipped config, replaced whole
 CONNGUARD_RULES = "      destinations: []"
 
