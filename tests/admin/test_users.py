@@ -85,6 +85,7 @@ def test_self_delete_is_a_clear_409_and_deletes_nothing(client, auth):
     ("qwertyuiop123", "easy to guess"),
     ("123qweasdzxc", "easy to guess"),  # in the leaked list as it is
     ("aaaaaaaaaaaaaaaa", "easy to guess"),
+    ("password" * 30, "easy to guess"),  # longer than zxcvbn reads (72): judged by what it can read
 ])
 def test_short_or_leaked_passwords_are_refused_in_the_api_and_on_the_host(client, auth, app, password, reason):
     created = client.post("/api/v1/users", json={"name": "bob", "password": password, "role": "viewer"},
@@ -108,6 +109,15 @@ def test_the_cli_refuses_the_names_the_api_refuses(client, auth, app, name):
     assert cli.returncode == 2 and "is not a user name" in cli.stderr, cli.stderr
     names = [u["name"] for u in client.get("/api/v1/users", headers=auth.headers("root")).json]
     assert name not in names
+
+
+def test_a_long_strong_password_is_taken(client, auth):
+    """Up to MAX_LENGTH (256) characters: zxcvbn refuses to read past 72, which was a 500."""
+    password = "correct-horse-battery-staple-" * 8
+    created = client.post("/api/v1/users", json={"name": "bob", "password": password, "role": "viewer"},
+                          headers=auth.headers("root"))
+    assert created.status_code == 201, created.json
+    assert client.post("/api/v1/auth/login", json={"username": "bob", "password": password}).status_code == 200
 
 
 def test_two_admins_demoting_or_deleting_each_other_always_leave_an_admin(service):
