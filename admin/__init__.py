@@ -95,15 +95,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         db.create_all()
         upgrade()
 
-    from .api import audit, auth, charts, components, config, health, rules, scenarios, sd, users
+    from .api import audit, auth, charts, components, config, health, policy, scenarios, sd, users
     api = Api(app)
-    for module in (health, auth, users, components, config, audit, sd, charts, rules, scenarios):
+    for module in (health, auth, users, components, config, audit, sd, charts, policy, scenarios):
         api.register_blueprint(module.blp, url_prefix=f"/api/v1{module.PREFIX}")
     from . import pages, web
     app.register_blueprint(pages.blp)
     app.register_blueprint(web.blp)
     errors.register(app)
     if app.config.get("AUDIT_FEED"):  # `lmp admin serve`: function components' events into the audit log
-        from .events import AuditFeed
+        from .audit_feed import AuditFeed
         app.extensions["lmp_audit_feed"] = AuditFeed(app)
     return app

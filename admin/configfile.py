@@ -1,4 +1,4 @@
-"""The one way the admin writes config/lmp.yaml: PUT /config, enable/disable and rules edits all come here.
+"""The one way the admin writes config/lmp.yaml: PUT /config, enable/disable and policy edits all come here.
 
 Each write holds a lock across read, check and write, so that two requests never interleave: of two edits
 made from the same version (the same ETag) exactly one wins. The candidate is checked as text, in memory,

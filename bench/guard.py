@@ -20,13 +20,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from exporters._lib import libbpf, links, netns
+from exporters._lib import libbpf
 from exporters._lib.decoders import cgroup2_root, own_cgroup2
+from exporters._lib.function import links, netns
 
 from .harness import HERE, BpfStats, Exporter, build, program_runs
 
 GUARDED, SOURCE, BLOCKED = "10.214.0.1", "10.214.0.2", "10.214.0.3"
-UNRELATED = [f"198.{i // 256}.{i % 256}.0/24" for i in range(1000)]  # rules the traffic never matches
+UNRELATED = [f"198.{i // 256}.{i % 256}.0/24" for i in range(1000)]  # blocklist rules the traffic never matches
 
 
 def ip(*args: str) -> None:
@@ -80,9 +81,9 @@ class Floor:
         libbpf.close(self.obj)
 
 
-def component(tmp: Path, name: str, rules: dict) -> Exporter:
+def component(tmp: Path, name: str, policy: dict) -> Exporter:
     config = tmp / f"{name}.yaml"
-    config.write_text(json.dumps({"collectors": {name: {"enabled": False, "listen": "127.0.0.1:1", "rules": rules}}}))
+    config.write_text(json.dumps({"collectors": {name: {"enabled": False, "listen": "127.0.0.1:1", "policy": policy}}}))
     return Exporter(name, config=config)
 
 
@@ -115,17 +116,17 @@ def netguard_costs(runs: int, datagrams: int = 200_000) -> list[list[str]]:
             interface = f"{guarded}/veth0"
             send = lambda source: ["ip", "netns", "exec", peer, "taskset", "-c", "0", str(binary),  # noqa: E731
                                    str(datagrams), source, GUARDED, str(sink.getsockname()[1])]
-            rules = {"mode": "enforce", "interfaces": [interface], "blocklist": [*UNRELATED, BLOCKED],
+            policy = {"mode": "enforce", "interfaces": [interface], "blocklist": [*UNRELATED, BLOCKED],
                      "rate_limit": {"packets_per_second": 10**9}}
             held = lambda e: e.programs  # noqa: E731
             rows = [row("empty XDP program (the floor)", send(SOURCE), runs,
                         lambda: Floor("empty_xdp", "xdp", interface), lambda f: f.ids, datagrams),
-                    row("netguard, pass path (1,001 rules, none matching; rate limit on)", send(SOURCE), runs,
-                        lambda: component(tmp, "netguard", rules), held, datagrams),
+                    row("netguard, pass path (1,001 blocklist rules, none matching; rate limit on)", send(SOURCE), runs,
+                        lambda: component(tmp, "netguard", policy), held, datagrams),
                     row("netguard, drop path (the source is blocklisted)", send(BLOCKED), runs,
-                        lambda: component(tmp, "netguard", rules), held, datagrams),
+                        lambda: component(tmp, "netguard", policy), held, datagrams),
                     row("netguard, observe mode (would drop, passes)", send(BLOCKED), runs,
-                        lambda: component(tmp, "netguard", {**rules, "mode": "observe"}), held, datagrams)]
+                        lambda: component(tmp, "netguard", {**policy, "mode": "observe"}), held, datagrams)]
             sink.close()
         return rows
     finally:
@@ -151,15 +152,15 @@ def connguard_costs(runs: int, connections: int = 5000) -> list[list[str]]:
             inside = lambda *cmd: ["sh", "-c", f'echo $$ > {group}/cgroup.procs && exec taskset -c 0 "$@"',  # noqa: E731
                                    "sh", *cmd]
             port = 9  # discard: nothing listens, and connguard refuses it before that matters
-            rules = {"mode": "enforce", "cgroups": [path], "destinations": [
+            policy = {"mode": "enforce", "cgroups": [path], "destinations": [
                 *({"cidr": cidr} for cidr in UNRELATED), {"cidr": "127.0.0.1", "ports": [port]}]}
             held = lambda e: e.programs  # noqa: E731
             return [row("empty connect4 program (the floor)", inside(str(tcp), str(connections)), runs,
                         lambda: Floor("empty_connect", "cgroup/connect4", path), lambda f: f.ids, connections),
-                    row("connguard, allowed (1,001 rules, none matching)", inside(str(tcp), str(connections)), runs,
-                        lambda: component(tmp, "connguard", rules), held, connections),
+                    row("connguard, allowed (1,001 destinations, none matching)", inside(str(tcp), str(connections)), runs,
+                        lambda: component(tmp, "connguard", policy), held, connections),
                     refused_row(inside(str(refused), str(connections * 4), str(port)), runs,
-                                lambda: component(tmp, "connguard", rules), connections * 4)]
+                                lambda: component(tmp, "connguard", policy), connections * 4)]
     finally:
         shutil.rmtree(tmp)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from exporters._lib import catalog, paths
 from exporters._lib.spec import load_self
 
-from . import build, metricsdoc, rules
+from . import alerts, build, metricsdoc
 
 
 def generate(alert_config: Path = paths.ALERTS_CONFIG) -> dict[Path, str]:
@@ -15,7 +15,7 @@ def generate(alert_config: Path = paths.ALERTS_CONFIG) -> dict[Path, str]:
     specs = [catalog.load(name) for name in catalog.names()]
     self_spec = load_self()
     out = {paths.GRAFANA_DIR / name: text for name, text in build.dashboards(specs, self_spec).items()}
-    out[paths.ALERT_RULES] = rules.rule_file(specs, self_spec, rules.load_config(alert_config))
+    out[paths.ALERT_RULES] = alerts.rule_file(specs, self_spec, alerts.load_config(alert_config))
     out[paths.METRICS_DOC] = metricsdoc.reference(specs, self_spec)
     return out
 

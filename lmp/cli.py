@@ -144,7 +144,7 @@ def cmd_exporter(args: argparse.Namespace) -> int:
     if not listen:
         print(f"lmp exporter {spec.name}: no listen address in {path}; pass --listen HOST:PORT", file=sys.stderr)
         return EXIT_USAGE
-    return serve(spec, listen, values, configs.rules_source(path, spec.name) if spec.kind == "function" else None,
+    return serve(spec, listen, values, configs.policy_source(path, spec.name) if spec.kind == "function" else None,
                  args.btf or (Path(btf_path) if btf_path else None))
 
 

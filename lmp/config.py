@@ -5,13 +5,15 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exporters._lib import catalog, paths, yamlfile
-from exporters._lib import rules as ruleset
 from exporters._lib.serving import parse_listen
 from exporters._lib.spec import Spec, coerce_option
 from exporters._lib.yamlfile import YamlError
+
+if TYPE_CHECKING:
+    from exporters._lib.function.policy import PolicySource
 
 
 @dataclass
@@ -20,7 +22,7 @@ class CollectorConfig:
     listen: str
     enabled: bool = True
     options: dict[str, bool | int] = field(default_factory=dict)  # every option, defaults filled in
-    rules: dict[str, Any] = field(default_factory=dict)  # a function component's rules, as written
+    policy: dict[str, Any] = field(default_factory=dict)  # a function component's policy, as written
 
 
 @dataclass
@@ -169,8 +171,8 @@ def _collector(path: Path, doc: Any, spec: Spec, raw: Any) -> CollectorConfig:
             options[key] = coerce_option(spec.options[key], value)
         except ValueError as err:
             raise YamlError(path, where, str(err)) from None
-    rules = _rules(path, doc, spec, raw) if spec.kind == "function" or "rules" in raw else {}
-    return CollectorConfig(spec.name, raw.get("listen", ""), raw.get("enabled", True), options, rules)
+    policy = _policy(path, doc, spec, raw) if spec.kind == "function" or "policy" in raw else {}
+    return CollectorConfig(spec.name, raw.get("listen", ""), raw.get("enabled", True), options, policy)
 
 
 def entry(path: Path, spec: Spec) -> tuple[CollectorConfig | None, str | None]:
@@ -182,30 +184,34 @@ def entry(path: Path, spec: Spec) -> tuple[CollectorConfig | None, str | None]:
     return (_collector(path, doc, spec, raw) if raw else None), doc.get("btf_path")
 
 
-def rules_source(path: Path, name: str) -> ruleset.RulesSource:
-    """A function component's rules: its entry's in the config, read again whenever the file changes."""
+def policy_source(path: Path, name: str) -> PolicySource:
+    """A function component's policy: its entry's in the config, read again whenever the file changes."""
+    from exporters._lib.function.policy import PolicySource
+
     def read() -> dict[str, Any]:
         configured = load(path).collectors.get(name)
-        return configured.rules if configured else {}
-    return ruleset.RulesSource(path, read)
+        return configured.policy if configured else {}
+    return PolicySource(path, read)
 
 
-def _rules(path: Path, doc: Any, spec: Spec, raw: Any) -> dict[str, Any]:
-    """A function component's rules, checked by its spec's schema and its rules.py, each error with its line.
-    Whether the interfaces and cgroups they name exist is checked where they are applied: a config that
+def _policy(path: Path, doc: Any, spec: Spec, raw: Any) -> dict[str, Any]:
+    """A function component's policy, checked by its spec's schema and its policy.py, each error with its
+    line. Whether the interfaces and cgroups it names exist is checked where it is applied: a config that
     names an interface is not wrong while the interface is down or its container stopped."""
-    location: list[str | int] = ["collectors", spec.name, "rules"]
-    if "rules" in raw and spec.kind != "function":
-        raise YamlError(path, yamlfile.line_of(doc, location), f"collector {spec.name} takes no rules "
+    location: list[str | int] = ["collectors", spec.name, "policy"]
+    if "policy" in raw and spec.kind != "function":
+        raise YamlError(path, yamlfile.line_of(doc, location), f"collector {spec.name} takes no policy "
                                                                f"(only function components do)")
-    rules = yamlfile.plain(raw.get("rules") or {})
+    policy = yamlfile.plain(raw.get("policy") or {})
     if spec.kind == "function":
+        from exporters._lib.function.policy import PolicyError, parse
+
         try:
-            ruleset.parse(spec, rules)
-        except ruleset.RuleError as err:
+            parse(spec, policy)
+        except PolicyError as err:
             where = ".".join(map(str, [*location, *err.location]))
             raise YamlError(path, yamlfile.line_of(doc, [*location, *err.location]), f"{where}: {err.reason}") from None
-    return rules
+    return policy
 
 
 WILDCARDS = ("0.0.0.0", "::", "")

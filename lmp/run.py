@@ -23,8 +23,8 @@ def exporter_target(args: dict[str, Any]) -> int:
 
     name_process(f"lmp-{args['name']}")
     spec = catalog.load(args["name"], check=False)
-    rules = configs.rules_source(Path(args["config"]), spec.name) if spec.kind == "function" else None
-    return serve(spec, args["listen"], args["options"], rules, Path(args["btf_path"]) if args["btf_path"] else None)
+    policy = configs.policy_source(Path(args["config"]), spec.name) if spec.kind == "function" else None
+    return serve(spec, args["listen"], args["options"], policy, Path(args["btf_path"]) if args["btf_path"] else None)
 
 
 def admin_target(args: dict[str, Any]) -> int:
@@ -45,7 +45,7 @@ def preload() -> None:
     for name in catalog.names():
         catalog.load(name, check=False)  # parsed once; `lmp build` checked them
     decoders.syscall_names()
-    import lmp.config  # noqa: F401  (function components read their rules with it; the launcher too)
+    import lmp.config  # noqa: F401  (function components read their policy with it; the launcher too)
     collector.build_info()
     spec.load_self(check=False)
     socket.getaddrinfo("127.0.0.1", 0)  # loads the resolver's libraries, which binding a listen address needs

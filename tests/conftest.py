@@ -26,7 +26,7 @@ from prometheus_client.utils import floatToGoString
 from exporters._lib import paths
 from exporters._lib.bpf import programs_held_by
 from exporters._lib.decoders import cgroup2_root, own_cgroup2
-from exporters._lib.netns import entered
+from exporters._lib.function.netns import entered
 from exporters._lib.serving import wait_until_serving
 from exporters._lib.spec import load_self
 
@@ -230,6 +230,14 @@ def cgroup() -> Iterator[tuple[Path, str]]:
 
 
 _cgroup_serial = itertools.count()
+
+
+@pytest.fixture
+def bcc_headers() -> None:
+    """Tests that attach a program the way an older LMP or another tool did use BCC, which compiles with the
+    running kernel's headers: link Debian's, as the scenario recorder does, whatever test ran first."""
+    from scenario.loader import kernel_headers
+    kernel_headers()
 
 
 @pytest.fixture

@@ -9,13 +9,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
 from . import btf, libbpf
 from .btf import Layout
 from .decoders import cgroup2_root
 from .spec import Spec
 
 if TYPE_CHECKING:
-    from .links import Link
+    from .function.links import Link
 
 TRACEFS = Path("/sys/kernel/tracing")
 VMLINUX_BTF = Path("/sys/kernel/btf/vmlinux")
@@ -158,6 +159,9 @@ class Loaded:
     hooks: dict[str, int] = field(default_factory=dict)  # tracepoint -> its link (libbpf struct bpf_link)
     programs: dict[str, int] = field(default_factory=dict)  # function components: hook -> program fd
     links: dict[str, Link] = field(default_factory=dict)  # "hook:target" -> its link, kept by the component
+    # ifindex -> the name a component attached to ("veth0", or "NETNS/veth0" in another namespace, where
+    # if_indextoname cannot look): what the `interface` label decoder shows
+    interfaces: dict[int, str] = field(default_factory=dict)
     closed: bool = False
 
     def attached(self) -> dict[str, bool]:
@@ -252,7 +256,7 @@ def _refused(spec: Spec, messages: list[str], log: bytes) -> LoadError:
 
 def load(spec: Spec, values: dict[str, bool | int], btf_path: Path | None = None) -> Loaded:
     """Open <name>.bpf.o, set its options and map sizes, load it and attach its tracing programs (a
-    function component's programs are attached later, by its rules). LoadError says why it cannot."""
+    function component's programs are attached later, by its policy). LoadError says why it cannot."""
     started = time.monotonic()
     path = spec.object
     if (why := btf_missing(btf_path)) is not None:

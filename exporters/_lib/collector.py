@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric as Family
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import Metric as Family
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
@@ -27,10 +28,10 @@ from .spec import Histogram, Metric, Spec, load_self
 log = logging.getLogger("lmp.exporter")
 
 
-def _key_decoder(metric: Metric, key: Layout) -> Callable[[bytes], tuple[str, ...]]:
+def _key_decoder(metric: Metric, key: Layout, interfaces: dict[int, str]) -> Callable[[bytes], tuple[str, ...]]:
     """Raw key bytes -> label values, each read from the key's field the label names (a key that is one
     number is the one label's value)."""
-    fields = [(label.field, decoders.make(label.decoder, label.values, label.event, label.field))
+    fields = [(label.field, decoders.make(label.decoder, label.values, label.event, label.field, interfaces))
               for label in metric.labels]
 
     def decode(raw: bytes) -> tuple[str, ...]:
@@ -59,10 +60,10 @@ class MapMetric:
     for good), but their last values live on here, `retired`, for RETIRED_FOR seconds: an OOM kill in a
     container that is then removed must stay visible longer than two scrapes."""
 
-    def __init__(self, metric: Metric, bpf_map: Map) -> None:
+    def __init__(self, metric: Metric, bpf_map: Map, interfaces: dict[int, str]) -> None:
         self.metric, self.map = metric, bpf_map
         self.names = [label.name for label in metric.labels]
-        self.decode = _key_decoder(metric, bpf_map.key)
+        self.decode = _key_decoder(metric, bpf_map.key, interfaces)
         self.label_cache: dict[bytes, str] = {}
         self.cgroup_field = next((label.field for label in metric.labels if label.decoder == "cgroup"), None)
         self.suspects: set[int] = set()
@@ -171,7 +172,7 @@ class BpfCollector:
         self.spec, self.loaded = spec, loaded
         metrics, maps = spec.active(values)
         self.maps: list[MapMetric | ProcfsMetric] = [
-            MapMetric(m, loaded.maps[m.map]) if m.procfs is None else ProcfsMetric(m) for m in metrics]
+            MapMetric(m, loaded.maps[m.map], loaded.interfaces) if m.procfs is None else ProcfsMetric(m) for m in metrics]
         self.tables = {name: loaded.maps[name] for name in maps if name in loaded.maps}
         self.lock = threading.Lock()  # scrapes may overlap; the label caches are shared
         self.last_duration, self.last_success = 0.0, 1
@@ -199,7 +200,7 @@ class BpfCollector:
         return "".join(parts)
 
     def forget_labels(self) -> None:
-        """Drop the cached label sets: a function component's new rules may name a key's values anew."""
+        """Drop the cached label sets: a function component's new policy may name a key's values anew."""
         with self.lock:
             for m in self.maps:
                 m.label_cache.clear()

@@ -13,6 +13,7 @@ import signal
 import socket
 import struct
 import time
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
@@ -186,14 +187,10 @@ def endpoint(raw: bytes) -> str:
     return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
 
 
-# ifindex -> the name a function component attached to ("veth0", or "NETNS/veth0" in another namespace,
-# where if_indextoname cannot look); set by the component as it attaches.
-interface_names: dict[int, str] = {}
-
-
-def interface(ifindex: int) -> str:
-    if ifindex in interface_names:
-        return interface_names[ifindex]
+def interface(ifindex: int, known: Mapping[int, str]) -> str:
+    """An interface by its index: the name a component attached to (`known`), else this namespace's."""
+    if ifindex in known:
+        return known[ifindex]
     try:
         return socket.if_indextoname(ifindex)
     except OSError:
@@ -204,9 +201,10 @@ def comm(raw: bytes | str) -> str:
     return raw.decode(errors="replace").rstrip("\0") if isinstance(raw, bytes) else raw
 
 
-def make(decoder: str, values: tuple[str, ...] = (), event: str | None = None,
-         field: str = "") -> Callable[[object], str]:
-    """The decoder function a spec label names."""
+def make(decoder: str, values: tuple[str, ...] = (), event: str | None = None, field: str = "",
+         interfaces: Mapping[int, str] | None = None) -> Callable[[object], str]:
+    """The decoder function a spec label names; `interfaces`: the names of the interfaces a function
+    component attached to (Loaded.interfaces)."""
     if decoder == "enum":
         return lambda v: values[v] if 0 <= int(v) < len(values) else str(v)
     if decoder == "symbolic":
@@ -222,7 +220,7 @@ def make(decoder: str, values: tuple[str, ...] = (), event: str | None = None,
         "irq": lambda v: irq(int(v)),
         "cidr": lambda v: cidr(bytes(v)),  # type: ignore[call-overload]
         "endpoint": lambda v: endpoint(bytes(v)),  # type: ignore[call-overload]
-        "interface": lambda v: interface(int(v)),
+        "interface": lambda v: interface(int(v), interfaces or {}),
     }
     if decoder == "cgroup":
         paths = cgroups()

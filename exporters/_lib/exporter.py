@@ -22,8 +22,8 @@ from .serving import EXIT_FAILED, EXIT_UNSUPPORTED, EXIT_USAGE, parse_listen, sc
 from .spec import Spec
 
 if TYPE_CHECKING:
-    from .events import EventLog
-    from .rules import RulesSource
+    from .function.eventlog import EventLog
+    from .function.policy import PolicySource
 
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # no line per scrape on stderr
@@ -76,9 +76,9 @@ def say(name: str, message: str) -> None:
     print(f"lmp exporter {name}: {message}", file=sys.stderr, flush=True)
 
 
-def serve(spec: Spec, listen: str, values: dict[str, bool | int], rules: RulesSource | None = None,
+def serve(spec: Spec, listen: str, values: dict[str, bool | int], policy: PolicySource | None = None,
           btf_path: Path | None = None) -> int:
-    """Run until SIGINT or SIGTERM; returns the process exit code. A function component applies `rules`
+    """Run until SIGINT or SIGTERM; returns the process exit code. A function component applies `policy`
     (and follows their file) once its programs are loaded. btf_path: the kernel's types, where the kernel
     has no /sys/kernel/btf/vmlinux."""
     name = spec.name
@@ -116,12 +116,12 @@ def serve(spec: Spec, listen: str, values: dict[str, bool | int], rules: RulesSo
         server.server_close()
         return EXIT_FAILED
     runtime = None
-    if spec.kind == "function":  # only a function component loads the rules' runtime
+    if spec.kind == "function":  # only a function component loads its runtime
         from . import function
         try:
-            runtime = function.start(spec, loaded, rules)
-        except function.REFUSED as err:  # bad rules, a missing interface or cgroup
-            say(name, f"rules refused, nothing attached: {err}")
+            runtime = function.start(spec, loaded, policy)
+        except function.REFUSED as err:  # a bad policy, a missing interface or cgroup
+            say(name, f"policy refused, nothing attached: {err}")
             loaded.close()
             server.server_close()
             return EXIT_USAGE

@@ -115,9 +115,9 @@ class Spec:
     alerts: tuple[Alert, ...] = ()
     overhead: str = ""  # what it costs, as `lmp bench` measured it
     # Function components: hook ("xdp", "cgroup/connect4") -> the C function loaded for it, attached through
-    # a BPF link to each target the rules name; the rules' JSON schema; the ring buffer of their events.
+    # a BPF link to each target the policy names; the policy's JSON schema; the ring buffer of its events.
     programs: dict[str, str] = field(default_factory=dict)
-    rules: dict[str, Any] | None = None
+    policy: dict[str, Any] | None = None
     events: str | None = None
 
     @property
@@ -254,25 +254,25 @@ def _check(spec: Spec, doc: Any, path: Path) -> None:
 
 
 def _check_function(spec: Spec, doc: Any, path: Path) -> None:
-    """A function component has programs and rules; a collector has neither."""
+    """A function component has programs and a policy; a collector has neither."""
     def fail(reason: str, *key: str) -> None:
         raise YamlError(path, yamlfile.line_of(doc, list(key)), reason)
     function = spec.kind == "function"
     if function != bool(spec.programs):
         fail("a function component requires xdp or cgroup_sock_addr programs, and only it does", "requires")
-    if function != (spec.rules is not None):
-        fail("a function component has `rules:` (their JSON schema), and only it does", "rules" if spec.rules else "kind")
+    if function != (spec.policy is not None):
+        fail("a function component has `policy:` (its JSON schema), and only it does", "policy" if spec.policy else "kind")
     if "xdp" in spec.programs and len(spec.programs) > 1:
         fail("a function attaches either to interfaces (xdp) or to cgroups, not both", "requires")
     if spec.events is not None and spec.events not in {m.name for m in spec.internal_maps}:
         fail(f"events: {spec.events} is not one of the internal_maps", "events")
-    if spec.rules is not None:
+    if spec.policy is not None:
         import jsonschema  # only where specs are checked: never in a running exporter
 
         try:
-            jsonschema.Draft202012Validator.check_schema(spec.rules)
+            jsonschema.Draft202012Validator.check_schema(spec.policy)
         except jsonschema.SchemaError as err:
-            fail(f"rules: not a valid JSON schema: {err.message}", "rules", *map(str, err.path))
+            fail(f"policy: not a valid JSON schema: {err.message}", "policy", *map(str, err.path))
 
 
 def load(path: Path, check: bool = True) -> Spec:
@@ -295,7 +295,7 @@ def load(path: Path, check: bool = True) -> Spec:
         alerts=tuple(_alert(a) for a in doc.get("alerts", ())),
         programs={**({"xdp": requires["xdp"]} if "xdp" in requires else {}),
                   **{f"cgroup/{hook}": fn for hook, fn in (requires.get("cgroup_sock_addr") or {}).items()}},
-        rules=yamlfile.plain(doc["rules"]) if "rules" in doc else None, events=doc.get("events"),
+        policy=yamlfile.plain(doc["policy"]) if "policy" in doc else None, events=doc.get("events"),
     )
     if check:
         _check(spec, doc, path)
@@ -307,7 +307,7 @@ class SelfSpec:
     """exporters/_lib/self.yaml: what every exporter exports about itself (lmp_exporter_*), and its alerts."""
     metrics: tuple[Metric, ...]
     alerts: tuple[Alert, ...]
-    function_only: frozenset[str] = frozenset()  # metrics only function components export (their rules)
+    function_only: frozenset[str] = frozenset()  # metrics only function components export (their policy)
 
     def metric(self, name: str) -> Metric:
         return next(m for m in self.metrics if m.name == name)

@@ -37,7 +37,7 @@ def parse(text: str, path: Path | str) -> Any:
 
 def plain(node: Any) -> Any:
     """ruamel's round-trip nodes as plain dicts, lists, str, int, float and bool (for jsonschema, JSON and
-    the components' rules)."""
+    the components' policies)."""
     if isinstance(node, dict):
         return {str(k): plain(v) for k, v in node.items()}
     if isinstance(node, list):

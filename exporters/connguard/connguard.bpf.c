@@ -1,16 +1,16 @@
 /* connguard: a per-cgroup connection policy. For the processes of the cgroups it is attached to (and
- * their descendants), refuses connect() to listed destinations (policy deny) or to any destination not
- * listed (policy allow); connect() then fails with EPERM, before any packet leaves. Counts every
+ * their descendants), refuses connect() to listed destinations (listed: deny) or to any destination not
+ * listed (listed: allow); connect() then fails with EPERM, before any packet leaves. Counts every
  * attempt, and sends each refusal to user space with the process's pid and command name.
  *
  * The cgroup/connect4 and cgroup/connect6 hooks (BPF_PROG_TYPE_CGROUP_SOCK_ADDR, Linux 4.17) run in the
  * connecting process's context, for TCP connect() and for connect() on UDP sockets. The exporter attaches
- * them through cgroup bpf links (Linux 5.7), which end with its process. Rules live in maps the exporter
- * rewrites while it runs; what systemd's IPAddressDeny= does with a cgroup/skb program, per packet, this
+ * them through cgroup bpf links (Linux 5.7), which end with its process. Its policy lives in maps the
+ * exporter rewrites while it runs; what systemd's IPAddressDeny= does with a cgroup/skb program, per packet, this
  * does once per connection, by address and port. */
 #include "lmp.h"
 
-/* Destinations the rules list; the tries allocate entries as they are added. */
+/* Destinations the policy lists (its rules); the tries allocate entries as they are added. */
 #define MAX_DESTINATIONS 16384
 /* (cgroup, verdict) and (cgroup, destination, verdict) series; past them new series are counted as
  * overflow. Cgroups that are removed have their series forgotten by the exporter. */
@@ -57,7 +57,7 @@ struct {
 } connguard_destination_ports SEC(".maps");
 
 /* Written by the exporter: enforce (0: observe, count and report, refuse nothing) and allow_listed
- * (policy allow: refuse what is not listed; 0, policy deny: refuse what is listed). */
+ * (listed: allow, refuse what is not listed; 0, listed: deny, refuse what is listed). */
 struct connguard_config {
     u32 enforce;
     u32 allow_listed;

@@ -1,4 +1,4 @@
-"""connguard's rules: parsed from their plain form (the config's collectors.connguard.rules, already valid
+"""connguard's policy: parsed from its plain form (the config's collectors.connguard.policy, already valid
 against the spec's schema) and written into the cgroup programs' maps while they run."""
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from exporters._lib import decoders
-from exporters._lib.addresses import Network, network, trie_key
 from exporters._lib.bpf import Loaded, Map
-from exporters._lib.rules import RuleError
+from exporters._lib.function.addresses import Network, network, trie_key
+from exporters._lib.function.policy import PolicyError
 
 MAX_ENTRIES = 16384  # MAX_DESTINATIONS in connguard.bpf.c, for each of its two tries
 VERDICTS = ("allowed", "refused", "would_refuse")
@@ -17,15 +17,15 @@ Destination = tuple[Network, int | None]  # a network and one port, or None for 
 
 
 @dataclass(frozen=True)
-class Rules:
+class Policy:
     enforce: bool
-    allow_listed: bool  # policy allow
+    allow_listed: bool  # listed: allow
     cgroups: tuple[str, ...]
     destinations: frozenset[Destination]
 
 
-def parse(raw: dict[str, Any]) -> Rules:
-    """RuleError (with where in the rules) for a malformed CIDR or too many entries."""
+def parse(raw: dict[str, Any]) -> Policy:
+    """PolicyError (with where in the policy) for a malformed CIDR or too many entries."""
     destinations: set[Destination] = set()
     for i, entry in enumerate(raw.get("destinations", [])):
         net = network(entry["cidr"], ("destinations", i, "cidr"))
@@ -33,19 +33,20 @@ def parse(raw: dict[str, Any]) -> Rules:
     for kind in ("any port", "port"):
         n = sum(1 for _, port in destinations if (port is None) == (kind == "any port"))
         if n > MAX_ENTRIES:
-            raise RuleError(("destinations",), f"{n} destinations for {kind} rules; the kernel's map holds {MAX_ENTRIES}")
-    return Rules(raw.get("mode", "observe") == "enforce", raw.get("policy", "deny") == "allow",
+            raise PolicyError(("destinations",), f"{n} destinations for {kind}; the kernel's map holds {MAX_ENTRIES}")
+    return Policy(raw.get("mode", "observe") == "enforce", raw.get("listed", "deny") == "allow",
                  tuple(raw.get("cgroups", [])), frozenset(destinations))
 
 
-def targets(rules: Rules) -> dict[str, int]:
+def targets(policy: Policy) -> dict[str, int]:
     """The cgroups to attach both hooks to."""
-    return {path: 0 for path in rules.cgroups}
+    return {path: 0 for path in policy.cgroups}
 
 
-def apply(loaded: Loaded, old: Rules | None, new: Rules) -> None:
-    """New rules into the maps: new destinations, then the mode and policy, then the destinations no longer
-    listed. A change of policy takes effect at the one write of the config entry."""
+def apply(loaded: Loaded, old: Policy | None, new: Policy) -> None:
+    """A new policy into the maps: new destinations, then the mode and what the listed are (denied or
+    allowed), then the destinations no longer listed. A change of either takes effect at the one write of
+    the config entry."""
     tries = {None: loaded.maps["connguard_destinations"], "port": loaded.maps["connguard_destination_ports"]}
     before = old.destinations if old else frozenset()
 

@@ -3,8 +3,8 @@
  * allocated in native mode, right after in generic mode); counts every packet it passes or drops.
  *
  * Attached by the exporter through an XDP bpf link (Linux 5.9, "bpf: implement BPF XDP link"), so it
- * detaches when the exporter's process ends. Rules live in maps the exporter rewrites while it runs:
- * the blocklist trie and the one-entry config; the program is never reloaded for new rules.
+ * detaches when the exporter's process ends. Its policy lives in maps the exporter rewrites while it
+ * runs: the blocklist trie and the one-entry config; the program is never reloaded for a new policy.
  *
  * struct ethhdr, iphdr and ipv6hdr are wire formats, the same in every kernel: their CO-RE relocations
  * resolve to the offsets they have always had, and the verifier checks each read against the packet's
@@ -14,7 +14,7 @@
 #define ETH_P_IP 0x0800 /* include/uapi/linux/if_ether.h */
 #define ETH_P_IPV6 0x86DD
 
-/* Blocklist CIDRs; the trie allocates entries as rules are added. */
+/* Blocklist CIDRs (the policy's rules); the trie allocates entries as rules are added. */
 #define MAX_RULES 16384
 /* Source addresses whose rate is tracked; beyond it the least recently seen is forgotten (LRU), which
  * gives it a full bucket again: a flood from more sources than this is limited less, never more. */

@@ -1,19 +1,19 @@
-"""netguard's rules: parsed from their plain form (the config's collectors.netguard.rules, already valid
+"""netguard's policy: parsed from its plain form (the config's collectors.netguard.policy, already valid
 against the spec's schema) and written into the XDP program's maps while it runs."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from exporters._lib.addresses import Network, lmp_addr, network, trie_key
 from exporters._lib.bpf import Loaded
-from exporters._lib.links import XDP_FLAGS
+from exporters._lib.function.addresses import Network, lmp_addr, network, trie_key
+from exporters._lib.function.links import XDP_FLAGS
 
 NS_PER_SECOND = 1_000_000_000
 
 
 @dataclass(frozen=True)
-class Rules:
+class Policy:
     enforce: bool
     interfaces: tuple[str, ...]
     xdp_flags: int
@@ -22,25 +22,25 @@ class Rules:
     burst_ns: int  # how far ahead of now a source's bucket may be spent: (burst - 1) intervals
 
 
-def parse(raw: dict[str, Any]) -> Rules:
-    """RuleError (with where in the rules) for a malformed CIDR; the schema has checked the rest."""
+def parse(raw: dict[str, Any]) -> Policy:
+    """PolicyError (with where in the policy) for a malformed CIDR; the schema has checked the rest."""
     blocklist = frozenset(network(text, ("blocklist", i)) for i, text in enumerate(raw.get("blocklist", [])))
     interval = burst = 0
     if "rate_limit" in raw:
         rate = raw["rate_limit"]["packets_per_second"]
         interval = max(1, round(NS_PER_SECOND / rate))
         burst = (raw["rate_limit"].get("burst", max(1, rate // 10)) - 1) * interval
-    return Rules(raw.get("mode", "observe") == "enforce", tuple(raw.get("interfaces", [])),
+    return Policy(raw.get("mode", "observe") == "enforce", tuple(raw.get("interfaces", [])),
                  XDP_FLAGS[raw.get("xdp_mode", "generic")], blocklist, interval, burst)
 
 
-def targets(rules: Rules) -> dict[str, int]:
+def targets(policy: Policy) -> dict[str, int]:
     """The interfaces to attach to, with the XDP mode flags of each."""
-    return {interface: rules.xdp_flags for interface in rules.interfaces}
+    return {interface: policy.xdp_flags for interface in policy.interfaces}
 
 
-def apply(loaded: Loaded, old: Rules | None, new: Rules) -> None:
-    """New rules into the maps, in an order that never drops what both the old and the new rules allow:
+def apply(loaded: Loaded, old: Policy | None, new: Policy) -> None:
+    """A new policy into the maps, in an order that never drops what both the old and the new policy allow:
     new blocklist entries, then the mode and rate, then the entries no longer listed."""
     trie, config = loaded.maps["netguard_blocklist"], loaded.maps["netguard_config"]
     before = old.blocklist if old else frozenset()

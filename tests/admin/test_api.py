@@ -1,7 +1,6 @@
 """Roles, users, the component catalog and bad input, through the HTTP API."""
 from __future__ import annotations
 
-
 import os
 
 import pytest
@@ -25,11 +24,11 @@ ENDPOINTS = [  # (method, path, body, the lowest role allowed)
     ("post", "/api/v1/components/runqlat/disable", None, "ops"),
     ("post", "/api/v1/components/runqlat/enable", None, "ops"),
     ("put", "/api/v1/config", None, "root"),  # the admin gets 428: no If-Match
-    ("get", "/api/v1/components/netguard/rules", None, "view"),
-    ("put", "/api/v1/components/netguard/rules", {"mode": "observe", "interfaces": ["lo"],
+    ("get", "/api/v1/components/netguard/policy", None, "view"),
+    ("put", "/api/v1/components/netguard/policy", {"mode": "observe", "interfaces": ["lo"],
                                                   "blocklist": ["192.0.2.0/24"]}, "root"),
-    ("get", "/api/v1/components/connguard/rules", None, "view"),
-    ("put", "/api/v1/components/connguard/rules", {"cgroups": ["/"], "destinations": [{"cidr": "::1"}]}, "root"),
+    ("get", "/api/v1/components/connguard/policy", None, "view"),
+    ("put", "/api/v1/components/connguard/policy", {"cgroups": ["/"], "destinations": [{"cidr": "::1"}]}, "root"),
     ("post", "/api/v1/auth/refresh", None, None),  # an access token is no refresh token: 401 for all
     ("get", "/api/v1/scenarios", None, "view"),
     ("post", "/api/v1/scenarios", {"pid": os.getpid(), "duration": 1}, "ops"),  # attach: observes

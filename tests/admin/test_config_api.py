@@ -60,11 +60,11 @@ def put_config(client, auth, text: str):  # type: ignore[no-untyped-def]
     return client.put("/api/v1/config", data=text, headers={**auth.headers("root"), "If-Match": etag})
 
 
-RULES = "    rules:\n      mode: observe"
+POLICY = "    policy:\n      mode: observe"
 TAGGED = [
     ("      blocklist: []", "      blocklist: !foo [10.0.0.1/8]"),  # a tagged list (crashed line_of: a 500)
     ("      blocklist: []", "      blocklist: [!!str 10.0.0.0/8]"),
-    (RULES, "    rules: !foo\n      mode: observe"),  # a tagged mapping (was silently accepted)
+    (POLICY, "    policy: !foo\n      mode: observe"),  # a tagged mapping (was silently accepted)
     ("      interfaces: []", "      !foo interfaces: []"),
 ]
 
@@ -85,7 +85,7 @@ def test_aliases_are_refused_before_they_expand(client, auth, config_file):
     before = config_file.read_text()
     bomb = ["x0: &x0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
     bomb += [f"x{i}: &x{i} [{', '.join([f'*x{i - 1}'] * 10)}]" for i in range(1, 10)]
-    text = before.replace(RULES, "    rules:\n      mode: observe\n      " + "\n      ".join(bomb), 1)
+    text = before.replace(POLICY, "    policy:\n      mode: observe\n      " + "\n      ".join(bomb), 1)
     started = time.monotonic()
     response = put_config(client, auth, text)
     assert time.monotonic() - started < 2
@@ -101,7 +101,7 @@ def test_a_config_broken_by_hand_is_a_409_that_says_where_never_a_500(client, au
     config_file.write_text(broken)
     view = auth.headers("view")
     for path in ("/api/v1/components", "/api/v1/components/syscalls", "/api/v1/sd",
-                 "/api/v1/components/netguard/rules", "/api/v1/charts/overview/2"):
+                 "/api/v1/components/netguard/policy", "/api/v1/charts/overview/2"):
         response = client.get(path, headers=view)
         assert response.status_code == 409, (path, response.json)
         assert response.json["errors"]["line"] == line and f"lmp.yaml:{line}" in response.json["message"]

@@ -1,5 +1,5 @@
 """Fuzzing the two bodies an admin writes into the config: the whole config (YAML, PUT /config) and a
-function component's rules (JSON, PUT /components/NAME/rules), with nesting, anchors and aliases, tags and
+function component's policy (JSON, PUT /components/NAME/policy), with nesting, anchors and aliases, tags and
 values of every type. Whatever is sent: never a 5xx, and the file on disk always loads; what is accepted
 is exactly what was sent."""
 from __future__ import annotations
@@ -90,18 +90,18 @@ def nest(value: object, depth: int) -> object:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
-@given(name=st.sampled_from(["netguard", "connguard"]), rules=st.dictionaries(JSON_KEYS, JSON_VALUE, max_size=5),
+@given(name=st.sampled_from(["netguard", "connguard"]), policy=st.dictionaries(JSON_KEYS, JSON_VALUE, max_size=5),
        depth=st.one_of(st.just(0), st.integers(0, 900)))  # json.dumps itself stops near 1000
-def test_any_rules_body_is_saved_as_sent_or_refused_with_a_4xx(client, auth, config_file, name, rules, depth):
+def test_any_policy_body_is_saved_as_sent_or_refused_with_a_4xx(client, auth, config_file, name, policy, depth):
     root = admin_headers(auth)
-    body = {**rules, "blocklist": nest(rules.get("blocklist", []), depth)} if depth else rules
+    body = {**policy, "blocklist": nest(policy.get("blocklist", []), depth)} if depth else policy
     before = config_file.read_text()
-    response = client.put(f"/api/v1/components/{name}/rules", data=json.dumps(body), content_type="application/json",
+    response = client.put(f"/api/v1/components/{name}/policy", data=json.dumps(body), content_type="application/json",
                           headers=root)
     assert response.status_code in (200, 400, 422), (response.status_code, response.get_data(as_text=True)[:300])
     if response.status_code == 200:
-        assert configs.load(config_file).collectors[name].rules == body
-        assert client.get(f"/api/v1/components/{name}/rules", headers=root).json == body
+        assert configs.load(config_file).collectors[name].policy == body
+        assert client.get(f"/api/v1/components/{name}/policy", headers=root).json == body
     else:
         assert config_file.read_text() == before
     check_file_loads(config_file)

@@ -17,7 +17,7 @@ def deep(n: int) -> str:
 
 
 @pytest.mark.parametrize("method, path", [("post", "/api/v1/auth/login"), ("post", "/api/v1/users"),
-                                          ("put", "/api/v1/components/connguard/rules"),
+                                          ("put", "/api/v1/components/connguard/policy"),
                                           ("post", "/api/v1/scenarios")])
 @pytest.mark.parametrize("levels", [40, 5000, 100000])
 def test_json_nested_deep_is_a_400(client, auth, config_file, method, path, levels):
@@ -29,8 +29,8 @@ def test_json_nested_deep_is_a_400(client, auth, config_file, method, path, leve
 
 
 def test_json_a_few_levels_deep_is_still_fine(client, auth, config_file):
-    rules = {"cgroups": ["/"], "destinations": [{"cidr": "::1", "ports": [443]}]}
-    assert client.put("/api/v1/components/connguard/rules", json=rules, headers=auth.headers("root")).status_code == 200
+    policy = {"cgroups": ["/"], "destinations": [{"cidr": "::1", "ports": [443]}]}
+    assert client.put("/api/v1/components/connguard/policy", json=policy, headers=auth.headers("root")).status_code == 200
 
 
 def test_a_405_says_what_is_allowed(client, auth):

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from dashboards import rules
+from dashboards import alerts
 from exporters._lib import catalog, paths
 from exporters._lib.spec import load_self
 from tests.conftest import ROOT, VethPair, connect_from, free_port, made_cgroup, made_veth_pair, send_datagrams
@@ -40,7 +40,7 @@ VARIABLES = {"$job": "lmp", "$instance": HOST, "$cgroup": ".*", "$__rate_interva
 FIRES = {"LmpOomKill", "LmpBlockIoErrors"}  # the workload makes an OOM kill and failing reads
 FIRES_AT_ZERO = {"LmpRunqueueLatencyHigh", "LmpBlockIoLatencyHigh", "LmpTcpRetransmitRatioHigh"}
 QUIET = {"LmpExporterProgramDetached", "LmpExporterScrapeFailing", "LmpExporterMapOverflowing",
-         "LmpComponentRulesRefused"}
+         "LmpComponentPolicyRefused"}
 DOWN = {"LmpExporterDown"}  # tested by stopping an exporter
 
 
@@ -54,9 +54,9 @@ class Stack:
         return query(self.prometheus, promql)
 
 
-def write_config(folder: Path, ports: dict[str, int], rules: dict[str, dict]) -> Path:
+def write_config(folder: Path, ports: dict[str, int], policies: dict[str, dict]) -> Path:
     """Every collector on, with every boolean option (latency, cgroup, srtt ...) on, so that every metric a
-    dashboard shows exists, and the function components with `rules`; the shipped rule file."""
+    dashboard shows exists, and the function components with their `policy`; the shipped rule file."""
     lines = ["prometheus:", f"  listen: 127.0.0.1:{ports['prometheus']}", "  scrape_interval: 1s",
              f"  data_dir: {folder / 'prometheus'}", f"  rule_files: [{paths.ALERT_RULES}]",
              "admin:", f"  listen: 127.0.0.1:{ports['admin']}", f"  data_dir: {folder / 'data'}",
@@ -66,13 +66,13 @@ def write_config(folder: Path, ports: dict[str, int], rules: dict[str, dict]) ->
         lines += [f"  {name}:", "    enabled: true", f"    listen: 127.0.0.1:{ports[name]}"]
         flags = [f"      {o.name}: true" for o in spec.options.values() if o.type == "bool"]
         lines += ["    options:", *flags] if flags else []
-        lines += [f"    rules: {json.dumps(rules[name])}"] if name in rules else []  # JSON is YAML
+        lines += [f"    policy: {json.dumps(policies[name])}"] if name in policies else []  # JSON is YAML
     path = folder / "lmp.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
-def function_rules(pair: VethPair, group_path: str, port: int) -> dict[str, dict]:
+def function_policies(pair: VethPair, group_path: str, port: int) -> dict[str, dict]:
     """The function components in observe mode (they change nothing), on the test's own veth pair and
     cgroup, each with a rule that the workload's traffic matches."""
     return {"netguard": {"interfaces": [pair.interface], "blocklist": [pair.PEER_V4[0]]},
@@ -114,15 +114,15 @@ def stack() -> Iterator[Stack]:
     with made_veth_pair() as pair, made_cgroup() as (group, group_path), socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)
-        yield from _stack(function_rules(pair, group_path, listener.getsockname()[1]),
+        yield from _stack(function_policies(pair, group_path, listener.getsockname()[1]),
                           lambda: guarded_traffic(pair, group, listener))
 
 
-def _stack(rules: dict[str, dict], guarded: Callable[[], None]) -> Iterator[Stack]:
+def _stack(policies: dict[str, dict], guarded: Callable[[], None]) -> Iterator[Stack]:
     folder = Path(tempfile.mkdtemp(dir=ROOT, prefix=".lmp-test-prometheus-"))  # on the real disk
     ports = {name: free_port() for name in (*catalog.names(), "prometheus", "admin")}
     try:
-        with lmp_running(write_config(folder, ports, rules), set(catalog.names()), ports["prometheus"]) as started:
+        with lmp_running(write_config(folder, ports, policies), set(catalog.names()), ports["prometheus"]) as started:
             workload(folder)
             guarded()
             time.sleep(5)  # a few more scrapes, and rule evaluations, after the workload
@@ -162,11 +162,11 @@ def test_every_template_variable_has_values(stack, path):
 
 
 def alert_exprs(thresholds: dict[str, float] | None = None) -> dict[str, str]:
-    cfg = rules.load_config()
+    cfg = alerts.load_config()
     if thresholds is not None:
-        cfg = rules.AlertConfig(cfg.selector, cfg.runbook_url, thresholds)
+        cfg = alerts.AlertConfig(cfg.selector, cfg.runbook_url, thresholds)
     specs = [catalog.load(n) for n in catalog.names()]
-    doc = YAML(typ="safe").load(rules.rule_file(specs, load_self(), cfg))
+    doc = YAML(typ="safe").load(alerts.rule_file(specs, load_self(), cfg))
     return {r["alert"]: r["expr"] for group in doc["groups"] for r in group["rules"]}
 
 
@@ -182,7 +182,7 @@ def test_alerts_return_what_the_workload_implies(stack):
         assert not stack.query(shipped[name]), f"{name} fires"
         inner = re.sub(r"\s*(==|>)\s*0$", "", shipped[name])  # the series it watches exist
         assert stack.query(inner), f"{name}: {inner} returned nothing"
-    at_zero = alert_exprs({k: 0.0 for k in rules.load_config().thresholds})
+    at_zero = alert_exprs({k: 0.0 for k in alerts.load_config().thresholds})
     for name in FIRES_AT_ZERO:
         assert stack.query(at_zero[name]), f"{name} with a threshold of 0 returns nothing"
 

@@ -1,6 +1,6 @@
 """`lmp run`'s supervisor with real exporter processes, driven through the admin's API: enable and disable
 (the API answers once the change is done), a SIGKILLed exporter comes back with backoff, and function
-components managed the same way, their rules changed through the API, connguard's refusals in the audit
+components managed the same way, their policy changed through the API, connguard's refusals in the audit
 log."""
 from __future__ import annotations
 
@@ -105,10 +105,10 @@ def functions(tmp_path: Path) -> Iterator[Stack]:
     yield from started(tmp_path, {"netguard": False, "connguard": False})
 
 
-def applied_rules(port: int) -> float:
+def applied_policies(port: int) -> float:
     scrape = Scrape({f.name: f for f in text_string_to_metric_families(
         urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode())})
-    return scrape.value("lmp_exporter_rules_reloads_total", 0.0, result="applied")
+    return scrape.value("lmp_exporter_policy_reloads_total", 0.0, result="applied")
 
 
 def refused(api: Api, method: str, path: str, body: dict | None = None) -> int:
@@ -127,11 +127,11 @@ def test_connguard_through_the_api_and_its_refusals_in_the_audit_log(functions, 
         listener.listen()
         target = f"127.0.0.1:{listener.getsockname()[1]}"
         assert stack.admin.call("POST", "/components/connguard/enable")["running"]
-        assert refused(stack.ops, "PUT", "/components/connguard/rules", {}) == 403
-        rules = {"mode": "enforce", "cgroups": [group_path],
+        assert refused(stack.ops, "PUT", "/components/connguard/policy", {}) == 403
+        policy = {"mode": "enforce", "cgroups": [group_path],
                  "destinations": [{"cidr": "127.0.0.1", "ports": [listener.getsockname()[1]]}]}
-        stack.admin.call("PUT", "/components/connguard/rules", rules)
-        wait_for(lambda: applied_rules(ports["connguard"]) == 1, timeout=10)  # the running component, no restart
+        stack.admin.call("PUT", "/components/connguard/policy", policy)
+        wait_for(lambda: applied_policies(ports["connguard"]) == 1, timeout=10)  # the running component, no restart
         pid, comm, outcome = connect_from(group, target)
         assert outcome == {target: "EPERM"}
 
@@ -145,13 +145,13 @@ def test_connguard_through_the_api_and_its_refusals_in_the_audit_log(functions, 
                               text=True).stdout.strip("[]\n")
 
 
-def test_netguard_through_the_api_drops_what_its_new_rules_say(functions, veth_pair):
+def test_netguard_through_the_api_drops_what_its_new_policy_says(functions, veth_pair):
     stack, ports, pair = functions, functions.ports, veth_pair
     assert stack.ops.call("POST", "/components/netguard/enable")["running"]
     receiver = pair.receiver()
-    rules = {"mode": "enforce", "interfaces": [pair.interface], "blocklist": [pair.PEER_V4[0]]}
-    stack.admin.call("PUT", "/components/netguard/rules", rules)
-    wait_for(lambda: applied_rules(ports["netguard"]) == 1, timeout=10)
+    policy = {"mode": "enforce", "interfaces": [pair.interface], "blocklist": [pair.PEER_V4[0]]}
+    stack.admin.call("PUT", "/components/netguard/policy", policy)
+    wait_for(lambda: applied_policies(ports["netguard"]) == 1, timeout=10)
     send_datagrams(pair.sender(pair.PEER_V4[0]), receiver, 100)
     send_datagrams(pair.sender(pair.PEER_V4[1]), receiver, 100)
     assert datagrams_received(receiver) == 100

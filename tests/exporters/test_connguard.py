@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import bpf_program_ids, programs_left, connect_from, free_port, run_lmp
+from tests.conftest import bpf_program_ids, connect_from, free_port, programs_left, run_lmp
 
 LEFTOVER = Path(__file__).parent / "fixtures" / "leftover.bpf.c"
 @pytest.fixture
@@ -36,9 +36,9 @@ def listeners() -> Iterator[dict[str, str]]:
             s.close()
 
 
-def write_config(path: Path, group_path: str, **rules: object) -> Path:
+def write_config(path: Path, group_path: str, **policy: object) -> Path:
     doc = {"collectors": {"connguard": {"enabled": False, "listen": "127.0.0.1:1",
-                                        "rules": {"cgroups": [group_path], **rules}}}}
+                                        "policy": {"cgroups": [group_path], **policy}}}}
     tmp = path.with_name(path.name + ".new")
     tmp.write_text(json.dumps(doc))
     os.replace(tmp, path)
@@ -93,7 +93,7 @@ def test_a_denied_destination_is_eperm_in_the_cgroup_only_and_each_refusal_is_re
 
 def test_policy_allow_refuses_every_destination_not_listed(exporter, cgroup, listeners, tmp_path):
     group, group_path = cgroup
-    exporter("connguard", config=write_config(tmp_path / "lmp.yaml", group_path, mode="enforce", policy="allow",
+    exporter("connguard", config=write_config(tmp_path / "lmp.yaml", group_path, mode="enforce", listed="allow",
                                               destinations=[{"cidr": "127.0.0.1", "ports": [listeners["port_b"]]}]))
     _, _, inside = connect_from(group, listeners["a"], listeners["b"], listeners["a6"])
     assert inside == {listeners["a"]: "EPERM", listeners["b"]: "ok", listeners["a6"]: "EPERM"}
@@ -119,24 +119,24 @@ def test_observe_mode_refuses_nothing_and_reports_what_it_would(exporter, cgroup
     assert [(e["pid"], e["verdict"]) for e in events(guard, 1)] == [(pid, "would_refuse")]
 
 
-def test_bad_rules_are_refused_and_the_rules_in_force_stay(exporter, cgroup, listeners, tmp_path):
+def test_a_bad_policy_is_refused_and_the_policy_in_force_stays(exporter, cgroup, listeners, tmp_path):
     group, group_path = cgroup
     good = {"mode": "enforce", "destinations": [{"cidr": "127.0.0.1", "ports": [listeners["port_a"]]}]}
     config = write_config(tmp_path / "lmp.yaml", group_path, **good)
     guard = exporter("connguard", config=config)
-    bad_rules = [("malformed CIDR", {**good, "destinations": [{"cidr": "127.0.0.1/33"}]}, "is not an IPv4 or IPv6 network"),
+    bad_policies = [("malformed CIDR", {**good, "destinations": [{"cidr": "127.0.0.1/33"}]}, "is not an IPv4 or IPv6 network"),
                  ("port out of range", {**good, "destinations": [{"cidr": "127.0.0.1", "ports": [70000]}]},
                   "70000 is greater than the maximum of 65535"),
                  ("unknown cgroup", {**good, "cgroups": ["/lmp-no-such-cgroup"]}, "no cgroup '/lmp-no-such-cgroup'")]
-    for refused, (what, rules, reason) in enumerate(bad_rules, start=1):
-        cgroups = rules.pop("cgroups", [group_path])
-        write_config(config, cgroups[0], **rules)
-        wait_for(lambda: guard.scrape().value("lmp_exporter_rules_reloads_total", result="refused") == refused,
+    for refused, (what, policy, reason) in enumerate(bad_policies, start=1):
+        cgroups = policy.pop("cgroups", [group_path])
+        write_config(config, cgroups[0], **policy)
+        wait_for(lambda: guard.scrape().value("lmp_exporter_policy_reloads_total", result="refused") == refused,
                  f"{what}: not refused: {guard.log()}")
         assert reason in guard.log(), what
         _, _, inside = connect_from(group, listeners["a"], listeners["b"])
-        assert inside == {listeners["a"]: "EPERM", listeners["b"]: "ok"}, f"{what}: the rules in force changed"
-    assert guard.scrape().value("lmp_exporter_rules_current") == 0
+        assert inside == {listeners["a"]: "EPERM", listeners["b"]: "ok"}, f"{what}: the policy in force changed"
+    assert guard.scrape().value("lmp_exporter_policy_current") == 0
 
 
 def test_an_unknown_cgroup_at_start_exits_2_and_attaches_nothing(tmp_path):
@@ -158,6 +158,7 @@ def test_sigkill_leaves_no_cgroup_program_and_connections_work_again(exporter, c
     assert connect_from(group, listeners["a"])[2] == {listeners["a"]: "ok"}
 
 
+@pytest.mark.usefixtures("bcc_headers")
 def test_a_leftover_attached_by_prog_attach_is_removed_before_attaching(exporter, cgroup, tmp_path):
     from bcc import BPF
     group, group_path = cgroup
@@ -176,6 +177,7 @@ def test_a_leftover_attached_by_prog_attach_is_removed_before_attaching(exporter
     assert {p["id"] for p in now} <= guard.programs and len(now) == 2
 
 
+@pytest.mark.usefixtures("bcc_headers")
 def test_a_cgroup_with_an_exclusive_program_is_refused_and_left_alone(cgroup, tmp_path):
     from bcc import BPF
     group, group_path = cgroup

@@ -1,6 +1,6 @@
 """netguard against real traffic: UDP from a peer network namespace over a veth pair into a guarded one,
 both made by the test. Dropped packets must never arrive and must all be counted; allowed ones must all
-arrive; the rate limit must hold to 10% over whole seconds; new rules must apply without a reload or a
+arrive; the rate limit must hold to 10% over whole seconds; a new policy must apply without a reload or a
 lost allowed packet; and a SIGKILLed exporter must leave no XDP program behind."""
 from __future__ import annotations
 
@@ -13,8 +13,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (PAYLOAD, Scrape, VethPair, bpf_program_ids, programs_left, check_self_metrics, datagrams_received, delta,
-                            free_port, run_lmp, send_datagrams)
+from tests.conftest import (
+    PAYLOAD,
+    Scrape,
+    VethPair,
+    bpf_program_ids,
+    check_self_metrics,
+    datagrams_received,
+    delta,
+    free_port,
+    programs_left,
+    run_lmp,
+    send_datagrams,
+)
 
 PACKETS = 1000
 FRAME = {4: 14 + 20 + 8 + len(PAYLOAD), 6: 14 + 40 + 8 + len(PAYLOAD)}  # Ethernet + IP + UDP + payload
@@ -22,11 +33,11 @@ NOISE = 20  # packets the namespaces send on their own (IPv6 router solicitation
 LEFTOVER = Path(__file__).parent / "fixtures" / "leftover.bpf.c"
 
 
-def write_config(path: Path, pair: VethPair, **rules: object) -> Path:
+def write_config(path: Path, pair: VethPair, **policy: object) -> Path:
     """A config whose netguard entry guards the pair's guarded end (JSON is YAML). Written to a new file
     moved into place, as the admin writes it."""
     doc = {"collectors": {"netguard": {"enabled": False, "listen": "127.0.0.1:1",
-                                       "rules": {"interfaces": [pair.interface], **rules}}}}
+                                       "policy": {"interfaces": [pair.interface], **policy}}}}
     tmp = path.with_name(path.name + ".new")
     tmp.write_text(json.dumps(doc))
     os.replace(tmp, path)
@@ -45,10 +56,10 @@ def settled(guard, name: str, before: Scrape, expected: float, **labels: str) ->
 
 
 def applied(guard, result: str = "applied", count: float = 1) -> None:  # type: ignore[no-untyped-def]
-    """Wait until the exporter reports new rules applied (or refused)."""
+    """Wait until the exporter reports a new policy applied (or refused)."""
     deadline = time.monotonic() + 5
-    while guard.scrape().value("lmp_exporter_rules_reloads_total", result=result) < count:
-        assert time.monotonic() < deadline, f"the new rules were not {result}: {guard.log()}"
+    while guard.scrape().value("lmp_exporter_policy_reloads_total", result=result) < count:
+        assert time.monotonic() < deadline, f"the new policy was not {result}: {guard.log()}"
         time.sleep(0.1)
 
 
@@ -162,10 +173,10 @@ def test_a_rule_added_at_run_time_applies_without_a_reload_or_a_lost_allowed_pac
     assert pair.xdp_programs() == program  # the same program, never detached or reloaded
     scrape = guard.scrape()
     assert scrape.value("lmp_netguard_packets_total", verdict="drop", rule=f"{pair.PEER_V4[0]}/32") == 100
-    assert scrape.value("lmp_exporter_rules_current") == 1
+    assert scrape.value("lmp_exporter_policy_current") == 1
 
 
-def test_bad_rules_are_refused_and_the_rules_in_force_stay(exporter, veth_pair, tmp_path):
+def test_a_bad_policy_is_refused_and_the_policy_in_force_stays(exporter, veth_pair, tmp_path):
     pair = veth_pair
     config = write_config(tmp_path / "lmp.yaml", pair, mode="enforce", blocklist=[pair.PEER_V4[0]])
     guard = exporter("netguard", config=config)
@@ -173,7 +184,7 @@ def test_bad_rules_are_refused_and_the_rules_in_force_stay(exporter, veth_pair, 
     good = config.read_text()
     for refused, bad in enumerate([good.replace(f'"{pair.PEER_V4[0]}"', '"10.213.0.300/32"'),
                                    good.replace(pair.interface, f"{pair.guarded}/nosuch0"),
-                                   good.replace('"rules": {', '"rules": {"rate_limit": {"packets_per_second": -5}, ')],
+                                   good.replace('"policy": {', '"policy": {"rate_limit": {"packets_per_second": -5}, ')],
                                   start=1):
         tmp = config.with_name("new.yaml")
         tmp.write_text(bad)
@@ -181,7 +192,7 @@ def test_bad_rules_are_refused_and_the_rules_in_force_stay(exporter, veth_pair, 
         applied(guard, "refused", refused)
         send_datagrams(pair.sender(pair.PEER_V4[0]), receiver, 50)
         assert datagrams_received(receiver) == 0, f"the old rule stopped dropping after {bad}"
-    assert guard.scrape().value("lmp_exporter_rules_current") == 0
+    assert guard.scrape().value("lmp_exporter_policy_current") == 0
     log = guard.log()
     assert "10.213.0.300/32' is not an IPv4 or IPv6 network" in log
     assert f"no network interface 'nosuch0' in network namespace {pair.guarded}" in log
@@ -192,10 +203,10 @@ def test_bad_rules_are_refused_and_the_rules_in_force_stay(exporter, veth_pair, 
     ("{guarded}/nosuch0", "no network interface 'nosuch0' in network namespace {guarded}"),
     ("lmp-no-such-netns/veth0", "no network namespace 'lmp-no-such-netns'"),
 ])
-def test_bad_rules_at_start_exit_2_with_the_reason_and_attach_nothing(veth_pair, tmp_path, interface, reason):
+def test_a_bad_policy_at_start_exits_2_with_the_reason_and_attaches_nothing(veth_pair, tmp_path, interface, reason):
     before = bpf_program_ids()
     config = tmp_path / "lmp.yaml"
-    config.write_text(json.dumps({"collectors": {"netguard": {"listen": "127.0.0.1:1", "rules": {
+    config.write_text(json.dumps({"collectors": {"netguard": {"listen": "127.0.0.1:1", "policy": {
         "interfaces": [interface.format(guarded=veth_pair.guarded)]}}}}))
     result = run_lmp("--config", str(config), "exporter", "netguard", "--listen", f"127.0.0.1:{free_port()}")
     assert result.returncode == 2, result.stderr
@@ -219,12 +230,13 @@ def test_sigkill_leaves_no_xdp_program_and_traffic_flows_again(exporter, veth_pa
     assert datagrams_received(receiver) == 50
 
 
+@pytest.mark.usefixtures("bcc_headers")
 def test_a_leftover_attached_by_netlink_is_removed_before_attaching(exporter, veth_pair, tmp_path):
     """An XDP program named like ours, attached the way BCC's attach_xdp does (netlink, which outlives its
     process), is what an older LMP would leave; netguard removes it and attaches its own through a link."""
     from bcc import BPF
 
-    from exporters._lib.netns import entered
+    from exporters._lib.function.netns import entered
     pair = veth_pair
     old = BPF(src_file=str(LEFTOVER).encode())
     with entered(pair.guarded):
@@ -237,10 +249,11 @@ def test_a_leftover_attached_by_netlink_is_removed_before_attaching(exporter, ve
     assert len(now) == 1 and now[0]["id"] != leftover[0]["id"] and now[0]["id"] in guard.programs
 
 
+@pytest.mark.usefixtures("bcc_headers")
 def test_an_interface_with_another_tools_xdp_program_is_refused_and_left_alone(veth_pair, tmp_path):
     from bcc import BPF
 
-    from exporters._lib.netns import entered
+    from exporters._lib.function.netns import entered
     pair = veth_pair
     other = BPF(src_file=str(LEFTOVER).encode())
     with entered(pair.guarded):

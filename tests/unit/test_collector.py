@@ -82,7 +82,7 @@ def test_a_removed_cgroups_counts_are_retired_then_expire(monkeypatch):
     table = FakeMap(CGROUP_CODE)
     gone = CGROUP_CODE.pack(cgroup=2**62, code=1)  # no cgroup has this id: it was removed
     table.entries[gone] = (5).to_bytes(8, "little")
-    m = MapMetric(metric, table)
+    m = MapMetric(metric, table, {})
     now = [1000.0]
     monkeypatch.setattr(collector.time, "monotonic", lambda: now[0])
     line = f'lmp_demo_total{{cgroup="cgroup_{2**62}",code="1"}} 5'
@@ -98,7 +98,7 @@ def test_a_removed_cgroup_keyed_by_its_id_alone_is_retired_too(monkeypatch):
                     labels=(Label("cgroup", "cgroup", "cgroup"),))
     table = FakeMap(CGROUP)
     table.entries[CGROUP.pack(**{"": 2**62})] = (3).to_bytes(8, "little")
-    m = MapMetric(metric, table)
+    m = MapMetric(metric, table, {})
     now = [1000.0]
     monkeypatch.setattr(collector.time, "monotonic", lambda: now[0])
     m.render(False, table.items())

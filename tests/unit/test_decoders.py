@@ -72,10 +72,6 @@ def test_addresses_rules_and_interfaces():
     assert decoders.cidr(v4) == "203.0.113.0/24" and decoders.cidr(bytes(20)) == ""
     v6 = struct.pack("!BBH16s", 6, 0, 8080, socket.inet_pton(socket.AF_INET6, "2001:db8::1"))
     assert decoders.endpoint(v6) == "[2001:db8::1]:8080" and decoders.endpoint(bytes(20)) == ""
-    assert decoders.interface(1) == "lo"  # this namespace's own, by if_indextoname
-    decoders.interface_names[1] = "ns1/veth0"  # what a component attached to, in another namespace
-    try:
-        assert decoders.interface(1) == "ns1/veth0"
-    finally:
-        del decoders.interface_names[1]
-    assert decoders.interface(99999) == "99999"
+    assert decoders.interface(1, {}) == "lo"  # this namespace's own, by if_indextoname
+    assert decoders.interface(1, {1: "ns1/veth0"}) == "ns1/veth0"  # what a component attached to, elsewhere
+    assert decoders.interface(99999, {}) == "99999"

@@ -1,15 +1,15 @@
-"""Function components' rules: parsed from the config with line-precise errors, as their maps will hold
+"""Function components' policies: parsed from the config with line-precise errors, as their maps will hold
 them; connguard's events as the audit log records them."""
 from __future__ import annotations
 
 import ipaddress
 
 import pytest
+from admin.audit_feed import MAX_ROWS, rows
 
-from admin.events import MAX_ROWS, rows
 from exporters._lib import btf, catalog, decoders, libbpf, paths
-from exporters._lib import rules as ruleset
-from exporters._lib.addresses import lmp_addr, trie_key
+from exporters._lib.function import policy as policies
+from exporters._lib.function.addresses import lmp_addr, trie_key
 from exporters._lib.yamlfile import YamlError
 from lmp import config as configs
 
@@ -31,50 +31,50 @@ def line_of(text: str) -> int:
 
 @pytest.mark.parametrize("old, new, offset, reason", [
     (NETGUARD_RULES, "      blocklist: [192.0.2.0/24, 10.0.0.1/8]", 0,
-     "collectors.netguard.rules.blocklist.1: 10.0.0.1/8 has host bits set: write 10.0.0.0/8"),
+     "collectors.netguard.policy.blocklist.1: 10.0.0.1/8 has host bits set: write 10.0.0.0/8"),
     (NETGUARD_RULES, "      blocklist:\n        - 192.0.2.0/24\n        - 300.1.1.1", 2,
      "blocklist.1: '300.1.1.1' is not an IPv4 or IPv6 network"),
     (NETGUARD_RULES, "      blocklist: []\n      rate_limit: {packets_per_second: 0}", 1,
      "rate_limit.packets_per_second: 0 is less than the minimum of 1"),
-    ("      mode: observe", "      mode: enforcing", 0, "netguard.rules.mode: 'enforcing' is not one of"),
+    ("      mode: observe", "      mode: enforcing", 0, "netguard.policy.mode: 'enforcing' is not one of"),
     (NETGUARD_RULES, "      blocklist: []\n      blocklists: []", 1, "'blocklists' was unexpected"),
     (CONNGUARD_RULES, "      destinations:\n        - {cidr: 127.0.0.1, ports: [80, 70000]}", 1,
      "destinations.0.ports.1: 70000 is greater than the maximum of 65535"),
     (CONNGUARD_RULES, "      destinations:\n        - {cidr: 127.0.0.1/8}", 1, "127.0.0.1/8 has host bits set"),
     (CONNGUARD_RULES, "      destinations:\n        - {ports: [80]}", 1, "'cidr' is a required property"),
 ])
-def test_bad_rules_in_the_config_name_their_line_and_reason(tmp_path, old, new, offset, reason):
+def test_a_bad_policy_in_the_config_names_its_line_and_reason(tmp_path, old, new, offset, reason):
     with pytest.raises(YamlError) as err:
         load_with(tmp_path, old, new)
     assert reason in str(err.value)
     assert err.value.line == line_of(old.strip()) + offset, str(err.value)
 
 
-def test_a_collector_takes_no_rules(tmp_path):
-    with pytest.raises(YamlError, match="collector runqlat takes no rules"):
-        load_with(tmp_path, "  runqlat:\n    enabled: true\n", "  runqlat:\n    enabled: true\n    rules: {}\n")
+def test_a_collector_takes_no_policy(tmp_path):
+    with pytest.raises(YamlError, match="collector runqlat takes no policy"):
+        load_with(tmp_path, "  runqlat:\n    enabled: true\n", "  runqlat:\n    enabled: true\n    policy: {}\n")
 
 
-def test_netguard_rules_become_a_token_bucket_and_a_set_of_networks():
+def test_a_netguard_policy_becomes_a_token_bucket_and_a_set_of_networks():
     spec = catalog.load("netguard")
-    rules = ruleset.parse(spec, {"mode": "enforce", "interfaces": ["ns1/veth0"], "xdp_mode": "native",
+    policy = policies.parse(spec, {"mode": "enforce", "interfaces": ["ns1/veth0"], "xdp_mode": "native",
                                   "blocklist": ["192.0.2.0/24", "192.0.2.0/24", "2001:db8::1"],
                                   "rate_limit": {"packets_per_second": 200, "burst": 10}})
-    assert rules.enforce and rules.interfaces == ("ns1/veth0",) and rules.xdp_flags == 1 << 2
-    assert rules.blocklist == {ipaddress.ip_network("192.0.2.0/24"), ipaddress.ip_network("2001:db8::1/128")}
-    assert rules.interval_ns == 5_000_000 and rules.burst_ns == 9 * 5_000_000  # 10 packets back to back
-    defaults = ruleset.parse(spec, {"rate_limit": {"packets_per_second": 1000}})
+    assert policy.enforce and policy.interfaces == ("ns1/veth0",) and policy.xdp_flags == 1 << 2
+    assert policy.blocklist == {ipaddress.ip_network("192.0.2.0/24"), ipaddress.ip_network("2001:db8::1/128")}
+    assert policy.interval_ns == 5_000_000 and policy.burst_ns == 9 * 5_000_000  # 10 packets back to back
+    defaults = policies.parse(spec, {"rate_limit": {"packets_per_second": 1000}})
     assert not defaults.enforce and defaults.xdp_flags == 1 << 1 and defaults.burst_ns == 99 * 1_000_000
 
 
-def test_connguard_rules_list_each_port_of_each_network():
+def test_a_connguard_policy_lists_each_port_of_each_network():
     spec = catalog.load("connguard")
-    rules = ruleset.parse(spec, {"cgroups": ["/a"], "destinations": [
+    policy = policies.parse(spec, {"cgroups": ["/a"], "destinations": [
         {"cidr": "10.0.0.0/8", "ports": [5432, 6432]}, {"cidr": "::1"}]})
-    assert not rules.enforce and not rules.allow_listed and rules.cgroups == ("/a",)
-    assert rules.destinations == {(ipaddress.ip_network("10.0.0.0/8"), 5432), (ipaddress.ip_network("10.0.0.0/8"), 6432),
+    assert not policy.enforce and not policy.allow_listed and policy.cgroups == ("/a",)
+    assert policy.destinations == {(ipaddress.ip_network("10.0.0.0/8"), 5432), (ipaddress.ip_network("10.0.0.0/8"), 6432),
                                   (ipaddress.ip_network("::1/128"), None)}
-    assert ruleset.parse(spec, {"policy": "allow", "mode": "enforce"}).allow_listed
+    assert policies.parse(spec, {"listed": "allow", "mode": "enforce"}).allow_listed
 
 
 @pytest.mark.parametrize("text", ["203.0.113.0/24", "2001:db8::/32", "0.0.0.0/0", "::/0", "10.1.2.3/32"])

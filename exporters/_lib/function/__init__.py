@@ -1,10 +1,10 @@
 """Function components (kind: function): eBPF that changes what the kernel does, run by the same exporter.
 
-A component's rules live in the config (collectors.<name>.rules; checked by rules.py here). The Runtime
-applies them: it attaches the component's programs through BPF links to every target the rules name
-(links end with this process, whatever kills it), has the component's own rules.py write the rest into the
-kernel's maps, and watches the config file, applying new rules while the programs keep running. New rules
-that fail any check are refused and the rules in force stay."""
+A component's policy lives in the config (collectors.<name>.policy; checked by policy.py here). The Runtime
+applies it: it attaches the component's programs through BPF links to every target the policy names
+(links end with this process, whatever kills it), has the component's own policy.py write the rest into
+the kernel's maps, and watches the config file, applying a new policy while the programs keep running. A
+new policy that fails any check is refused, and the policy in force stays."""
 from __future__ import annotations
 
 import sys
@@ -13,26 +13,27 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric as Family
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import Metric as Family
 from prometheus_client.registry import Collector
 
-from . import decoders, links
-from .bpf import Loaded
-from .events import EventLog
+from ..bpf import Loaded
+from ..spec import Spec, load_self
+from ..yamlfile import YamlError
+from . import links
+from .eventlog import EventLog
 from .links import TargetError
-from .rules import RuleError, RulesSource, check, component, parse
-from .spec import Spec, load_self
-from .yamlfile import YamlError
+from .policy import PolicyError, PolicySource, check, component, parse
 
-REFUSED = (RuleError, TargetError, YamlError)  # rules that cannot be applied: the component says why
-WATCH_SECONDS = 1.0  # how often the config file is looked at for new rules
+REFUSED = (PolicyError, TargetError, YamlError)  # a policy that cannot be applied: the component says why
+WATCH_SECONDS = 1.0  # how often the config file is looked at for a new policy
 HELP = {m.name: m.help for m in load_self(check=False).metrics}  # one place for the self metrics' texts: self.yaml
 
 
-def start(spec: Spec, loaded: Loaded, source: RulesSource | None) -> Runtime:
-    """A function component's Runtime with its rules applied. RuleError, TargetError or YamlError when they
-    are bad (or name an interface or cgroup that is not there): nothing is attached then."""
-    runtime = Runtime(spec, loaded, source or RulesSource(Path("/nonexistent"), dict))
+def start(spec: Spec, loaded: Loaded, source: PolicySource | None) -> Runtime:
+    """A function component's Runtime with its policy applied. PolicyError, TargetError or YamlError when it
+    is bad (or names an interface or cgroup that is not there): nothing is attached then."""
+    runtime = Runtime(spec, loaded, source or PolicySource(Path("/nonexistent"), dict))
     try:
         runtime.start()
     except REFUSED:
@@ -42,13 +43,13 @@ def start(spec: Spec, loaded: Loaded, source: RulesSource | None) -> Runtime:
 
 
 class Runtime(Collector):
-    def __init__(self, spec: Spec, loaded: Loaded, source: RulesSource) -> None:
+    def __init__(self, spec: Spec, loaded: Loaded, source: PolicySource) -> None:
         self.spec, self.loaded, self.source = spec, loaded, source
         self.module = component(spec)
-        self.rules: Any = None
+        self.policy: Any = None
         self.flags: dict[str, int] = {}
         self.reloads = {"applied": 0, "refused": 0}
-        self.current = 1  # 0 while the config's latest rules are refused
+        self.current = 1  # 0 while the config's latest policy is refused
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.forget_labels: Callable[[], None] = lambda: None  # set by the exporter: label names may change
@@ -56,26 +57,26 @@ class Runtime(Collector):
         self.thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """Apply the config's rules and start watching it; RuleError/TargetError/YamlError when they are bad."""
-        stamp = self.source.stamp()  # before reading: a change made while the rules apply is seen next
+        """Apply the config's policy and start watching it; PolicyError/TargetError/YamlError when it is bad."""
+        stamp = self.source.stamp()  # before reading: a change made while the policy applies is seen next
         self.apply(self.source.read())
-        self.thread = threading.Thread(target=self._watch, args=(stamp,), daemon=True, name="lmp-rules")
+        self.thread = threading.Thread(target=self._watch, args=(stamp,), daemon=True, name="lmp-policy")
         self.thread.start()
 
     def apply(self, raw: Any) -> None:
-        rules = parse(self.spec, raw)
+        policy = parse(self.spec, raw)
         with self.lock:
-            wanted = check(self.spec, rules)
+            wanted = check(self.spec, policy)
             fresh = self._attach(wanted)
-            self.module.apply(self.loaded, self.rules, rules)
+            self.module.apply(self.loaded, self.policy, policy)
             for name in [n for n in self.loaded.links if n not in wanted or n in fresh]:
                 self._detach(name)
             self.loaded.links.update(fresh)
             for name, link in fresh.items():
                 self.flags[name] = wanted[name][2]
                 if link.ifindex:
-                    decoders.interface_names[link.ifindex] = link.target
-            self.rules = rules
+                    self.loaded.interfaces[link.ifindex] = link.target
+            self.policy = policy
         self.forget_labels()
 
     def _attach(self, wanted: dict[str, tuple[str, str, int]]) -> dict[str, links.Link]:
@@ -101,7 +102,7 @@ class Runtime(Collector):
         link.close()
         self.flags.pop(name, None)
         if link.ifindex:  # its counters go: the index may come back as another interface
-            decoders.interface_names.pop(link.ifindex, None)
+            self.loaded.interfaces.pop(link.ifindex, None)
             self._forget_interface(link.ifindex)
 
     def _forget_interface(self, ifindex: int) -> None:
@@ -116,14 +117,14 @@ class Runtime(Collector):
     def reload(self) -> None:
         try:
             self.apply(self.source.read())
-        except (YamlError, RuleError, TargetError) as err:
+        except (YamlError, PolicyError, TargetError) as err:
             self.reloads["refused"] += 1
             self.current = 0
-            say(self.spec.name, f"new rules refused, the rules in force stay: {err}")
+            say(self.spec.name, f"new policy refused, the policy in force stays: {err}")
             return
         self.reloads["applied"] += 1
         self.current = 1
-        say(self.spec.name, "new rules applied")
+        say(self.spec.name, "new policy applied")
 
     def _watch(self, stamp: tuple[int, int, int] | None) -> None:
         while not self.stopping.wait(WATCH_SECONDS):
@@ -143,12 +144,12 @@ class Runtime(Collector):
                 self._detach(name)
 
     def collect(self) -> Iterator[Family]:
-        reloads = CounterMetricFamily("lmp_exporter_rules_reloads_total", HELP["lmp_exporter_rules_reloads_total"],
+        reloads = CounterMetricFamily("lmp_exporter_policy_reloads_total", HELP["lmp_exporter_policy_reloads_total"],
                                       labels=["collector", "result"])
         for result, n in self.reloads.items():
             reloads.add_metric([self.spec.name, result], n)
         yield reloads
-        current = GaugeMetricFamily("lmp_exporter_rules_current", HELP["lmp_exporter_rules_current"],
+        current = GaugeMetricFamily("lmp_exporter_policy_current", HELP["lmp_exporter_policy_current"],
                                     labels=["collector"])
         current.add_metric([self.spec.name], self.current)
         yield current

@@ -1,4 +1,4 @@
-"""IP networks and addresses as the function components' rules give them and their BPF maps hold them.
+"""IP networks and addresses as the function components' policies give them and their BPF maps hold them.
 
 Maps hold an address as struct lmp_addr (lmp.h), and the longest-prefix-match tries key it by family
 then address, so that an IPv6 rule (even ::/0) never covers IPv4 traffic."""
@@ -7,9 +7,9 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from .btf import Layout
-from .decoders import LMP_ADDR
-from .rules import RuleError
+from ..btf import Layout
+from ..decoders import LMP_ADDR
+from .policy import PolicyError
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 FAMILY = {4: 4, 6: 6}  # ip version -> LMP_IPV4 / LMP_IPV6
@@ -28,7 +28,7 @@ def network(text: Any, location: tuple[str | int, ...]) -> Network:
             reason = f"{text} has host bits set: write {loose} for the network, or the address alone"
         else:
             reason = f"{text!r} is not an IPv4 or IPv6 network (CIDR such as 192.0.2.0/24 or 2001:db8::/32)"
-        raise RuleError(location, reason) from None
+        raise PolicyError(location, reason) from None
 
 
 def _bytes16(net: Network) -> bytes:

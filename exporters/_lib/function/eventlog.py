@@ -13,7 +13,7 @@ import time
 from collections import deque
 from typing import Any, Callable
 
-from .libbpf import RingBuffer
+from ..libbpf import RingBuffer
 
 CAPACITY = 1024
 PAGE = 256

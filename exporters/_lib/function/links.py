@@ -17,8 +17,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..decoders import cgroup2_root
 from . import netns
-from .decoders import cgroup2_root
 
 SYS_BPF = {"x86_64": 321, "aarch64": 280}.get(platform.machine(), 321)
 BPF_OBJ_GET_INFO_BY_FD, BPF_LINK_CREATE = 15, 28

@@ -1,6 +1,6 @@
-"""Function components' rules: checked three ways. Against the JSON schema in the component's spec; by
-its own rules.py (CIDRs, ports: `parse`); and against the host (`check`: the interfaces and cgroups they
-name must exist). The config loader, the admin's API and the running component all check them here."""
+"""A function component's policy: checked three ways. Against the JSON schema in the component's spec; by
+its own policy.py (CIDRs, ports: `parse`); and against the host (`check`: the interfaces and cgroups it
+names must exist). The config loader, the admin's API and the running component all check it here."""
 from __future__ import annotations
 
 import importlib.util
@@ -12,22 +12,23 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
-from . import links, yamlfile
+from .. import yamlfile
+from ..spec import Spec
+from . import links
 from .links import TargetError
-from .spec import Spec
 
 
-class RuleError(ValueError):
-    """Rules that cannot be used: where in the rules (keys from their top) and why."""
+class PolicyError(ValueError):
+    """A policy that cannot be used: where in the policy (keys from its top) and why."""
 
     def __init__(self, location: tuple[str | int, ...], reason: str) -> None:
         self.location, self.reason = location, reason
-        super().__init__(f"{'.'.join(map(str, location)) or 'rules'}: {reason}")
+        super().__init__(f"{'.'.join(map(str, location)) or 'policy'}: {reason}")
 
 
 def component(spec: Spec) -> ModuleType:
-    """The component's rules.py, beside its spec."""
-    return _module(spec.name, spec.directory / "rules.py")
+    """The component's policy.py, beside its spec."""
+    return _module(spec.name, spec.directory / "policy.py")
 
 
 @cache
@@ -42,20 +43,20 @@ def _module(name: str, path: Path) -> ModuleType:
 
 
 def parse(spec: Spec, raw: Any) -> Any:
-    """Rules as the component uses them, from their plain form (a mapping); RuleError if they are wrong."""
-    found = yamlfile.schema_error(raw, spec.rules or {})
+    """The policy as the component uses it, from its plain form (a mapping); PolicyError if it is wrong."""
+    found = yamlfile.schema_error(raw, spec.policy or {})
     if found is not None:
         _, location, message = found
-        raise RuleError(tuple(location), message)
+        raise PolicyError(tuple(location), message)
     return component(spec).parse(raw)
 
 
-def check(spec: Spec, rules: Any) -> dict[str, tuple[str, str, int]]:
-    """The links the rules need ("hook:target" -> (hook, target, flags)), each target checked on this host:
+def check(spec: Spec, policy: Any) -> dict[str, tuple[str, str, int]]:
+    """The links the policy needs ("hook:target" -> (hook, target, flags)), each target checked on this host:
     TargetError names one that does not exist, or two interfaces the XDP program cannot tell apart."""
     wanted: dict[str, tuple[str, str, int]] = {}
     seen: dict[int, str] = {}
-    for target, flags in component(spec).targets(rules).items():
+    for target, flags in component(spec).targets(policy).items():
         for hook in spec.programs:
             where = links.resolve(hook, target)
             if isinstance(where, int):
@@ -68,10 +69,10 @@ def check(spec: Spec, rules: Any) -> dict[str, tuple[str, str, int]]:
 
 
 @dataclass
-class RulesSource:
-    """Where the rules come from: the config file, re-read when it changes."""
+class PolicySource:
+    """Where the policy comes from: the config file, re-read when it changes."""
     path: Path
-    read: Callable[[], Any]  # the rules' plain form, from a fresh read of the file; YamlError if it is bad
+    read: Callable[[], Any]  # the policy's plain form, from a fresh read of the file; YamlError if it is bad
 
     def stamp(self) -> tuple[int, int, int] | None:
         try:
