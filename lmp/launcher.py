@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from exporters._lib import build, paths
@@ -67,6 +68,7 @@ class Launcher:
         self.prometheus: subprocess.Popen | None = None
         self.tmp = Path(tempfile.mkdtemp(prefix="lmp-run-"))
         self.partial = b""  # the admin's stderr, up to its last newline
+        self.admit: Callable[[str], bool] = lambda name: True  # which children may start now (see start)
         admin = self.cfg.admin
         admin_args = {"listen": admin.listen, "data_dir": admin.data_dir, "run_dir": admin.run_dir,
                       "config": str(self.cfg.path)} if admin.enabled else None
@@ -107,32 +109,33 @@ class Launcher:
         why one did not (the others go on). None when the admin did not start: nothing is managed then."""
         deadline = time.monotonic() + START_TIMEOUT
         enabled = [c for c in self.cfg.collectors.values() if c.enabled]
-        pending, running, starting = {c.name: c for c in enabled}, [], set()
+        pending, running = {c.name: c for c in enabled}, []
         admin = self.cfg.admin.enabled
         wave = len(os.sched_getaffinity(0))
+
+        def started(name: str) -> bool:
+            child = self.supervisor.children.get(name)
+            return child is not None and child.pid is not None
 
         def admit(name: str) -> bool:
             if name == ADMIN:
                 return not pending
-            if name in pending and len(starting) < wave:
-                starting.add(name)
-                return True
-            return name not in pending
+            return name not in pending or sum(map(started, pending)) < wave
 
+        # Every reconcile until all run goes through admit, the one on a child's exit (step) too.
+        self.admit = admit
         while (pending or admin) and time.monotonic() < deadline and not self.stopping:
             self.supervisor.reconcile(admit=admit)
             self.step(0.02)
-            for name in list(starting):
-                c, child = pending[name], self.supervisor.children.get(name)
-                if answers(scrape_url(c.listen), 0.2):
+            for name in [n for n in pending if n in self.supervisor.children]:
+                c, child = pending[name], self.supervisor.children[name]
+                if child.pid is not None and answers(scrape_url(c.listen), 0.2):
                     running.append(pending.pop(name))
-                    starting.discard(name)
-                elif child and child.last_error:
+                elif child.last_error:
                     log = self.supervisor.run_dir / f"{name}.log"
                     print(f"lmp run: collector {name} failed: {last_line(log) or child.last_error} ({log}); "
                           f"it is retried with backoff, the others go on", file=sys.stderr)
                     del pending[name]
-                    starting.discard(name)
             if admin and not pending and answers(scrape_url(self.cfg.admin.listen, "/api/v1/health"), 0.2):
                 admin = False
             elif admin and (child := self.supervisor.children.get(ADMIN)) and child.last_error:
@@ -141,7 +144,9 @@ class Launcher:
                 return None
         if admin and not self.stopping:
             print(f"lmp run: the admin service did not answer within {START_TIMEOUT:.0f} s", file=sys.stderr)
+            self.admit = lambda name: True
             return None
+        self.admit = lambda name: True
         for name in pending:
             if not self.stopping:
                 print(f"lmp run: collector {name} did not answer within {START_TIMEOUT:.0f} s", file=sys.stderr)
@@ -173,7 +178,7 @@ class Launcher:
             if signal.SIGHUP in signals:  # the admin edited the config
                 self.supervisor.reconcile(force=True)
         if self.spawner.fileno() in ready:
-            self.supervisor.reconcile()  # a child exited: restart it (after its backoff)
+            self.supervisor.reconcile(admit=self.admit)  # a child exited: restart it (after its backoff)
         if admin_err is not None and admin_err in ready:
             self.relay(admin_err)
 
