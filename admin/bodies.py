@@ -3,7 +3,8 @@ most MAX_DEPTH levels deep.
 
 Werkzeug refuses a Content-Length over the limit with 413, but a chunked body (no Content-Length) is only
 read up to the limit and silently cut there: a config cut at 1 MiB could be saved. BoundedBody reads such
-a body whole, up to one byte past the limit, before the app sees it.
+a body whole, up to one byte past the limit, before the app sees it. Either way, what the client still
+sends is read and dropped (up to a bound) before the 413, so that it can read the answer.
 
 Python's json parser recurses, so a body nested thousands deep raises RecursionError, not a ValueError
 that Flask answers with 400; and every recursive walk after it (schemas, YAML) meets the same depth.
@@ -33,15 +34,31 @@ class BoundedBody:
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         limit = self.limit()
-        if limit is not None and not environ.get("CONTENT_LENGTH") and environ.get("wsgi.input_terminated"):
+        if limit is None:
+            return self.app(environ, start_response)
+        length = environ.get("CONTENT_LENGTH")
+        if length and length.isdigit() and int(length) > limit:
+            return self.too_large(environ, start_response, limit)
+        if not length and environ.get("wsgi.input_terminated"):
             body = environ["wsgi.input"].read(limit + 1)
             if len(body) > limit:
-                start_response("413 Content Too Large", [("Content-Type", "application/json"),
-                                                         ("Content-Length", str(len(TOO_LARGE))),
-                                                         ("Connection", "close")])
-                return [TOO_LARGE]
+                return self.too_large(environ, start_response, limit)
             environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
         return self.app(environ, start_response)
+
+    @staticmethod
+    def too_large(environ: dict, start_response: Callable, limit: int) -> Iterable[bytes]:
+        drain(environ["wsgi.input"], 4 * limit)
+        start_response("413 Content Too Large", [("Content-Type", "application/json"),
+                                                 ("Content-Length", str(len(TOO_LARGE))), ("Connection", "close")])
+        return [TOO_LARGE]
+
+
+def drain(stream: Any, most: int) -> None:
+    """Read and drop what the client still sends, up to `most` bytes, before answering 413: closing on a
+    body still arriving resets the connection, and the client may never read the answer."""
+    while most > 0 and (chunk := stream.read(min(most, 65536))):
+        most -= len(chunk)
 
 
 def depth(value: Any) -> int:
