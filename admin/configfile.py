@@ -17,6 +17,8 @@ from io import StringIO
 from pathlib import Path
 from typing import Any
 
+from flask import current_app
+from flask_smorest import abort
 from ruamel.yaml import YAML
 
 from exporters._lib.yamlfile import YamlError
@@ -33,10 +35,6 @@ class Refused(Exception):
     def __init__(self, error: YamlError) -> None:
         super().__init__(str(error))
         self.error = error
-
-
-class NoEntry(Exception):
-    """The collector to edit has no entry in the file."""
 
 
 def etag(text: str) -> str:
@@ -102,16 +100,20 @@ def replace(target: Path, text: str, matches: Callable[[str], bool],
 
 
 def edit(target: Path, name: str, change: Callable[[Any], None]) -> None:
-    """Change collector `name`'s entry, keeping the file's comments and layout. The file on disk must be
+    """Change collector `name`'s entry (made if it has none), keeping the file's comments and layout. The file on disk must be
     valid (else YamlError, as any read of it), and so must the result (else Refused)."""
     with locked(target):
         text = target.read_text()
         configs.loads(text, target.name)  # no edit of a broken file: it is fixed first (PUT /config)
         yaml = YAML(typ="rt")
+        yaml.indent(mapping=2, sequence=4, offset=2)  # the shipped file's layout: lists indented under their key
+        yaml.width = 4096  # and no line rewrapped
         doc = yaml.load(text)
-        collectors = doc.get("collectors") or {}
-        if name not in collectors:
-            raise NoEntry(f"{name} has no entry in {target.name}; add one with its listen address first")
+        if doc.get("collectors") is None:
+            doc["collectors"] = {}
+        collectors = doc["collectors"]
+        if collectors.get(name) is None:  # the spec's defaults until now: the entry starts empty
+            collectors[name] = {}
         change(collectors[name])
         out = StringIO()
         yaml.dump(doc, out)
@@ -129,3 +131,26 @@ def clean(target: Path) -> list[Path]:
         for path in leftovers:
             path.unlink(missing_ok=True)
     return leftovers
+
+
+# --- the config file this app serves, for the resources that read or change it ----------------------------
+
+def path() -> Path:
+    return Path(current_app.config.get("LMP_CONFIG") or configs.path_from_env())
+
+
+def current() -> configs.Config:
+    return configs.load(path())
+
+
+def edit_entry(name: str, change: Callable[[Any], None]) -> None:
+    """edit() the served file, a wrong result answered 422 with its line and reason."""
+    try:
+        edit(path(), name, change)
+    except Refused as err:
+        abort(422, message=str(err), errors={"line": err.error.line, "reason": err.error.reason})
+
+
+def set_enabled(name: str, enabled: bool) -> None:
+    """Turn a collector on or off in the config file, keeping its comments and layout."""
+    edit_entry(name, lambda entry: entry.__setitem__("enabled", enabled))

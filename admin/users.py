@@ -7,7 +7,7 @@ import secrets
 import threading
 from pathlib import Path
 
-from flask_jwt_extended import create_access_token, decode_token
+from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
 from flask_jwt_extended.exceptions import JWTExtendedException
 from jwt.exceptions import PyJWTError
 
@@ -111,6 +111,12 @@ def access_token(user: User, forever: bool = False) -> str:
     the old one's tokens) at its current credentials version."""
     return create_access_token(identity=str(user.id), additional_claims={"ver": user.token_version},
                                **({"expires_delta": False} if forever else {}))
+
+
+def tokens(user: User) -> dict[str, str]:
+    """A new session's pair: the access token, and the refresh token that gets the next ones."""
+    return {"access_token": access_token(user),
+            "refresh_token": create_refresh_token(identity=str(user.id), additional_claims={"ver": user.token_version})}
 
 
 def write_service_token(path: Path) -> None:

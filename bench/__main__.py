@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calls", type=int, default=2_000_000, help="getpid calls per loop run (hook types)")
     p.add_argument("--runs", type=int, default=5, help="repetitions; medians (and ranges) are shown")
     p.add_argument("--only", choices=SECTIONS, action="append", help="only these sections (repeatable)")
+    p.add_argument("--collector", action="append", metavar="NAME",
+                   help="events: only this collector's runs (repeatable; default: every collector's `bench:`)")
     args = p.parse_args(argv)
     only = set(args.only or SECTIONS)
     print(f"kernel {os.uname().release}, {len(os.sched_getaffinity(0))} CPUs; medians (and ranges) of "
@@ -131,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
              f"{args.calls:,} calls on CPU 0", ["hook type", "added ns per call (loop)", "program ns per run (bpf_stats)"],
              kernel.hook_costs(args.calls, args.runs))
     if "events" in only:
-        rows, verdicts = kernel.event_costs(args.runs)
+        rows, verdicts = kernel.event_costs(args.runs, args.collector)
         show("Kernel time per event (bpf_stats: program runs x ns per run, per operation of the loop), beside the "
              "peers doing the same job", ["collector", "operation", "LMP ns", "ebpf_exporter ns", "libbpf-tools ns",
                                           "at or below the best peer"], rows)

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from exporters._lib import paths
 from exporters._lib.serving import answers
+from testkit import free_port
 
-from .harness import LMP, free_port, get, memory_mb
+from .harness import LMP, get, memory_mb
 
 ROOT = paths.ROOT
 PEER_JOBS = {"syscalls": "syscalls", "biolatency": "biolatency", "skbdrop": "kfree_skb", "softirq": "softirq-latency"}

@@ -10,50 +10,22 @@ time (kernel.bpf_stats_enabled)."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import statistics
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 from exporters._lib import libbpf
-from exporters._lib.decoders import cgroup2_root, own_cgroup2
 from exporters._lib.function import links, netns
+from testkit import VethPair, made_cgroup, made_veth_pair
 
-from .harness import HERE, BpfStats, Exporter, build, program_runs
+from .harness import HERE, LOOPS, BpfStats, Exporter, build, program_runs
 
-GUARDED, SOURCE, BLOCKED = "10.214.0.1", "10.214.0.2", "10.214.0.3"
+GUARDED, (SOURCE, BLOCKED) = VethPair.GUARDED_V4, VethPair.PEER_V4  # the pair's addresses
 UNRELATED = [f"198.{i // 256}.{i % 256}.0/24" for i in range(1000)]  # blocklist rules the traffic never matches
-
-
-def ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True)
-
-
-@contextmanager
-def veth_pair() -> Iterator[tuple[str, str]]:
-    """(guarded, peer) namespaces joined by veth0, with static neighbours; deleted afterwards."""
-    guarded, peer = f"lmp-bench-{os.getpid()}-g", f"lmp-bench-{os.getpid()}-p"
-    try:
-        ip("netns", "add", guarded)
-        ip("netns", "add", peer)
-        ip("-n", guarded, "link", "add", "veth0", "type", "veth", "peer", "name", "veth0", "netns", peer)
-        ip("-n", guarded, "addr", "add", f"{GUARDED}/24", "dev", "veth0")
-        for address in (SOURCE, BLOCKED):
-            ip("-n", peer, "addr", "add", f"{address}/24", "dev", "veth0")
-        for ns in (guarded, peer):
-            ip("-n", ns, "link", "set", "veth0", "up")
-        mac = json.loads(subprocess.run(["ip", "-n", guarded, "-j", "link", "show", "veth0"], capture_output=True,
-                                        text=True, check=True).stdout)[0]["address"]
-        ip("-n", peer, "neigh", "replace", GUARDED, "lladdr", mac, "dev", "veth0", "nud", "permanent")
-        yield guarded, peer
-    finally:
-        for ns in (guarded, peer):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
 def timed(command: list[str], runs: int) -> float:
@@ -108,8 +80,9 @@ def row(label: str, command: list[str], runs: int, start: Callable[[], object], 
 def netguard_costs(runs: int, datagrams: int = 200_000) -> list[list[str]]:
     tmp = Path(tempfile.mkdtemp(prefix="lmp-bench-"))
     try:
-        binary = build(tmp, "udpflood")
-        with veth_pair() as (guarded, peer):
+        binary = build(tmp, LOOPS / "udpflood.c")
+        with made_veth_pair("lmp-bench") as pair:
+            guarded, peer = pair.guarded, pair.peer
             with netns.entered(guarded):  # a socket nobody reads: the stack's delivery ends at its full buffer
                 sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
                 sink.bind((GUARDED, 0))
@@ -133,22 +106,11 @@ def netguard_costs(runs: int, datagrams: int = 200_000) -> list[list[str]]:
         shutil.rmtree(tmp)
 
 
-@contextmanager
-def bench_cgroup() -> Iterator[tuple[Path, str]]:
-    root = cgroup2_root()
-    group = own_cgroup2() / f"lmp-bench-{os.getpid()}"
-    group.mkdir()
-    try:
-        yield group, "/" + str(group.relative_to(root))
-    finally:
-        group.rmdir()  # the loops have exited: it is empty
-
-
 def connguard_costs(runs: int, connections: int = 5000) -> list[list[str]]:
     tmp = Path(tempfile.mkdtemp(prefix="lmp-bench-"))
     try:
-        tcp, refused = build(tmp, "tcp"), build(tmp, "connect")
-        with bench_cgroup() as (group, path):
+        tcp, refused = build(tmp, LOOPS / "tcp.c"), build(tmp, LOOPS / "connect.c")
+        with made_cgroup("lmp-bench") as (group, path):
             inside = lambda *cmd: ["sh", "-c", f'echo $$ > {group}/cgroup.procs && exec taskset -c 0 "$@"',  # noqa: E731
                                    "sh", *cmd]
             port = 9  # discard: nothing listens, and connguard refuses it before that matters

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -15,16 +14,11 @@ from pathlib import Path
 from exporters._lib import libbpf, paths
 from exporters._lib.bpf import programs_held_by
 from exporters._lib.serving import wait_until_serving
+from testkit import free_port
 
 HERE = Path(__file__).resolve().parent
 LOOPS = HERE / "loops"
 LMP = [sys.executable, "-m", "lmp"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(url: str) -> bytes:
@@ -198,9 +192,10 @@ def program_runs(ids: set[int]) -> tuple[int, int]:
     return sum(p.get("run_cnt", 0) for p in progs), sum(p.get("run_time_ns", 0) for p in progs)
 
 
-def build(workdir: Path, name: str) -> Path:
-    binary = workdir / name
-    subprocess.run(["gcc", "-O2", "-o", str(binary), str(LOOPS / f"{name}.c")], check=True)
+def build(workdir: Path, source: Path) -> Path:
+    """A loop program, compiled into workdir."""
+    binary = workdir / source.stem
+    subprocess.run(["gcc", "-O2", "-o", str(binary), str(source)], check=True)
     return binary
 
 

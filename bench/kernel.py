@@ -11,30 +11,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from exporters._lib import paths
+from exporters._lib import catalog, paths
+from exporters._lib.spec import BenchRun, Spec
 
-from .harness import EmptyProgram, Exporter, added_cost, build, ebpf_exporter, have_peer, libbpf_tool
+from .harness import LOOPS, EmptyProgram, Exporter, added_cost, build, ebpf_exporter, have_peer, libbpf_tool
 
 ROOT = paths.ROOT
 
 
-# collector (and options): (loop in bench/loops, what one operation of it is, operations per run,
-# ebpf_exporter's example doing the same job, the libbpf-tools command doing it)
-EVENTS: dict[str, tuple[str, str, int, str | None, tuple[str, ...]]] = {
-    "syscalls": ("getpid", "getpid syscall", 1_000_000, "syscalls", ("syscount",)),
-    "syscalls -o latency=true": ("getpid", "getpid syscall, timed", 1_000_000, None, ("syscount", "-L")),
-    "runqlat": ("pingpong", "pipe round trip: 2 wake-ups, 2 switches", 100_000, None, ("runqlat",)),
-    "offcpu": ("pingpong", "pipe round trip: 2 wake-ups, 2 switches", 100_000, None, ("offcputime",)),
-    "biolatency": ("biolatency", "O_DIRECT 4 KiB read (one block request)", 3_000, "biolatency", ("biolatency", "-D")),
-    "irq": ("biolatency", "O_DIRECT 4 KiB read (its disk interrupt)", 3_000, None, ("hardirqs", "-d")),
-    "process": ("process", "fork, _exit, waitpid", 2_000, None, ("exitsnoop",)),
-    "tcp": ("tcp", "loopback connect, accept, close (~10 state changes)", 5_000, None, ("tcpstates",)),
-    "pagefault": ("pagefault", "first touch of an anonymous page", 200_000, None, ()),
-    "softirq": ("softirq", "UDP datagram over loopback (one NET_RX)", 50_000, "softirq-latency", ("softirqs", "-d")),
-    "fileio": ("fileio", "64-byte write to /dev/null", 1_000_000, None, ()),
-    "signal": ("signal", "kill(self, SIGUSR1) to a handler", 200_000, None, ("sigsnoop",)),
-    "skbdrop": ("skbdrop", "UDP datagram to a closed loopback port (one drop)", 50_000, "kfree_skb", ()),
-}
+def bench_runs(names: list[str] | None = None) -> list[tuple[str, Spec, BenchRun]]:
+    """The collectors' bench runs (all, or those of `names`), from their specs, labelled as on the command
+    line (`syscalls -o latency=true`)."""
+    found = []
+    for name in names or catalog.names():
+        spec = catalog.load(name)
+        for run in spec.bench:
+            found.append((" ".join([name, *(f"-o {k}={str(v).lower()}" for k, v in run.options)]), spec, run))
+    return found
 
 
 def spread(values: list[float]) -> str:
@@ -56,17 +49,18 @@ def program_ns(start: Callable[[], Any], binary: Path, n: int) -> float:
         probe.stop()
 
 
-def event_costs(runs: int) -> tuple[list[list[str]], dict[str, tuple[float, float | None]]]:
+def event_costs(runs: int, names: list[str] | None = None) -> tuple[list[list[str]], dict[str, tuple[float, float | None]]]:
     """Rows of (collector, operation, LMP, ebpf_exporter, libbpf-tools, met?) in kernel ns per operation,
     and per collector (LMP's median, the best peer's median) for the targets. LMP and its peers take
     turns, run after run, so that this VM's drift falls on all of them alike."""
     rows, verdicts = [], {}
     workdir = Path(tempfile.mkdtemp(prefix="lmp-bench-"))
     try:
-        for label, (loop, operation, n, peer_config, tool) in EVENTS.items():
-            binary = build(workdir, loop)
-            name, *options = label.split()
-            contenders: dict[str, Callable[[], Any]] = {"lmp": lambda: Exporter(name, *options)}
+        for label, spec, run in bench_runs(names):
+            binary = build(workdir, spec.loop_source(run))
+            options = [arg for k, v in run.options for arg in ("-o", f"{k}={str(v).lower()}")]
+            operation, n, peer_config, tool = run.operation, run.operations, run.ebpf_exporter, run.libbpf_tools
+            contenders: dict[str, Callable[[], Any]] = {"lmp": lambda: Exporter(spec.name, *options)}
             if peer_config and have_peer("ebpf_exporter/ebpf_exporter"):
                 contenders["ebpf_exporter"] = lambda: ebpf_exporter(peer_config)
             if tool and have_peer(f"libbpf-tools/{tool[0]}"):
@@ -82,6 +76,10 @@ def event_costs(runs: int) -> tuple[list[list[str]], dict[str, tuple[float, floa
             met = "no peer" if best is None else "met" if ours <= best else "not met"
             rows.append([label, operation, spread(found["lmp"]), spread(peers.get("ebpf_exporter", [])),
                          f"{' '.join(tool)}: {spread(peers['libbpf-tools'])}" if "libbpf-tools" in peers else "-", met])
+        for name in names or catalog.names():  # said, never silently left out
+            spec = catalog.load(name)
+            if not spec.bench and spec.kind == "collector":
+                rows.append([name, "no `bench:` in its spec", "-", "-", "-", "-"])
     finally:
         shutil.rmtree(workdir)
     return rows, verdicts
@@ -96,7 +94,7 @@ def hook_costs(calls: int, runs: int) -> list[list[str]]:
     rows = []
     workdir = Path(tempfile.mkdtemp(prefix="lmp-bench-"))
     try:
-        binary = build(workdir, "getpid")
+        binary = build(workdir, LOOPS / "getpid.c")
         for kind in HOOKS:
             added, own = [], []
             for _ in range(runs):

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from exporters._lib.bpf import programs_held_by
 
-from .harness import BpfStats, build, have, program_runs
+from .harness import LOOPS, BpfStats, build, have, program_runs
 
 LMP = [sys.executable, "-m", "lmp"]
 GETPID_CALLS, SLOW_CALLS, SPIN_ROUNDS = 2_000_000, 20_000, 3_000_000  # slow: strace and perf trace
@@ -116,7 +116,7 @@ def median_of(runs: int, prefix: list[str], loop: list[str], work: Path, stats: 
 
 def rows(runs: int) -> list[list[str]]:
     work = Path(tempfile.mkdtemp(prefix="lmp-bench-scenario-"))
-    getpid, spin = build(work, "getpid"), build(work, "spin")
+    getpid, spin = build(work, LOOPS / "getpid.c"), build(work, LOOPS / "spin.c")
     # Every event kept (the default --max-events is half the loop's): the reader writes them all.
     scenario = [*LMP, "scenario", "run", "--quiet", "--max-events", str(2 * GETPID_CALLS), "-o", str(work / "out"),
                 "--"]

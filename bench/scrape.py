@@ -8,9 +8,10 @@ import time
 from pathlib import Path
 
 from exporters._lib import catalog
+from testkit import free_port
 
 from .footprint import PEER_JOBS
-from .harness import Exporter, ebpf_exporter, free_port, get, have_peer
+from .harness import Exporter, ebpf_exporter, get, have_peer
 
 HERE = Path(__file__).resolve().parent
 

@@ -1,5 +1,6 @@
-"""What LMP generates from the collectors' specs: Grafana dashboards, Prometheus alert rules and the metric
-reference. `lmp dashboards build` writes them; `--check` (and a test) fails when a committed file differs."""
+"""What LMP generates from the collectors' specs: Grafana dashboards, Prometheus alert rules, the metric
+reference, the README's tables of collectors and the Kubernetes DaemonSet's ports. `lmp dashboards build`
+writes them; `--check` (and a test) fails when a committed file differs."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +8,7 @@ from pathlib import Path
 from exporters._lib import catalog, paths
 from exporters._lib.spec import load_self
 
-from . import alerts, build, metricsdoc
+from . import alerts, build, listings, metricsdoc
 
 
 def generate(alert_config: Path = paths.ALERTS_CONFIG) -> dict[Path, str]:
@@ -16,7 +17,11 @@ def generate(alert_config: Path = paths.ALERTS_CONFIG) -> dict[Path, str]:
     self_spec = load_self()
     out = {paths.GRAFANA_DIR / name: text for name, text in build.dashboards(specs, self_spec).items()}
     out[paths.ALERT_RULES] = alerts.rule_file(specs, self_spec, alerts.load_config(alert_config))
+    out[paths.ALERT_TESTS] = alerts.unit_tests(specs, self_spec)
+    out[paths.RUNBOOK] = alerts.runbook(paths.RUNBOOK.read_text(), specs, self_spec)
     out[paths.METRICS_DOC] = metricsdoc.reference(specs, self_spec)
+    out[paths.README] = listings.readme(paths.README.read_text(), specs, paths.README)
+    out[paths.KUBERNETES] = listings.kubernetes(paths.KUBERNETES.read_text(), specs, paths.KUBERNETES)
     return out
 
 

@@ -26,9 +26,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     for name in catalog.names():
         spec = catalog.load(name)
         ok, why = can_run(spec)
-        c = cfg.collectors.get(name)
+        c = cfg.collectors[name]
         rows.append({"name": name, "kind": spec.kind, "can_run": ok, "why_not": why,
-                     "enabled": bool(c and c.enabled), "listen": c.listen if c else "",
+                     "enabled": c.enabled, "listen": c.listen,
                      "summary": spec.summary})
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -46,6 +46,18 @@ def cmd_list(args: argparse.Namespace) -> int:
 # Kernel code that is not a collector's, built with them: the doctor's probes, the benchmark's programs.
 OTHER_OBJECTS = [paths.ROOT / "lmp" / "doctor" / "probes.bpf.c",
                  *(paths.BENCH_DIR / f for f in ("hooks.bpf.c", "series/series.bpf.c"))]
+
+
+def cmd_collector_new(args: argparse.Namespace) -> int:
+    from exporters._scaffold import ScaffoldError, scaffold
+    try:
+        folder = scaffold(args.event, args.name, args.dir)
+    except ScaffoldError as err:
+        print(f"lmp collector new: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    where = "" if folder.parent == paths.EXPORTERS_DIR else f" --collector-dir {folder.parent}"
+    print(f"lmp collector new: wrote {folder}/ ; try: lmp exporter {folder.name}{where} --listen 127.0.0.1:9999")
+    return 0
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -134,17 +146,11 @@ def cmd_exporter(args: argparse.Namespace) -> int:
     spec = catalog.load(args.name, extra, check=False)
     path = args.config or configs.path_from_env()
     configured, btf_path = configs.entry(path, spec)
-    values = {k: o.default for k, o in spec.options.items()}
-    if configured:
-        values.update(configured.options)
+    values = dict(configured.options)
     for assignment in args.option:
         name, value = parse_option(spec, assignment)
         values[name] = value
-    listen = args.listen or (configured.listen if configured else None)
-    if not listen:
-        print(f"lmp exporter {spec.name}: no listen address in {path}; pass --listen HOST:PORT", file=sys.stderr)
-        return EXIT_USAGE
-    return serve(spec, listen, values, configs.policy_source(path, spec.name) if spec.kind == "function" else None,
+    return serve(spec, args.listen or configured.listen, values, configs.policy_source(path, spec.name) if spec.kind == "function" else None,
                  args.btf or (Path(btf_path) if btf_path else None))
 
 
@@ -253,6 +259,15 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("--btf", type=Path, metavar="PATH",
                     help="the kernel's BTF (its types) from this file, for a kernel without /sys/kernel/btf/vmlinux")
     ex.set_defaults(func=cmd_exporter)
+
+    co = sub.add_parser("collector", help="start a collector of your own")
+    co_sub = co.add_subparsers(dest="collector_command", required=True)
+    cn = co_sub.add_parser("new", help="write a new collector folder around one tracepoint, with its test")
+    cn.add_argument("event", help="the tracepoint, CATEGORY:EVENT (see /sys/kernel/tracing/events)")
+    cn.add_argument("--name", help="the collector's name (default: from the event)")
+    cn.add_argument("--dir", type=Path, default=paths.EXPORTERS_DIR,
+                    help=f"the folder to create it in (default: {paths.EXPORTERS_DIR}, beside the others)")
+    cn.set_defaults(func=cmd_collector_new)
 
     bd = sub.add_parser("build", help="check the specs and compile the collectors' kernel code (only what changed)")
     bd.add_argument("names", nargs="*", metavar="NAME", help="collectors to build (default: all)")

@@ -16,8 +16,13 @@ if TYPE_CHECKING:
     from exporters._lib.function.policy import PolicySource
 
 
+DEFAULT_ADDRESS = "127.0.0.1"  # exporters' labels name processes and disks: loopback unless the config says
+
+
 @dataclass
 class CollectorConfig:
+    """One collector as it runs here: its spec's port and enabled, unless its entry in the config says
+    otherwise."""
     name: str
     listen: str
     enabled: bool = True
@@ -53,6 +58,8 @@ class Config:
     collectors: dict[str, CollectorConfig]
     admin: AdminConfig = field(default_factory=AdminConfig)
     btf_path: str | None = None  # the kernel's BTF from this file, where /sys/kernel/btf/vmlinux is missing
+    listen_address: str = DEFAULT_ADDRESS  # collectors serve /metrics here, each on its spec's port
+    disable_defaults: bool = False  # true: only collectors whose entry says enabled: true run
 
 
 def as_plain(cfg: Config) -> dict[str, Any]:
@@ -63,7 +70,7 @@ def as_plain(cfg: Config) -> dict[str, Any]:
 def from_plain(data: dict[str, Any]) -> Config:
     return Config(Path(data["path"]), PrometheusConfig(**data["prometheus"]),
                   {name: CollectorConfig(**c) for name, c in data["collectors"].items()},
-                  AdminConfig(**data["admin"]), data["btf_path"])
+                  AdminConfig(**data["admin"]), data["btf_path"], data["listen_address"], data["disable_defaults"])
 
 
 def load_in_child(path: Path | None = None) -> Config:
@@ -141,26 +148,35 @@ def loads(text: str, path: Path | str) -> Config:
     if doc is None:
         raise YamlError(path, None, "the file is empty")
     yamlfile.validate(doc, paths.CONFIG_SCHEMA, path)
-    collectors: dict[str, CollectorConfig] = {}
-    for name, raw in (doc.get("collectors") or {}).items():
-        line = yamlfile.line_of(doc, ["collectors", name])
-        try:
-            spec = catalog.load(name, check=False)  # `lmp build` checks the specs; here only their options count
-        except KeyError:
-            raise YamlError(path, line, f"no collector named {name!r} (collectors: "
-                                        f"{', '.join(catalog.names())})") from None
-        collectors[name] = _collector(path, doc, spec, raw)
+    entries = doc.get("collectors") or {}
+    known = catalog.names()
+    for name in entries:
+        if name not in known:
+            raise YamlError(path, yamlfile.line_of(doc, ["collectors", name]),
+                            f"no collector named {name!r} (collectors: {', '.join(known)})")
+    # `lmp build` checks the specs; here only their ports, defaults and options count
+    collectors = {name: _collector(path, doc, catalog.load(name, check=False), entries.get(name) or {})
+                  for name in known}
     prometheus = PrometheusConfig(**(doc.get("prometheus") or {}))
     admin = AdminConfig(**(doc.get("admin") or {}))
     listeners = [("prometheus", prometheus.listen, ["prometheus", "listen"])] if prometheus.enabled else []
     listeners += [("admin", admin.listen, ["admin", "listen"])] if admin.enabled else []
-    listeners += [(c.name, c.listen, ["collectors", c.name, "listen"]) for c in collectors.values() if c.enabled]
+    # The spec's ports first: a clash is reported at the listen address written in the file, if one is
+    written = [c for c in collectors.values() if c.enabled and "listen" in (entries.get(c.name) or {})]
+    listeners += [(f"{c.name} (the port in its spec, exporters/{c.name}/{c.name}.yaml)", c.listen,
+                   ["collectors", c.name, "listen"]) for c in collectors.values() if c.enabled and c not in written]
+    listeners += [(c.name, c.listen, ["collectors", c.name, "listen"]) for c in written]
     _check_listeners(path, doc, listeners)
-    return Config(path, prometheus, collectors, admin, doc.get("btf_path"))
+    return Config(path, prometheus, collectors, admin, doc.get("btf_path"), *_defaults(doc))
+
+
+def _defaults(doc: Any) -> tuple[str, bool]:
+    return doc.get("listen_address", DEFAULT_ADDRESS), doc.get("disable_defaults", False)
 
 
 def _collector(path: Path, doc: Any, spec: Spec, raw: Any) -> CollectorConfig:
-    """One collector's entry, its options checked against its spec (each error with its line)."""
+    """One collector: its spec's defaults, overridden by its entry (`raw`, {} without one), whose options are
+    checked against the spec (each error with its line)."""
     options = {k: o.default for k, o in spec.options.items()}
     for key, value in (raw.get("options") or {}).items():
         where = yamlfile.line_of(doc, ["collectors", spec.name, "options", key])
@@ -172,16 +188,19 @@ def _collector(path: Path, doc: Any, spec: Spec, raw: Any) -> CollectorConfig:
         except ValueError as err:
             raise YamlError(path, where, str(err)) from None
     policy = _policy(path, doc, spec, raw) if spec.kind == "function" or "policy" in raw else {}
-    return CollectorConfig(spec.name, raw.get("listen", ""), raw.get("enabled", True), options, policy)
+    address, disable_defaults = _defaults(doc)
+    listen = raw.get("listen") or f"{address}:{spec.port}"
+    enabled = raw.get("enabled", False if disable_defaults else spec.enabled)
+    return CollectorConfig(spec.name, listen, enabled, options, policy)
 
 
-def entry(path: Path, spec: Spec) -> tuple[CollectorConfig | None, str | None]:
-    """What a lone exporter reads of the config: its own entry (None if it has none) and btf_path, its
-    options checked against its spec, without validating the rest of the file (`lmp run`, the admin and
-    `lmp list` do that): a running collector imports no schema validator."""
+def entry(path: Path, spec: Spec) -> tuple[CollectorConfig, str | None]:
+    """What a lone exporter reads of the config: itself (its entry over its spec's defaults) and btf_path,
+    its options checked against its spec, without validating the rest of the file (`lmp run`, the admin
+    and `lmp list` do that): a running collector imports no schema validator."""
     doc = yamlfile.load(path, paths.CONFIG_SCHEMA, check=False)
-    raw = (doc.get("collectors") or {}).get(spec.name)
-    return (_collector(path, doc, spec, raw) if raw else None), doc.get("btf_path")
+    raw = (doc.get("collectors") or {}).get(spec.name) or {}
+    return _collector(path, doc, spec, raw), doc.get("btf_path")
 
 
 def policy_source(path: Path, name: str) -> PolicySource:
@@ -189,8 +208,7 @@ def policy_source(path: Path, name: str) -> PolicySource:
     from exporters._lib.function.policy import PolicySource
 
     def read() -> dict[str, Any]:
-        configured = load(path).collectors.get(name)
-        return configured.policy if configured else {}
+        return load(path).collectors[name].policy
     return PolicySource(path, read)
 
 

@@ -1,4 +1,4 @@
-"""`lmp scenario run|attach|compare|scaffold`: the argument parsing; the work is in the other modules."""
+"""`lmp scenario run|attach|compare`: the argument parsing; the work is in the other modules."""
 from __future__ import annotations
 
 import argparse
@@ -73,11 +73,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     cp.add_argument("--out", "-o", type=Path, help="also write compare.json, the diff folded stacks and "
                                                     "compare.html here")
     cp.set_defaults(func=cmd_compare)
-    sf = ss.add_parser("scaffold", help="write a new collector folder around one tracepoint")
-    sf.add_argument("event", help="the tracepoint, CATEGORY:EVENT (see /sys/kernel/tracing/events)")
-    sf.add_argument("--name", help="the collector's name (default: from the event)")
-    sf.add_argument("--dir", type=Path, default=Path("."), help="the folder to create it in (default: .)")
-    sf.set_defaults(func=cmd_scaffold)
 
 
 def _out(args: argparse.Namespace, name: str) -> Path:
@@ -145,16 +140,4 @@ def cmd_compare(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as err:
         say(str(err))
         return EXIT_USAGE
-    return EXIT_OK
-
-
-def cmd_scaffold(args: argparse.Namespace) -> int:
-    from .scaffold import ScaffoldError, scaffold
-    try:
-        folder = scaffold(args.event, args.name, args.dir)
-    except ScaffoldError as err:
-        say(str(err))
-        return EXIT_USAGE
-    print(f"lmp scenario: wrote {folder}/ ; try: lmp exporter {folder.name} --collector-dir {folder.parent} "
-          f"--listen 127.0.0.1:9999")
     return EXIT_OK

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exporters._lib import bpf as lmpbpf, btf, libbpf
+from exporters._lib import bpf as lmpbpf
+from exporters._lib import btf, libbpf
 
 BPF_DIR = Path(__file__).resolve().parent / "bpf"
 ALWAYS = ("core", "sched")

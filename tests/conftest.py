@@ -1,7 +1,6 @@
 """Shared test fixtures: start real exporters, scrape them, and check the machine is left as found."""
 from __future__ import annotations
 
-import itertools
 import json
 import mmap
 import os
@@ -14,7 +13,6 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -25,20 +23,13 @@ from prometheus_client.utils import floatToGoString
 
 from exporters._lib import paths
 from exporters._lib.bpf import programs_held_by
-from exporters._lib.decoders import cgroup2_root, own_cgroup2
-from exporters._lib.function.netns import entered
 from exporters._lib.serving import wait_until_serving
 from exporters._lib.spec import load_self
+from testkit import VethPair, free_port, made_cgroup, made_veth_pair, wait_for  # noqa: F401 (shared with the tests)
 
 ROOT = paths.ROOT
 LMP = [sys.executable, "-m", "lmp"]
 START_TIMEOUT = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def bpf_program_ids() -> set[int]:
@@ -202,26 +193,6 @@ def exporter() -> Iterator:
     assert not left, f"BPF programs {left} still loaded after their exporters stopped"
 
 
-@contextmanager
-def made_cgroup() -> Iterator[tuple[Path, str]]:
-    """A cgroup v2 directory nested under this process's own cgroup (never beside it): (directory, path as
-    the cgroup decoder names it). Afterwards, processes left in it are killed and it is removed."""
-    root = cgroup2_root()
-    group = own_cgroup2() / f"lmp-test-{os.getpid()}-{next(_cgroup_serial)}"
-    group.mkdir()
-    try:
-        yield group, "/" + str(group.relative_to(root))
-    finally:
-        for pid in (group / "cgroup.procs").read_text().split():  # leftovers of a failed test
-            os.kill(int(pid), signal.SIGKILL)
-        for _ in range(100):  # a killed process leaves its cgroup a moment after the signal
-            try:
-                group.rmdir()
-                break
-            except OSError:
-                time.sleep(0.05)
-
-
 @pytest.fixture
 def cgroup() -> Iterator[tuple[Path, str]]:
     """A made_cgroup() for one test."""
@@ -229,7 +200,6 @@ def cgroup() -> Iterator[tuple[Path, str]]:
         yield made
 
 
-_cgroup_serial = itertools.count()
 
 
 @pytest.fixture
@@ -271,86 +241,6 @@ def run_lmp(*args: str, env: dict[str, str] | None = None, timeout: float = 60, 
                           env={**os.environ, **(env or {})}, **kw)
 
 
-@dataclass
-class VethPair:
-    """Two network namespaces made for one test, joined by a veth pair (veth0 in each): `guarded`, with
-    GUARDED_V4/V6, and `peer`, with PEER_V4/V6 (two addresses each: a test can send from either). Each side
-    knows the other's MAC (static neighbours), so no ARP or neighbour discovery runs, and traffic stays
-    between the two."""
-    guarded: str
-    peer: str
-    GUARDED_V4 = "10.213.0.1"
-    GUARDED_V6 = "fd00:213::1"
-    PEER_V4 = ("10.213.0.2", "10.213.0.3")
-    PEER_V6 = ("fd00:213::2", "fd00:213::3")
-
-    @property
-    def interface(self) -> str:
-        """The guarded end as function components name it: NETNS/NAME."""
-        return f"{self.guarded}/veth0"
-
-    def socket_in(self, netns_name: str, family: int = socket.AF_INET, kind: int = socket.SOCK_DGRAM) -> socket.socket:
-        """A socket in one of the two namespaces (it stays there; this thread does not)."""
-        with entered(netns_name):
-            return socket.socket(family, kind)
-
-    def sender(self, source: str) -> socket.socket:
-        """A UDP socket in the peer namespace sending from `source`."""
-        s = self.socket_in(self.peer, socket.AF_INET6 if ":" in source else socket.AF_INET)
-        s.bind((source, 0))
-        return s
-
-    def receiver(self, family: int = socket.AF_INET) -> socket.socket:
-        """A UDP socket in the guarded namespace, bound to its address with a large receive buffer."""
-        s = self.socket_in(self.guarded, family)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-        s.bind((self.GUARDED_V6 if family == socket.AF_INET6 else self.GUARDED_V4, 0))
-        return s
-
-    def xdp_programs(self) -> list[dict]:
-        """The XDP programs attached to the guarded end, as `ip -d link` reports them."""
-        out = subprocess.run(["ip", "-n", self.guarded, "-j", "-d", "link", "show", "dev", "veth0"],
-                             capture_output=True, text=True, check=True).stdout
-        return [entry["prog"] for entry in json.loads(out)[0].get("xdp", {}).get("attached", [])]
-
-
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True)
-
-
-def _mac(ns: str) -> str:
-    out = subprocess.run(["ip", "-n", ns, "-j", "link", "show", "dev", "veth0"], capture_output=True, text=True,
-                         check=True).stdout
-    return json.loads(out)[0]["address"]
-
-
-@contextmanager
-def made_veth_pair() -> Iterator[VethPair]:
-    """A VethPair; both namespaces (and with them the veth pair, and any XDP program on it) are deleted
-    afterwards."""
-    stem = f"lmp-{os.getpid()}-{next(_netns_serial)}"
-    pair = VethPair(f"{stem}-g", f"{stem}-p")
-    try:
-        _ip("netns", "add", pair.guarded)
-        _ip("netns", "add", pair.peer)
-        _ip("-n", pair.guarded, "link", "add", "veth0", "type", "veth", "peer", "name", "veth0", "netns", pair.peer)
-        for ns, v4, v6 in ((pair.guarded, (pair.GUARDED_V4,), (pair.GUARDED_V6,)), (pair.peer, pair.PEER_V4, pair.PEER_V6)):
-            for address in v4:
-                _ip("-n", ns, "addr", "add", f"{address}/24", "dev", "veth0")
-            for address in v6:
-                _ip("-n", ns, "addr", "add", f"{address}/64", "dev", "veth0", "nodad")
-            _ip("-n", ns, "link", "set", "veth0", "up")
-        for ns, other, addresses in ((pair.guarded, pair.peer, (*pair.PEER_V4, *pair.PEER_V6)),
-                                     (pair.peer, pair.guarded, (pair.GUARDED_V4, pair.GUARDED_V6))):
-            for address in addresses:
-                _ip("-n", ns, "neigh", "replace", address, "lladdr", _mac(other), "dev", "veth0", "nud", "permanent")
-        yield pair
-    finally:
-        for ns in (pair.guarded, pair.peer):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-    assert not [ns for ns in (pair.guarded, pair.peer) if (Path("/run/netns") / ns).exists()], "netns left"
-
-
 @pytest.fixture
 def veth_pair() -> Iterator[VethPair]:
     """A made_veth_pair() for one test."""
@@ -358,7 +248,6 @@ def veth_pair() -> Iterator[VethPair]:
         yield pair
 
 
-_netns_serial = itertools.count()
 
 
 # A child that waits to be moved into a cgroup, then connects to each HOST:PORT of its arguments and

@@ -12,13 +12,13 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from pathlib import Path
-
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
-from tests.conftest import LMP, bpf_program_ids, programs_left, programs_of
+from testkit import wait_for  # noqa: F401 (the tests import it from here too)
+from tests.conftest import LMP, programs_left, programs_of
 
 
 def descendants(pid: int) -> set[int]:
@@ -60,19 +60,6 @@ def serving(port: int) -> bool:
             return response.status == 200
     except OSError:
         return False
-
-
-def wait_for(condition, timeout: float = 90.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            result = condition()
-            if result:
-                return result
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout} s waiting for {condition}")
 
 
 class Run:

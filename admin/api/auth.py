@@ -1,21 +1,16 @@
 from flask.views import MethodView
-from flask_jwt_extended import create_refresh_token, get_jwt, jwt_required
+from flask_jwt_extended import get_jwt, jwt_required
 from flask_smorest import Blueprint, abort
 
 from .. import passwords, throttle
 from ..auth import current_user
 from ..models import RevokedToken, audit, db
-from ..users import access_token, by_name
+from ..users import access_token, by_name, tokens
 from . import schemas
 
 PREFIX = "/auth"
 blp = Blueprint("auth", __name__, description="Log in, refresh the access token, log out (one token, or all of "
                                                "one's tokens).")
-
-
-def tokens(user) -> dict:  # type: ignore[no-untyped-def]
-    return {"access_token": access_token(user),
-            "refresh_token": create_refresh_token(identity=str(user.id), additional_claims={"ver": user.token_version})}
 
 
 @blp.route("/login")

@@ -21,9 +21,9 @@ from exporters._lib import paths
 from exporters._lib.serving import scrape_url
 from lmp import config as configs
 
+from .. import configfile
 from ..auth import role_required
 from . import schemas
-from .components import config
 
 PREFIX = "/charts"
 blp = Blueprint("charts", __name__, description="The web page's charts: panels of the generated dashboards, "
@@ -114,7 +114,7 @@ class ChartData(MethodView):
         found = next((c for c in find(name) if c["id"] == chart), None)
         if found is None:
             abort(404, message=f"dashboard {name} has no chart {chart}")
-        cfg = config()
+        cfg = configfile.current()
         if not cfg.prometheus.enabled:
             abort(503, message="LMP's own Prometheus is off in the config (prometheus.enabled): no chart data")
         end = time.time()

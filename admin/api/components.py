@@ -11,6 +11,7 @@ from exporters._lib.spec import Spec
 from lmp import config as configs
 from lmp import supervisor
 
+from .. import configfile
 from ..auth import current_user, role_required
 from ..models import audit, db
 from . import schemas
@@ -21,7 +22,7 @@ blp = Blueprint("components", __name__, description="The collectors: what each m
 
 def describe(spec: Spec, cfg: configs.Config) -> dict:
     ok, why = can_run(spec)
-    configured = cfg.collectors.get(spec.name)
+    configured = cfg.collectors[spec.name]
     state = supervisor.child_state(Path(current_app.config.get("RUN_DIR", "/run/lmp")), spec.name)
     return {**state,
         "name": spec.name, "kind": spec.kind, "description": spec.summary, "overhead": spec.overhead,
@@ -29,12 +30,8 @@ def describe(spec: Spec, cfg: configs.Config) -> dict:
         "metrics": [{"name": m.name, "type": m.type, "help": m.help, "labels": [l.name for l in m.labels]}
                     for m in spec.metrics],
         "can_run": ok, "why_not": why,
-        "enabled": bool(configured and configured.enabled), "listen": configured.listen if configured else None,
+        "enabled": configured.enabled, "listen": configured.listen,
     }
-
-
-def config() -> configs.Config:
-    return configs.load(Path(current_app.config.get("LMP_CONFIG") or configs.path_from_env()))
 
 
 @blp.route("")
@@ -42,21 +39,20 @@ class Components(MethodView):
     @role_required("viewer")
     @blp.response(200, schemas.Component(many=True))
     def get(self) -> list[dict]:
-        cfg = config()
+        cfg = configfile.current()
         return [describe(catalog.load(name), cfg) for name in catalog.names()]
 
 
 def switch(name: str, enabled: bool) -> dict:
-    from .config import set_enabled
     try:
         spec = catalog.load(name)
     except KeyError:
         abort(404, message=f"no component named {name!r}")
-    set_enabled(name, enabled)
+    configfile.set_enabled(name, enabled)
     audit(current_user().name, "enable" if enabled else "disable", name)
     db.session.commit()
     supervisor.reconcile_now(Path(current_app.config.get("RUN_DIR", "/run/lmp")), name, enabled)
-    return describe(spec, config())
+    return describe(spec, configfile.current())
 
 
 @blp.route("/<string:name>/enable")
@@ -84,4 +80,4 @@ class Component(MethodView):
             spec = catalog.load(name)
         except KeyError:
             abort(404, message=f"no component named {name!r}")
-        return describe(spec, config())
+        return describe(spec, configfile.current())

@@ -2,10 +2,7 @@
 with its line and reason, and the file on disk stays as it was."""
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Callable
-
-from flask import current_app, request
+from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
@@ -16,29 +13,10 @@ from lmp import config as configs
 from .. import configfile
 from ..auth import current_user, role_required
 from ..models import audit, db
+from .schemas import REFUSED
 
 PREFIX = "/config"
 blp = Blueprint("config", __name__, description="The YAML configuration (read: viewer; replace: admin).")
-
-
-def path() -> Path:
-    return Path(current_app.config.get("LMP_CONFIG") or configs.path_from_env())
-
-
-def set_enabled(name: str, enabled: bool) -> None:
-    """Turn a collector on or off in the config file, keeping its comments and layout."""
-    edit(name, lambda entry: entry.__setitem__("enabled", enabled))
-
-
-def edit(name: str, change: Callable[[Any], None]) -> None:
-    """Change collector `name`'s entry through the one writer (admin/configfile.py): 404 without an entry,
-    422 with the line and reason if the result would be wrong."""
-    try:
-        configfile.edit(path(), name, change)
-    except configfile.NoEntry as err:
-        abort(404, message=str(err))
-    except configfile.Refused as err:
-        abort(422, message=str(err), errors={"line": err.error.line, "reason": err.error.reason})
 
 
 def keep_commands_switch(current: configs.Config | None, candidate: configs.Config, text: str) -> None:
@@ -54,8 +32,6 @@ def keep_commands_switch(current: configs.Config | None, candidate: configs.Conf
 # OpenAPI 3.0 cannot embed), checked on every PUT.
 YAML_BODY = {"content": {"application/yaml": {"schema": {"type": "object"}}}}
 ETAG_HEADER = {"ETag": {"description": "The version of the config, for If-Match.", "schema": {"type": "string"}}}
-ERROR = {"$ref": "#/components/schemas/Error"}
-REFUSED = {"content": {"application/json": {"schema": ERROR}}}
 
 
 @blp.route("")
@@ -65,9 +41,9 @@ class Config(MethodView):
                                 "headers": ETAG_HEADER}})
     def get(self):  # type: ignore[no-untyped-def]
         try:
-            text = path().read_text()
+            text = configfile.path().read_text()
         except OSError as err:
-            raise YamlError(path(), None, err.strerror or str(err)) from None  # a 409, see errors.py
+            raise YamlError(configfile.path(), None, err.strerror or str(err)) from None  # a 409, see errors.py
         return text, 200, {"Content-Type": "application/yaml", "ETag": f'"{configfile.etag(text)}"'}
 
     @role_required("admin")
@@ -84,7 +60,7 @@ class Config(MethodView):
             abort(428, message="send If-Match with the ETag of the config you edited (GET it first)")
         text = request.get_data(as_text=True)
         try:
-            tag = configfile.replace(path(), text, request.if_match.contains, keep_commands_switch)
+            tag = configfile.replace(configfile.path(), text, request.if_match.contains, keep_commands_switch)
         except configfile.Stale:
             abort(412, message="the config changed since you read it; GET it again and redo your edit")
         except configfile.Refused as err:

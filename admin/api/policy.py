@@ -19,21 +19,17 @@ from exporters._lib.function import policy as policies
 from exporters._lib.function.links import TargetError
 from exporters._lib.spec import Spec
 
+from .. import configfile
 from ..auth import current_user, role_required
 from ..models import audit, db
-from .components import config
-from .config import REFUSED, edit
+from .schemas import REFUSED
 
 PREFIX = "/components"
 blp = Blueprint("policy", __name__, description="Function components' policy (read: viewer; replace: admin).")
-NOT_FOUND = {"description": "The component has no entry in the config.", **REFUSED}
 
 
 def current(name: str) -> dict[str, Any]:
-    configured = config().collectors.get(name)
-    if configured is None:
-        abort(404, message=f"{name} has no entry in the config; add one with its listen address first")
-    return configured.policy
+    return configfile.current().collectors[name].policy
 
 
 def replace(spec: Spec) -> dict[str, Any]:
@@ -47,7 +43,7 @@ def replace(spec: Spec) -> dict[str, Any]:
               errors={"location": list(err.location), "reason": err.reason})
     except TargetError as err:
         abort(422, message=f"policy refused, the policy in force stays: {err}", errors={"reason": str(err)})
-    edit(spec.name, lambda entry: entry.__setitem__("policy", policy))
+    configfile.edit_entry(spec.name, lambda entry: entry.__setitem__("policy", policy))
     audit(current_user().name, "set policy", spec.name)
     db.session.commit()
     return current(spec.name)
@@ -60,7 +56,7 @@ def resource(spec: Spec) -> None:
     class Policy(MethodView):
         @role_required("viewer")
         @blp.doc(summary=f"{spec.name}'s policy, as the config has it",
-                 responses={"200": {"description": "The policy.", **body}, "404": NOT_FOUND})
+                 responses={"200": {"description": "The policy.", **body}})
         def get(self) -> dict[str, Any]:
             return current(spec.name)
 
@@ -68,7 +64,6 @@ def resource(spec: Spec) -> None:
         @blp.doc(summary=f"Replace {spec.name}'s policy; the running component applies it within a second",
                  requestBody={"required": True, "description": "The new policy, whole.", **body},
                  responses={"200": {"description": "Saved; the policy as the config now has it.", **body},
-                            "404": NOT_FOUND,
                             "422": {"description": "Refused, with the reason; nothing was saved.", **REFUSED}})
         def put(self) -> dict[str, Any]:
             return replace(spec)

@@ -3,7 +3,8 @@ from datetime import timezone
 
 from marshmallow import Schema, fields, validate
 
-from ..models import NAME as NAME_PATTERN, ROLES
+from ..models import NAME as NAME_PATTERN
+from ..models import ROLES
 from ..passwords import MAX_LENGTH, MIN_LENGTH
 
 NAME = fields.String(required=True, validate=validate.Regexp(NAME_PATTERN))
@@ -126,3 +127,8 @@ class AuditEvent(Schema):
     action = fields.String()
     target = fields.String()
     detail = fields.String(metadata={"description": "the whole of what was done, e.g. a command's argv (JSON)"})
+
+
+# An error answer in the OpenAPI document, for responses described by hand (flask-smorest's own are so).
+ERROR = {"$ref": "#/components/schemas/Error"}
+REFUSED = {"content": {"application/json": {"schema": ERROR}}}

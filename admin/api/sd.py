@@ -12,9 +12,9 @@ from flask_smorest import Blueprint
 
 from exporters._lib.serving import parse_listen
 
+from .. import configfile
 from ..auth import role_required
 from . import schemas
-from .components import config
 
 PREFIX = "/sd"
 blp = Blueprint("sd", __name__, description="Prometheus HTTP service discovery of the exporters the admin runs.")
@@ -38,4 +38,4 @@ class ServiceDiscovery(MethodView):
         # `instance` is the host, the same for every collector on it, so that a dashboard picks a host;
         # `collector` tells a host's exporters apart.
         return [{"targets": [target(c.listen)], "labels": {"collector": c.name, "instance": hostname}}
-                for c in config().collectors.values() if c.enabled]
+                for c in configfile.current().collectors.values() if c.enabled]

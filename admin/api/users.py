@@ -4,8 +4,8 @@ from flask_smorest import Blueprint, abort
 from .. import throttle, users
 from ..auth import current_user, role_required
 from ..models import User, audit, db
+from ..users import tokens
 from . import schemas
-from .auth import tokens
 
 PREFIX = "/users"
 blp = Blueprint("users", __name__, description="Users and their roles (admin only, but one's own password).")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import yamlfile
+from . import paths, yamlfile
 from .yamlfile import YamlError
 
 SCHEMA = Path(__file__).with_name("spec.schema.json")
@@ -76,13 +76,17 @@ class Metric:
 
 @dataclass(frozen=True)
 class Alert:
-    """An alert rule; `$name` in expr is a threshold from config/alerts.yaml, `$selector` the label selector."""
+    """An alert rule; `$name` in expr is one of its thresholds (config/alerts.yaml may override the value),
+    `$selector` the label selector. Its runbook section and its promtool tests live with it."""
     name: str
     expr: str
     for_: str
     severity: str
     summary: str
     description: str
+    thresholds: tuple[tuple[str, float], ...] = ()
+    runbook: str = ""
+    tests: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,17 @@ class Option:
     help: str
     programs: tuple[str, ...] = ()  # a bool option: programs that load only when it is on
     sizes: tuple[str, ...] = ()  # an int option: maps whose max_entries it is
+
+
+@dataclass(frozen=True)
+class BenchRun:
+    """One of `lmp bench`'s runs of a collector: its loop, with these options, beside these peers."""
+    loop: str
+    operation: str
+    operations: int
+    options: tuple[tuple[str, bool | int], ...] = ()
+    ebpf_exporter: str | None = None
+    libbpf_tools: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -107,6 +122,9 @@ class Spec:
     name: str
     summary: str
     directory: Path
+    answers: str = ""  # the question it answers, for the README's table
+    port: int = 0  # /metrics on listen_address:port unless the config's entry says listen
+    enabled: bool = True  # whether `lmp run` starts it when the config says nothing of it
     tracepoints: tuple[str, ...] = ()  # category:event, whichever way a program attaches (tp, raw_tp, tp_btf)
     options: dict[str, Option] = field(default_factory=dict)
     metrics: tuple[Metric, ...] = ()
@@ -119,6 +137,7 @@ class Spec:
     programs: dict[str, str] = field(default_factory=dict)
     policy: dict[str, Any] | None = None
     events: str | None = None
+    bench: tuple[BenchRun, ...] = ()
 
     @property
     def hooks(self) -> list[str]:
@@ -132,6 +151,11 @@ class Spec:
     def object(self) -> Path:
         """The compiled kernel code, built beside the source by `lmp build`."""
         return self.directory / f"{self.name}.bpf.o"
+
+    def loop_source(self, run: BenchRun) -> Path | None:
+        """The C loop `lmp bench` runs it on: its own, beside it, or one of bench/loops."""
+        return next((p for p in (self.directory / f"{run.loop}.c", paths.BENCH_DIR / "loops" / f"{run.loop}.c")
+                     if p.is_file()), None)
 
     @property
     def readme(self) -> Path:
@@ -171,7 +195,8 @@ def _metric(raw: dict[str, Any]) -> Metric:
 
 def _alert(raw: dict[str, Any]) -> Alert:
     return Alert(raw["name"], " ".join(raw["expr"].split()), raw.get("for", "0m"), raw["severity"],
-                 raw["summary"], " ".join(raw["description"].split()))
+                 raw["summary"], " ".join(raw["description"].split()), tuple((raw.get("thresholds") or {}).items()),
+                 raw.get("runbook", ""), tuple(yamlfile.plain(t) for t in raw.get("tests", ())))
 
 
 def _check(spec: Spec, doc: Any, path: Path) -> None:
@@ -251,6 +276,13 @@ def _check(spec: Spec, doc: Any, path: Path) -> None:
         if unknown:
             raise YamlError(path, where, f"option {name} sizes maps the spec does not name: {', '.join(sorted(unknown))}")
     _check_function(spec, doc, path)
+    for i, run in enumerate(spec.bench):
+        for key, _ in run.options:
+            if key not in spec.options:
+                raise YamlError(path, yamlfile.line_of(doc, ["bench", i, "options", key]), f"bench: no option {key!r}")
+        if spec.loop_source(run) is None:
+            raise YamlError(path, yamlfile.line_of(doc, ["bench", i, "loop"]),
+                            f"bench: no {run.loop}.c in {spec.directory} nor in {paths.BENCH_DIR / 'loops'}")
 
 
 def _check_function(spec: Spec, doc: Any, path: Path) -> None:
@@ -286,6 +318,7 @@ def load(path: Path, check: bool = True) -> Spec:
     requires = doc.get("requires") or {}
     spec = Spec(
         name=doc["name"], summary=doc["summary"], directory=path.parent, kind=doc.get("kind", "collector"),
+        answers=doc.get("answers", ""), port=doc.get("port", 0), enabled=doc.get("enabled", True),
         overhead=doc.get("overhead", ""),
         tracepoints=tuple(requires.get("tracepoints", ())),
         options={k: Option(k, v["type"], v["default"], v["help"], tuple(v.get("programs", ())), tuple(v.get("sizes", ())))
@@ -296,6 +329,8 @@ def load(path: Path, check: bool = True) -> Spec:
         programs={**({"xdp": requires["xdp"]} if "xdp" in requires else {}),
                   **{f"cgroup/{hook}": fn for hook, fn in (requires.get("cgroup_sock_addr") or {}).items()}},
         policy=yamlfile.plain(doc["policy"]) if "policy" in doc else None, events=doc.get("events"),
+        bench=tuple(BenchRun(b["loop"], b["operation"], b["operations"], tuple((b.get("options") or {}).items()),
+                             b.get("ebpf_exporter"), tuple(b.get("libbpf_tools", ()))) for b in doc.get("bench", ())),
     )
     if check:
         _check(spec, doc, path)

@@ -6,6 +6,7 @@ import os
 import pytest
 
 from exporters._lib import catalog
+from lmp import config as configs
 
 from .conftest import PASSWORDS
 
@@ -151,3 +152,18 @@ def test_chart_data_without_a_prometheus_is_a_clear_503(client, auth, config_fil
     first = client.get("/api/v1/charts/overview", headers=auth.headers("view")).json[0]["id"]
     response = client.get(f"/api/v1/charts/overview/{first}", headers=auth.headers("view"))
     assert response.status_code == 503 and "does not answer" in response.json["message"]
+
+
+def test_enable_needs_no_entry_in_the_config(client, auth, config_file):
+    """offcpu is off by its spec and has no entry in the shipped config: enabling it makes one, keeping the
+    file's comments; the catalog then shows it on, at its spec's port."""
+    before = config_file.read_text()
+    assert "\n  offcpu:" not in before
+    answer = client.post("/api/v1/components/offcpu/enable", headers=auth.headers("ops"))
+    assert answer.status_code == 200 and answer.json["enabled"] is True
+    assert answer.json["listen"] == f"127.0.0.1:{catalog.load('offcpu').port}"
+    after = config_file.read_text()
+    assert configs.load(config_file).collectors["offcpu"].enabled
+    added = [line for line in after.splitlines() if line not in before.splitlines()]
+    assert added == ["  offcpu:", "    enabled: true"], added  # the rest, comments and layout, kept
+    assert client.post("/api/v1/components/offcpu/disable", headers=auth.headers("ops")).json["enabled"] is False

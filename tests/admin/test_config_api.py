@@ -33,8 +33,8 @@ def test_a_stale_etag_is_412_and_a_missing_one_428(client, auth, config_file):
 
 
 @pytest.mark.parametrize("old, new, reason", [
-    ("  runqlat:\n", "  runqlatt:\n", "no collector named 'runqlatt'"),
-    ("listen: 127.0.0.1:9452", "listen: 127.0.0.1:99999", "is not HOST:PORT"),
+    ("  netguard:\n", "  netguardd:\n", "no collector named 'netguardd'"),
+    ("listen: 127.0.0.1:9490", "listen: 127.0.0.1:99999", "is not HOST:PORT"),
     ("scrape_interval: 5s", "scrape_interval: [5s", "invalid YAML"),
 ])
 def test_a_bad_edit_is_refused_with_its_line_and_nothing_changes(client, auth, config_file, old, new, reason):

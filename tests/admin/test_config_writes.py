@@ -38,8 +38,8 @@ def test_of_two_puts_from_one_version_exactly_one_wins(service):
 
 
 BAD = [("retention: ", "retention: often #", "'often' is not a duration"),
-       ("listen: 127.0.0.1:9452", "listen: nowhere", "'nowhere' is not HOST:PORT"),
-       ("  runqlat:\n", "  runqlatt:\n", "no collector named 'runqlatt'")]
+       ("listen: 127.0.0.1:9490", "listen: nowhere", "'nowhere' is not HOST:PORT"),
+       ("  netguard:\n", "  netguardd:\n", "no collector named 'netguardd'")]
 
 
 def test_bad_puts_racing_a_good_one_save_nothing_and_each_gets_its_own_reason(service):

@@ -39,7 +39,7 @@ BOMB = st.integers(min_value=2, max_value=9).map(
     lambda n: "{" + ", ".join(["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
                               + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, n)]) + "}")
 PLACES = ["      blocklist: []", "      interfaces: []", "      destinations: []", "      mode: observe",
-          "  scrape_interval: 5s", "    listen: 127.0.0.1:9452"]
+          "  scrape_interval: 5s", "listen_address: 127.0.0.1", "disable_defaults: false"]
 
 
 @st.composite

@@ -24,7 +24,7 @@ def test_a_policy_is_read_replaced_audited_and_keeps_the_files_comments(client, 
     response = client.put("/api/v1/components/netguard/policy", json=policy, headers=auth.headers("root"))
     assert response.status_code == 200 and response.json == policy
     assert configs.load(config_file).collectors["netguard"].policy == policy
-    assert "# Function components: they change what the kernel does" in config_file.read_text()
+    assert "# Function components change what the kernel does" in config_file.read_text()
     events = client.get("/api/v1/audit", headers=auth.headers("root")).json
     assert ("root", "set policy", "netguard") in [(e["actor"], e["action"], e["target"]) for e in events]
 
@@ -57,9 +57,13 @@ def test_a_body_that_is_not_an_object_is_a_4xx(client, auth, config_file, body, 
     assert response.status_code == code and response.json["code"] == code
 
 
-def test_collectors_have_no_policy_and_a_component_needs_its_entry(client, auth, config_file):
+def test_collectors_have_no_policy_and_a_component_needs_no_entry(client, auth, config_file):
     assert client.get("/api/v1/components/syscalls/policy", headers=auth.headers("view")).status_code == 404
     text = config_file.read_text()
     config_file.write_text(text[:text.index("  netguard:\n")])  # no entry for netguard nor connguard
-    missing = client.put("/api/v1/components/netguard/policy", json={}, headers=auth.headers("root"))
-    assert missing.status_code == 404 and "has no entry" in missing.json["message"]
+    assert client.get("/api/v1/components/netguard/policy", headers=auth.headers("view")).json == {}
+    policy = {"mode": "observe", "interfaces": [], "blocklist": ["192.0.2.0/24"]}
+    saved = client.put("/api/v1/components/netguard/policy", json=policy, headers=auth.headers("root"))
+    assert saved.status_code == 200 and saved.json == policy  # the entry is made
+    cfg = configs.load(config_file)
+    assert cfg.collectors["netguard"].policy == policy and not cfg.collectors["netguard"].enabled  # spec's default

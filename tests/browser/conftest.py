@@ -37,12 +37,12 @@ class Stack:
 def stack() -> Iterator[Stack]:
     folder = Path(tempfile.mkdtemp(dir=ROOT, prefix=".lmp-test-browser-"))
     ports = {name: free_port() for name in (*COLLECTORS, "prometheus", "admin")}
-    lines = ["prometheus:", f"  listen: 127.0.0.1:{ports['prometheus']}", "  scrape_interval: 1s",
+    lines = ["disable_defaults: true", "prometheus:", f"  listen: 127.0.0.1:{ports['prometheus']}", "  scrape_interval: 1s",
              f"  data_dir: {folder / 'prometheus'}", "admin:", f"  listen: 127.0.0.1:{ports['admin']}",
              f"  data_dir: {folder / 'data'}", f"  run_dir: {folder / 'run'}",
              "  scenario_commands: true", "collectors:"]  # a test starts a command from the page
     for name in COLLECTORS:
-        lines += [f"  {name}:", f"    listen: 127.0.0.1:{ports[name]}"]
+        lines += [f"  {name}:", "    enabled: true", f"    listen: 127.0.0.1:{ports[name]}"]
     config = folder / "lmp.yaml"
     config.write_text("\n".join(lines) + "\n")
     try:

@@ -46,9 +46,9 @@ def test_every_alert_has_summary_description_severity_and_its_runbook_section():
 
 
 @pytest.mark.parametrize("edit, reason", [
-    (lambda t: t.replace("  tcp_retransmit_ratio: 0.01", ""), "uses tcp_retransmit_ratio, which this file"),
-    (lambda t: t + "  unused_threshold_seconds: 1\n", "thresholds no alert uses: unused_threshold_seconds"),
-    (lambda t: t.replace("runqueue_latency_p99_seconds: 0.05", "runqueue_latency_p99_seconds: fast"), "is not of type"),
+    (lambda t: t.replace("thresholds: {}", "thresholds: {unused_threshold_seconds: 1}"),
+     "thresholds no alert has: unused_threshold_seconds"),
+    (lambda t: t.replace("thresholds: {}", "thresholds: {runqueue_latency_p99_seconds: fast}"), "is not of type"),
 ])
 def test_a_bad_thresholds_file_is_refused_with_its_reason(tmp_path, edit, reason):
     path = tmp_path / "alerts.yaml"
@@ -57,9 +57,18 @@ def test_a_bad_thresholds_file_is_refused_with_its_reason(tmp_path, edit, reason
         dashboards.generate(path)
 
 
-def test_thresholds_come_from_the_one_config_place(tmp_path):
+def test_an_alert_carries_its_thresholds_and_the_config_overrides_them(tmp_path):
+    shipped = dashboards.generate()[RULES]
+    assert "lmp_runqueue_latency_seconds_bucket{job=\"lmp\"}[5m]))) > 0.05" in shipped  # runqlat.yaml's
     path = tmp_path / "alerts.yaml"
-    path.write_text(paths.ALERTS_CONFIG.read_text().replace("runqueue_latency_p99_seconds: 0.05",
-                                                           "runqueue_latency_p99_seconds: 0.2"))
+    path.write_text(paths.ALERTS_CONFIG.read_text().replace("thresholds: {}", "thresholds: {runqueue_latency_p99_seconds: 0.2}"))
     text = dashboards.generate(path)[RULES]
     assert "lmp_runqueue_latency_seconds_bucket{job=\"lmp\"}[5m]))) > 0.2" in text
+
+
+def test_an_alert_using_a_threshold_it_does_not_have_is_refused():
+    from dashboards.alerts import AlertConfig, rule
+    from exporters._lib.spec import Alert
+    alert = Alert("LmpDemo", "up > $nowhere", "0m", "info", "s", "d", (("somewhere", 1.0),), "r", ({},))
+    with pytest.raises(YamlError, match="uses nowhere, which are not among its thresholds"):
+        rule(alert, "exporters/demo/demo.yaml", AlertConfig('job="lmp"', "http://x", {}))

@@ -36,7 +36,8 @@ from tests.workloads import (
 
 HOST = socket.gethostname()
 VARIABLES = {"$job": "lmp", "$instance": HOST, "$cgroup": ".*", "$__rate_interval": "1m"}
-# What each alert returns after the workload, with the shipped thresholds or with every threshold at 0.
+# What each alert returns after the workload, with the shipped thresholds or with every threshold at 0;
+# an alert named in none of these is only checked to be PromQL that Prometheus evaluates.
 FIRES = {"LmpOomKill", "LmpBlockIoErrors"}  # the workload makes an OOM kill and failing reads
 FIRES_AT_ZERO = {"LmpRunqueueLatencyHigh", "LmpBlockIoLatencyHigh", "LmpTcpRetransmitRatioHigh"}
 QUIET = {"LmpExporterProgramDetached", "LmpExporterScrapeFailing", "LmpExporterMapOverflowing",
@@ -170,8 +171,8 @@ def alert_exprs(thresholds: dict[str, float] | None = None) -> dict[str, str]:
     return {r["alert"]: r["expr"] for group in doc["groups"] for r in group["rules"]}
 
 
-def test_every_alert_is_classified_here():
-    assert set(alert_exprs()) == FIRES | FIRES_AT_ZERO | QUIET | DOWN
+def test_every_alert_named_here_exists():
+    assert FIRES | FIRES_AT_ZERO | QUIET | DOWN <= set(alert_exprs())
 
 
 def test_alerts_return_what_the_workload_implies(stack):
@@ -182,9 +183,12 @@ def test_alerts_return_what_the_workload_implies(stack):
         assert not stack.query(shipped[name]), f"{name} fires"
         inner = re.sub(r"\s*(==|>)\s*0$", "", shipped[name])  # the series it watches exist
         assert stack.query(inner), f"{name}: {inner} returned nothing"
-    at_zero = alert_exprs({k: 0.0 for k in alerts.load_config().thresholds})
+    specs = [catalog.load(n) for n in catalog.names()]
+    at_zero = alert_exprs({k: 0.0 for s in specs for a in s.alerts for k, _ in a.thresholds})
     for name in FIRES_AT_ZERO:
         assert stack.query(at_zero[name]), f"{name} with a threshold of 0 returns nothing"
+    for name in set(shipped) - FIRES - FIRES_AT_ZERO - QUIET - DOWN:  # an alert new here: valid PromQL, on real data
+        stack.query(shipped[name])
 
 
 def test_prometheus_loaded_the_rules_and_the_oom_alert_fires(stack):

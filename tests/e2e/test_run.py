@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from exporters._lib.serving import answers
-
-from tests.conftest import LMP, bpf_program_ids, programs_left, free_port, programs_of
+from tests.conftest import LMP, free_port, programs_left, programs_of
 from tests.lmprun import Api, Run, active_targets, alive, descendants, query, serving, up_collectors, wait_for
 
 COLLECTORS = ("syscalls", "runqlat", "biolatency")
@@ -23,7 +22,7 @@ COLLECTORS = ("syscalls", "runqlat", "biolatency")
 
 def write_config(tmp_path: Path, ports: dict[str, int], admin: bool = True, prometheus: bool = True,
                  disabled: tuple[str, ...] = ()) -> Path:
-    lines = ["prometheus:", f"  enabled: {str(prometheus).lower()}", f"  listen: 127.0.0.1:{ports['prometheus']}",
+    lines = ["disable_defaults: true", "prometheus:", f"  enabled: {str(prometheus).lower()}", f"  listen: 127.0.0.1:{ports['prometheus']}",
              "  scrape_interval: 1s", f"  data_dir: {tmp_path / 'prometheus'}",
              "admin:", f"  enabled: {str(admin).lower()}", f"  listen: 127.0.0.1:{ports['admin']}",
              f"  data_dir: {tmp_path / 'data'}", f"  run_dir: {tmp_path / 'run'}", "collectors:"]

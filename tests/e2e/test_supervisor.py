@@ -38,7 +38,7 @@ def started(tmp_path: Path, collectors: dict[str, bool]) -> Iterator[Stack]:
     ports = {name: free_port() for name in (*collectors, "admin")}
     config = tmp_path / "lmp.yaml"
     config.write_text(
-        f"prometheus: {{enabled: false}}\nadmin: {{listen: '127.0.0.1:{ports['admin']}', data_dir: '{tmp_path / 'data'}', "
+        f"disable_defaults: true\nprometheus: {{enabled: false}}\nadmin: {{listen: '127.0.0.1:{ports['admin']}', data_dir: '{tmp_path / 'data'}', "
         f"run_dir: '{tmp_path / 'run'}'}}\ncollectors:\n" + "".join(
             f"  {name}:\n    enabled: {str(on).lower()}\n    listen: 127.0.0.1:{ports[name]}\n"
             for name, on in collectors.items()))

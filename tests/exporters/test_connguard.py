@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from testkit import wait_for
 from tests.conftest import bpf_program_ids, connect_from, free_port, programs_left, run_lmp
 
 LEFTOVER = Path(__file__).parent / "fixtures" / "leftover.bpf.c"
@@ -58,13 +59,6 @@ def events(guard, count: int) -> list[dict]:  # type: ignore[no-untyped-def]
 def cgroup_programs(group: Path) -> list[dict]:
     out = subprocess.run(["bpftool", "-j", "cgroup", "show", str(group)], capture_output=True, text=True).stdout
     return json.loads(out.strip() or "[]")
-
-
-def wait_for(condition, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + 5
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
 
 
 def test_a_denied_destination_is_eperm_in_the_cgroup_only_and_each_refusal_is_reported(exporter, cgroup, listeners,

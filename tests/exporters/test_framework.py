@@ -13,12 +13,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from prometheus_client.openmetrics import parser as openmetrics_parser
 
 from exporters._lib import catalog
 from exporters._lib.decoders import syscall_names
-from tests.conftest import LMP, bpf_program_ids, programs_left, check_self_metrics, free_port, run_lmp
+from tests.conftest import LMP, bpf_program_ids, check_self_metrics, free_port, programs_left, run_lmp
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SCHED_GET_PRIORITY_MIN = {name: nr for nr, name in syscall_names().items()}["sched_get_priority_min"]

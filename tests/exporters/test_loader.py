@@ -35,7 +35,7 @@ def test_an_exporter_on_its_own_maps_libbpf_and_nothing_it_must_not_carry(export
 def test_exporters_under_lmp_run_carry_none_either(tmp_path):
     ports = {name: free_port() for name in ("syscalls", "runqlat", "admin")}
     config = tmp_path / "lmp.yaml"
-    config.write_text(f"prometheus: {{enabled: false}}\nadmin: {{listen: '127.0.0.1:{ports['admin']}', "
+    config.write_text(f"disable_defaults: true\nprometheus: {{enabled: false}}\nadmin: {{listen: '127.0.0.1:{ports['admin']}', "
                       f"data_dir: '{tmp_path / 'data'}', run_dir: '{tmp_path / 'run'}'}}\ncollectors:\n" +
                       "".join(f"  {n}: {{enabled: true, listen: '127.0.0.1:{ports[n]}'}}\n" for n in ("syscalls", "runqlat")))
     run = Run(config)

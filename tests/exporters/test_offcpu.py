@@ -7,7 +7,6 @@ import sys
 import time
 from pathlib import Path
 
-
 from tests.conftest import delta
 from tests.ftrace import D_STATE, switches_out
 from tests.workloads import cpu_hogs

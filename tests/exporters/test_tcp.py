@@ -10,12 +10,12 @@ import random
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from testkit import wait_for
 from tests.conftest import Scrape, delta
 
 CONNECTS = 37
@@ -24,13 +24,6 @@ REFUSED_V6 = 5  # to ::1, likewise
 REFUSED = REFUSED_V4 + REFUSED_V6
 ROUND_TRIPS = 50
 LISTEN, TIME_WAIT = 0x0A, 0x06  # states as /proc/net/tcp prints them
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def total(scrape: Scrape, family: str) -> float:

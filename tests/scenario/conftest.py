@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LMP, ROOT, bpf_program_ids, programs_of as programs_held_by
+from tests.conftest import LMP, ROOT, bpf_program_ids
+from tests.conftest import programs_of as programs_held_by
 
 HERE = Path(__file__).resolve().parent
 

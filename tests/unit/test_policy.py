@@ -5,8 +5,8 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
-from admin.audit_feed import MAX_ROWS, rows
 
+from admin.audit_feed import MAX_ROWS, rows
 from exporters._lib import btf, catalog, decoders, libbpf, paths
 from exporters._lib.function import policy as policies
 from exporters._lib.function.addresses import lmp_addr, trie_key
@@ -52,7 +52,7 @@ def test_a_bad_policy_in_the_config_names_its_line_and_reason(tmp_path, old, new
 
 def test_a_collector_takes_no_policy(tmp_path):
     with pytest.raises(YamlError, match="collector runqlat takes no policy"):
-        load_with(tmp_path, "  runqlat:\n    enabled: true\n", "  runqlat:\n    enabled: true\n    policy: {}\n")
+        load_with(tmp_path, "collectors:\n", "collectors:\n  runqlat:\n    policy: {}\n")
 
 
 def test_a_netguard_policy_becomes_a_token_bucket_and_a_set_of_networks():

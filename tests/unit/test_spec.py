@@ -5,11 +5,15 @@ from pathlib import Path
 
 import pytest
 
-from exporters._lib import btf, catalog, libbpf, spec as specs
+from exporters._lib import btf, catalog, libbpf
+from exporters._lib import spec as specs
 from exporters._lib.yamlfile import YamlError
 
 GOOD = """name: demo
 summary: A demo.
+answers: what a demo shows
+port: 9999
+enabled: false
 requires:
   tracepoints: [sched:sched_switch]
 options:
@@ -54,6 +58,12 @@ def test_every_shipped_spec_loads_and_has_its_files(name):
         libbpf.close(obj)
 
 
+def test_each_collector_has_a_port_of_its_own():
+    ports = {name: catalog.load(name).port for name in catalog.names()}
+    assert len(set(ports.values())) == len(ports), ports
+    assert not {9480, 9490} & set(ports.values())  # the admin's and Prometheus' defaults
+
+
 @pytest.mark.parametrize("name", catalog.names())
 def test_readme_table_lists_every_collector(name):
     readme = (catalog.EXPORTERS_DIR.parent / "README.md").read_text()
@@ -69,15 +79,15 @@ def test_good_spec_loads(tmp_path):
 
 
 @pytest.mark.parametrize("old, new, line, reason", [
-    ("type: histogram", "type: histo", 9, "'histo' is not one of"),
-    ("when: verbose", "when: quiet", 11, "`when: quiet` names no option"),
-    ("lmp_demo_latency_seconds", "lmp_demo_latency_ms", 8, "ending in _seconds"),
-    ("min_slot: 10", "min_slot: 30", 14, "min_slot is above max_slot"),
-    ("values: [read, write]", "values: []", 13, "should be non-empty"),
-    ("default: false", "default: 3", 6, "default 3 is not a bool"),
-    ("  tracepoints: [sched:sched_switch]", "  tracepoints: [sched_switch]", 4, "does not match"),
+    ("type: histogram", "type: histo", 12, "'histo' is not one of"),
+    ("when: verbose", "when: quiet", 14, "`when: quiet` names no option"),
+    ("lmp_demo_latency_seconds", "lmp_demo_latency_ms", 11, "ending in _seconds"),
+    ("min_slot: 10", "min_slot: 30", 17, "min_slot is above max_slot"),
+    ("values: [read, write]", "values: []", 16, "should be non-empty"),
+    ("default: false", "default: 3", 9, "default 3 is not a bool"),
+    ("  tracepoints: [sched:sched_switch]", "  tracepoints: [sched_switch]", 7, "does not match"),
     ("name: demo", "name: other", 1, "must match its folder"),
-    ("help: Demo latency.", "help: [unclosed", 11, "invalid YAML"),
+    ("help: Demo latency.", "help: [unclosed", 14, "invalid YAML"),
 ])
 def test_bad_spec_names_line_and_reason(tmp_path, old, new, line, reason):
     assert old in GOOD
@@ -106,6 +116,9 @@ ALERT = """alerts:
     severity: warning
     summary: Slow.
     description: Slow demo.
+    thresholds: {demo_seconds: 1}
+    runbook: Look at the demo.
+    tests: [{name: a demo test}]
 """
 
 
