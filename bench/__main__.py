@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 
-from exporters._lib import paths
+from exporters._lib import paths, results
 
 from . import footprint, kernel, scrape
 from .harness import Exporter, ebpf_exporter, have_peer
@@ -87,6 +87,11 @@ def install_seconds() -> str:
     return f"{time.monotonic() - started:.2f}"
 
 
+def machine() -> str:
+    release = os.uname().release.split("-")[0]
+    return f"{len(os.sched_getaffinity(0))} CPUs, kernel {release}"
+
+
 def verdict(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
@@ -119,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         peer_rows, found = peer_footprint(args.runs)
         show("ebpf_exporter's four jobs (syscalls, biolatency, kfree_skb, softirq-latency), and LMP doing them",
              ["what", "seconds to answer", "PSS MB", "private MB"], peer_rows)
+        results.save({"exporter_pss_mb": round(totals["exporters_pss"] / len(footprint.default_collectors()), 1)})
         targets += [
             ["the nine default exporters hold at most 40 MB PSS", f"{totals['exporters_pss']:.1f} MB",
              verdict(totals["exporters_pss"] <= 40)],
@@ -133,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
              f"{args.calls:,} calls on CPU 0", ["hook type", "added ns per call (loop)", "program ns per run (bpf_stats)"],
              kernel.hook_costs(args.calls, args.runs))
     if "events" in only:
-        rows, verdicts = kernel.event_costs(args.runs, args.collector)
+        rows, verdicts, measured = kernel.event_costs(args.runs, args.collector)
+        results.save({"kernel_time": measured, "machine": machine()})
         show("Kernel time per event (bpf_stats: program runs x ns per run, per operation of the loop), beside the "
              "peers doing the same job", ["collector", "operation", "LMP ns", "ebpf_exporter ns", "libbpf-tools ns",
                                           "at or below the best peer"], rows)
@@ -148,10 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     if "functions" in only:
         from . import guard
         header = ["configuration", "op ns without", "op ns with", "added ns", "program runs per op", "ns per run"]
+        net, conn = guard.netguard_costs(args.runs), guard.connguard_costs(args.runs)
         show("netguard: one UDP datagram over a veth pair into a namespace whose end runs XDP in generic mode",
-             header, guard.netguard_costs(args.runs))
-        show("connguard: a loopback TCP connection from a guarded cgroup, and a refused connect", header,
-             guard.connguard_costs(args.runs))
+             header, net)
+        show("connguard: a loopback TCP connection from a guarded cgroup, and a refused connect", header, conn)
+        results.save({"kernel_time": guard.results(net + conn)})
     if "scenario" in only:
         from . import scenario
         show(f"Following one program with lmp scenario and its peers (getpid: {scenario.GETPID_CALLS} calls, "

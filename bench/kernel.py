@@ -49,11 +49,19 @@ def program_ns(start: Callable[[], Any], binary: Path, n: int) -> float:
         probe.stop()
 
 
-def event_costs(runs: int, names: list[str] | None = None) -> tuple[list[list[str]], dict[str, tuple[float, float | None]]]:
-    """Rows of (collector, operation, LMP, ebpf_exporter, libbpf-tools, met?) in kernel ns per operation,
-    and per collector (LMP's median, the best peer's median) for the targets. LMP and its peers take
-    turns, run after run, so that this VM's drift falls on all of them alike."""
-    rows, verdicts = [], {}
+def measured(values: list[float]) -> dict[str, float]:
+    """A result as docs/performance.json keeps it."""
+    return {"median": round(statistics.median(values)), "min": round(min(values)), "max": round(max(values)),
+            "runs": len(values)}
+
+
+def event_costs(runs: int, names: list[str] | None = None) -> tuple[list[list[str]], dict[str, tuple[float, float | None]],
+                                                                     list[dict[str, Any]]]:
+    """Rows of (collector, operation, LMP, ebpf_exporter, libbpf-tools, met?) in kernel ns per operation;
+    per collector (LMP's median, the best peer's median) for the targets; and the same results for
+    docs/performance.json. LMP and its peers take turns, run after run, so that this VM's drift falls on
+    all of them alike."""
+    rows, verdicts, results = [], {}, []
     workdir = Path(tempfile.mkdtemp(prefix="lmp-bench-"))
     try:
         for label, spec, run in bench_runs(names):
@@ -76,13 +84,17 @@ def event_costs(runs: int, names: list[str] | None = None) -> tuple[list[list[st
             met = "no peer" if best is None else "met" if ours <= best else "not met"
             rows.append([label, operation, spread(found["lmp"]), spread(peers.get("ebpf_exporter", [])),
                          f"{' '.join(tool)}: {spread(peers['libbpf-tools'])}" if "libbpf-tools" in peers else "-", met])
+            results.append({"label": label, "collector": spec.name, "options": dict(run.options), "operation": operation,
+                            "lmp_ns": measured(found["lmp"]),
+                            "peers": {who: {**measured(v), **({"command": " ".join(tool)} if who == "libbpf-tools" else {})}
+                                      for who, v in peers.items()}})
         for name in names or catalog.names():  # said, never silently left out
             spec = catalog.load(name)
             if not spec.bench and spec.kind == "collector":
                 rows.append([name, "no `bench:` in its spec", "-", "-", "-", "-"])
     finally:
         shutil.rmtree(workdir)
-    return rows, verdicts
+    return rows, verdicts, results
 
 
 HOOKS = ("tp", "raw_tp", "tp_btf")

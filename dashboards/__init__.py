@@ -1,11 +1,13 @@
 """What LMP generates from the collectors' specs: Grafana dashboards, Prometheus alert rules, the metric
-reference, the README's tables of collectors and the Kubernetes DaemonSet's ports. `lmp dashboards build`
+reference, the README's tables of collectors, the Kubernetes DaemonSet's ports, the runbook and the alerts'
+unit tests; and from `lmp bench`'s results (docs/performance.json), what each collector costs, in its
+README and docs/performance.md. `lmp dashboards build`
 writes them; `--check` (and a test) fails when a committed file differs."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from exporters._lib import catalog, paths
+from exporters._lib import catalog, paths, results
 from exporters._lib.spec import load_self
 
 from . import alerts, build, listings, metricsdoc
@@ -19,8 +21,14 @@ def generate(alert_config: Path = paths.ALERTS_CONFIG) -> dict[Path, str]:
     out[paths.ALERT_RULES] = alerts.rule_file(specs, self_spec, alerts.load_config(alert_config))
     out[paths.ALERT_TESTS] = alerts.unit_tests(specs, self_spec)
     out[paths.RUNBOOK] = alerts.runbook(paths.RUNBOOK.read_text(), specs, self_spec)
-    out[paths.METRICS_DOC] = metricsdoc.reference(specs, self_spec)
-    out[paths.README] = listings.readme(paths.README.read_text(), specs, paths.README)
+    out[paths.METRICS_DOC] = metricsdoc.reference(specs, self_spec, results.load())
+    measured = results.load()
+    out[paths.README] = listings.readme(paths.README.read_text(), specs, measured, paths.README)
+    out[paths.PERFORMANCE_DOC] = listings.between(paths.PERFORMANCE_DOC.read_text(), "kernel-time", listings.HTML,
+                                                  results.events_table(measured), paths.PERFORMANCE_DOC)
+    for spec in specs:
+        out[spec.readme] = listings.between(spec.readme.read_text(), "overhead", listings.HTML,
+                                            results.measured_paragraph(spec.name, measured), spec.readme)
     out[paths.KUBERNETES] = listings.kubernetes(paths.KUBERNETES.read_text(), specs, paths.KUBERNETES)
     return out
 

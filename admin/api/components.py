@@ -5,7 +5,7 @@ from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
-from exporters._lib import catalog
+from exporters._lib import catalog, results
 from exporters._lib.bpf import can_run
 from exporters._lib.spec import Spec
 from lmp import config as configs
@@ -25,7 +25,7 @@ def describe(spec: Spec, cfg: configs.Config) -> dict:
     configured = cfg.collectors[spec.name]
     state = supervisor.child_state(Path(current_app.config.get("RUN_DIR", "/run/lmp")), spec.name)
     return {**state,
-        "name": spec.name, "kind": spec.kind, "description": spec.summary, "overhead": spec.overhead,
+        "name": spec.name, "kind": spec.kind, "description": spec.summary, "overhead": results.overhead(spec.name),
         "hooks": spec.hooks,
         "metrics": [{"name": m.name, "type": m.type, "help": m.help, "labels": [l.name for l in m.labels]}
                     for m in spec.metrics],

@@ -131,7 +131,6 @@ class Spec:
     internal_maps: tuple[InternalMap, ...] = ()
     kind: str = "collector"
     alerts: tuple[Alert, ...] = ()
-    overhead: str = ""  # what it costs, as `lmp bench` measured it
     # Function components: hook ("xdp", "cgroup/connect4") -> the C function loaded for it, attached through
     # a BPF link to each target the policy names; the policy's JSON schema; the ring buffer of its events.
     programs: dict[str, str] = field(default_factory=dict)
@@ -319,7 +318,6 @@ def load(path: Path, check: bool = True) -> Spec:
     spec = Spec(
         name=doc["name"], summary=doc["summary"], directory=path.parent, kind=doc.get("kind", "collector"),
         answers=doc.get("answers", ""), port=doc.get("port", 0), enabled=doc.get("enabled", True),
-        overhead=doc.get("overhead", ""),
         tracepoints=tuple(requires.get("tracepoints", ())),
         options={k: Option(k, v["type"], v["default"], v["help"], tuple(v.get("programs", ())), tuple(v.get("sizes", ())))
                  for k, v in (doc.get("options") or {}).items()},

@@ -131,7 +131,7 @@ def test_connguard_through_the_api_and_its_refusals_in_the_audit_log(functions, 
         policy = {"mode": "enforce", "cgroups": [group_path],
                  "destinations": [{"cidr": "127.0.0.1", "ports": [listener.getsockname()[1]]}]}
         stack.admin.call("PUT", "/components/connguard/policy", policy)
-        wait_for(lambda: applied_policies(ports["connguard"]) == 1, timeout=10)  # the running component, no restart
+        wait_for(lambda: applied_policies(ports["connguard"]) == 1, timeout=30)  # the running component, no restart
         pid, comm, outcome = connect_from(group, target)
         assert outcome == {target: "EPERM"}
 
@@ -139,7 +139,7 @@ def test_connguard_through_the_api_and_its_refusals_in_the_audit_log(functions, 
         events = stack.admin.call("GET", "/audit")
         return ("connguard", "refused connect", f"{target} by pid {pid} ({comm}) in {group_path}") in [
             (e["actor"], e["action"], e["target"]) for e in events]
-    wait_for(logged, timeout=10)
+    wait_for(logged, timeout=30)
     assert stack.ops.call("POST", "/components/connguard/disable")["running"] is False
     assert not subprocess.run(["bpftool", "-j", "cgroup", "show", str(group)], capture_output=True,
                               text=True).stdout.strip("[]\n")
@@ -151,7 +151,7 @@ def test_netguard_through_the_api_drops_what_its_new_policy_says(functions, veth
     receiver = pair.receiver()
     policy = {"mode": "enforce", "interfaces": [pair.interface], "blocklist": [pair.PEER_V4[0]]}
     stack.admin.call("PUT", "/components/netguard/policy", policy)
-    wait_for(lambda: applied_policies(ports["netguard"]) == 1, timeout=10)
+    wait_for(lambda: applied_policies(ports["netguard"]) == 1, timeout=30)
     send_datagrams(pair.sender(pair.PEER_V4[0]), receiver, 100)
     send_datagrams(pair.sender(pair.PEER_V4[1]), receiver, 100)
     assert datagrams_received(receiver) == 100
