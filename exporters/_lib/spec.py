@@ -157,6 +157,12 @@ class Spec:
                      if p.is_file()), None)
 
     @property
+    def workload(self) -> Path:
+        """workload.py beside it, if any: run(scratch) makes its dashboard's panels show data (what the
+        real-Prometheus test runs, once per collector)."""
+        return self.directory / "workload.py"
+
+    @property
     def readme(self) -> Path:
         return self.directory / "README.md"
 

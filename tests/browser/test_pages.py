@@ -11,8 +11,8 @@ import pytest
 from playwright.sync_api import expect
 
 from lmp import config as configs
+from testkit.workloads import processes_and_signals, tcp_traffic, udp_to_closed_port
 from tests.lmprun import serving, wait_for
-from tests.workloads import processes_and_signals, tcp_traffic, udp_to_closed_port
 
 from .conftest import ARTIFACTS, Tab
 

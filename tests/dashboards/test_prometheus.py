@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import runpy
 import shutil
 import signal
 import socket
@@ -24,15 +25,6 @@ from exporters._lib import catalog, paths
 from exporters._lib.spec import load_self
 from tests.conftest import ROOT, VethPair, connect_from, free_port, made_cgroup, made_veth_pair, send_datagrams
 from tests.lmprun import Api, Run, lmp_running, query, wait_for
-from tests.workloads import (
-    failing_disk,
-    oom_groups,
-    oom_kill,
-    processes_and_signals,
-    read_past_the_end,
-    tcp_traffic,
-    udp_to_closed_port,
-)
 
 HOST = socket.gethostname()
 VARIABLES = {"$job": "lmp", "$instance": HOST, "$cgroup": ".*", "$__rate_interval": "1m"}
@@ -92,22 +84,12 @@ def guarded_traffic(pair: VethPair, group: Path, listener: socket.socket) -> Non
 
 
 def workload(scratch: Path) -> None:
-    with open(scratch / "written", "wb") as f:  # buffered and synced writes: block requests, file I/O
-        for _ in range(64):
-            f.write(os.urandom(1 << 16))
-        f.flush()
-        os.fsync(f.fileno())
-    with failing_disk(scratch) as device:
-        read_past_the_end(device, 3)
-    with oom_groups() as groups:
-        oom_kill(groups)
-    tcp_traffic()
-    udp_to_closed_port()
-    processes_and_signals()
-    try:
-        open(scratch / "missing")
-    except FileNotFoundError:
-        pass  # a syscall error
+    """Each collector's own workload (exporters/NAME/workload.py), which makes its panels show data; the
+    others see enough of the host's own activity and of these."""
+    for name in catalog.names():
+        spec = catalog.load(name)
+        if spec.workload.is_file():
+            runpy.run_path(str(spec.workload))["run"](scratch)
 
 
 @pytest.fixture(scope="module")

@@ -47,6 +47,7 @@ def fresh_copy(target: Path) -> Path:
             (target / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / rel, target / rel)
     (target / "admin" / "node_modules").symlink_to(ROOT / "admin" / "node_modules")  # npm's, as installed
+    (target / ".venv").symlink_to(ROOT / ".venv")  # the tools the tests call by path (kubernetes-validate ...)
     return target
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from testkit.workloads import failing_disk, read_past_the_end
 from tests.conftest import delta, direct_writes
-from tests.workloads import failing_disk, read_past_the_end
 
 WRITES = 29
 BLOCK = 4096

@@ -7,9 +7,9 @@ import sys
 import time
 from pathlib import Path
 
+from testkit.workloads import cpu_hogs
 from tests.conftest import delta
 from tests.ftrace import D_STATE, switches_out
-from tests.workloads import cpu_hogs
 
 NAME = "lmp_offcpu_duration_seconds"
 SLEEPS, NAP = 7, 0.05  # seven 50 ms sleeps: each lands in (2^25, 2^26] ns, or the next bucket if late

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from testkit.workloads import TRIGGER, VICTIM, OomGroups, cgroup_oom_kills, oom_groups, oom_kill
 from tests.conftest import delta
-from tests.workloads import TRIGGER, VICTIM, OomGroups, cgroup_oom_kills, oom_groups, oom_kill
 
 NAME = "lmp_oom_kills_total"
 

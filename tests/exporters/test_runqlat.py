@@ -2,8 +2,8 @@
 least the waits the kernel's own per-task statistics (/proc/PID/schedstat) counted for them."""
 from __future__ import annotations
 
+from testkit.workloads import cpu_hogs
 from tests.conftest import delta
-from tests.workloads import cpu_hogs
 
 HOGS = 3
 SECONDS = 2.0

@@ -33,11 +33,14 @@ PARTS: dict[str, set[str]] = {
     "scenario": {"exporters"},
     "bench": {"exporters", "lmp.config", "lmp.supervisor", "lmp.spawner", "lmp.launcher", "lmp.prometheus", "testkit"},
     "testkit": {"exporters"},  # helpers the tests and the bench share
+    "workload": {"exporters", "testkit"},  # exporters/NAME/workload.py: what makes a collector's panels move
 }
 TOPS = ("exporters", "lmp", "admin", "dashboards", "scenario", "bench", "testkit")
 
 
 def part_of(module: str) -> str | None:
+    if module.startswith("exporters.") and module.endswith(".workload"):
+        return "workload"
     found = [p for p in PARTS if module == p or module.startswith(p + ".")]
     return max(found, key=len) if found else None
 
