@@ -19,7 +19,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from scenario.loader import FAMILIES, MAX_UPROBES
 
-from .. import scenarios as runs
+from .. import scenario_runs as runs
 from ..auth import current_user, role_required
 from ..models import ROLES, ScenarioRun, audit, db
 from .schemas import UTC_TIME, UtcDateTime

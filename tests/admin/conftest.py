@@ -9,7 +9,7 @@ import pytest
 
 from admin import create_app
 from admin.models import db
-from admin.scenarios import stop_all
+from admin.scenario_runs import stop_all
 from admin.throttle import limiter
 from admin.users import create
 from exporters._lib import paths

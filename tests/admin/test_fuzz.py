@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, settings
 
 from admin import create_app
 from admin.models import ScenarioRun, User, db
-from admin.scenarios import stop_all
+from admin.scenario_runs import stop_all
 from admin.throttle import limiter
 from admin.users import create
 from exporters._lib import paths
