@@ -133,7 +133,7 @@ def cmd_exporter(args: argparse.Namespace) -> int:
         return code
     spec = catalog.load(args.name, extra, check=False)
     path = args.config or configs.path_from_env()
-    configured, btf_path = configs.entry(path, spec)
+    configured, btf_path, web_config = configs.entry(path, spec)
     values = {k: o.default for k, o in spec.options.items()}
     if configured:
         values.update(configured.options)
@@ -145,7 +145,7 @@ def cmd_exporter(args: argparse.Namespace) -> int:
         print(f"lmp exporter {spec.name}: no listen address in {path}; pass --listen HOST:PORT", file=sys.stderr)
         return EXIT_USAGE
     return serve(spec, listen, values, configs.policy_source(path, spec.name) if spec.kind == "function" else None,
-                 args.btf or (Path(btf_path) if btf_path else None))
+                 args.btf or (Path(btf_path) if btf_path else None), args.web_config or web_config)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -250,6 +250,9 @@ def parser() -> argparse.ArgumentParser:
                     help="set a collector option, e.g. -o latency=true (repeatable)")
     ex.add_argument("--collector-dir", action="append", default=[], metavar="DIR",
                     help="also look for collectors in DIR (a folder of collector folders)")
+    ex.add_argument("--web-config", type=Path, metavar="FILE",
+                    help="TLS and basic auth, in Prometheus exporter-toolkit's web config format "
+                         "(default: web_config in the config; none: plain HTTP)")
     ex.add_argument("--btf", type=Path, metavar="PATH",
                     help="the kernel's BTF (its types) from this file, for a kernel without /sys/kernel/btf/vmlinux")
     ex.set_defaults(func=cmd_exporter)
