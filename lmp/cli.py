@@ -204,7 +204,8 @@ def cmd_admin_serve(args: argparse.Namespace) -> int:
     from . import config as configs
 
     cfg = configs.load(args.config)
-    return serve(args.listen or cfg.admin.listen, args.data_dir or cfg.admin.data_dir, cfg.admin.run_dir, cfg.path)
+    return serve(args.listen or cfg.admin.listen, args.data_dir or cfg.admin.data_dir, cfg.admin.run_dir, cfg.path,
+                 cfg.web_config)
 
 
 def cmd_dashboards_build(args: argparse.Namespace) -> int:

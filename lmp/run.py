@@ -24,14 +24,15 @@ def exporter_target(args: dict[str, Any]) -> int:
     name_process(f"lmp-{args['name']}")
     spec = catalog.load(args["name"], check=False)
     policy = configs.policy_source(Path(args["config"]), spec.name) if spec.kind == "function" else None
-    return serve(spec, args["listen"], args["options"], policy, Path(args["btf_path"]) if args["btf_path"] else None)
+    return serve(spec, args["listen"], args["options"], policy, Path(args["btf_path"]) if args["btf_path"] else None,
+                 Path(args["web_config"]) if args.get("web_config") else None)
 
 
 def admin_target(args: dict[str, Any]) -> int:
     """In a child of the spawner: the admin service (it imports Flask and the rest only now)."""
     name_process("lmp-admin")
     from admin.serve import serve
-    return serve(args["listen"], args["data_dir"], args["run_dir"], Path(args["config"]))
+    return serve(args["listen"], args["data_dir"], args["run_dir"], Path(args["config"]), args.get("web_config"))
 
 
 def preload() -> None:
@@ -39,7 +40,8 @@ def preload() -> None:
     import gc
     import socket
 
-    import exporters._lib.exporter  # noqa: F401  (prometheus_client, libbpf, the collector)
+    import exporters._lib.access  # noqa: F401  (bcrypt, for exporters behind basic auth)
+    import exporters._lib.exporter  # noqa: F401  (prometheus_client, libbpf, the collector, cheroot)
     from exporters._lib import catalog, collector, decoders, spec
 
     for name in catalog.names():
