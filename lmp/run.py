@@ -39,6 +39,7 @@ def preload() -> None:
     """In the spawner, once: what every exporter imports and reads, for the children to share."""
     import gc
     import socket
+    import ssl
 
     import exporters._lib.access  # noqa: F401  (bcrypt, for exporters behind basic auth)
     import exporters._lib.exporter  # noqa: F401  (prometheus_client, libbpf, the collector, cheroot)
@@ -51,6 +52,7 @@ def preload() -> None:
     collector.build_info()
     spec.load_self(check=False)
     socket.getaddrinfo("127.0.0.1", 0)  # loads the resolver's libraries, which binding a listen address needs
+    ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)  # OpenSSL's one-time set-up: 1.4 MB less in each exporter with TLS
     gc.freeze()  # what is loaded so far is never collected: the children's copies of it stay shared
 
 
