@@ -3,8 +3,7 @@ from datetime import timezone
 
 from marshmallow import Schema, fields, validate
 
-from ..models import NAME as NAME_PATTERN
-from ..models import ROLES
+from ..models import NAME as NAME_PATTERN, ROLES
 from ..passwords import MAX_LENGTH, MIN_LENGTH
 
 NAME = fields.String(required=True, validate=validate.Regexp(NAME_PATTERN))

@@ -28,10 +28,12 @@ if TYPE_CHECKING:
 
 
 def loopback(environ: dict) -> bool:
+    """The client is on this host's loopback (127.0.0.1 reaching a dual-stack [::] socket included)."""
     try:
-        return ipaddress.ip_address(environ.get("REMOTE_ADDR", "")).is_loopback
+        address = ipaddress.ip_address(environ.get("REMOTE_ADDR", ""))
     except ValueError:
         return False
+    return (getattr(address, "ipv4_mapped", None) or address).is_loopback
 
 
 class MetricsApp:

@@ -40,14 +40,14 @@ class Server(wsgi.Server):
     selector, like a kept-alive one, and reaches a worker only once it has sent something; the selector
     closes it after the read timeout if it never does."""
 
+    bind_error: OSError | None = None  # why the last address tried could not be bound
+
     def process_conn(self, conn: HTTPConnection) -> None:
         if not getattr(conn, "lmp_spoke", False):
             conn.lmp_spoke = True  # type: ignore[attr-defined]
             self._connections.put(conn)
             return
         super().process_conn(conn)
-
-    bind_error: OSError | None = None
 
     def bind(self, family: int, type: int, proto: int = 0) -> socket.socket:
         try:
@@ -76,7 +76,7 @@ def server(host: str, port: int, app: Callable, web: WebConfig | None = None, na
         from .access import BasicAuth  # bcrypt only where it is used
         app = BasicAuth(app, web.users)
     srv = Server((host, port), app, numthreads=threads, max=threads, server_name=name,
-                      request_queue_size=BACKLOG, timeout=READ_TIMEOUT, shutdown_timeout=1)
+                 request_queue_size=BACKLOG, timeout=READ_TIMEOUT, shutdown_timeout=1)
     if web is not None and web.tls is not None:
         srv.ssl_adapter = LazyHandshake(web)
     return srv
