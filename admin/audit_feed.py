@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import threading
-import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
@@ -16,7 +15,7 @@ from typing import Any, Callable
 from flask import Flask
 
 from exporters._lib import catalog
-from exporters._lib.serving import scrape_url
+from exporters._lib.serving import Reach
 from lmp.supervisor import state
 
 from .models import audit, db
@@ -77,9 +76,9 @@ class Puller:
             if not self.has_events[name]:
                 continue
             last_pid, after = self._cursor(name)
+            reach = Reach.of_run_dir(self.run_dir)  # HTTPS and basic auth as `lmp run` set them up, or neither
             try:
-                with urllib.request.urlopen(scrape_url(listen, f"/events?after={after if last_pid == pid else 0}"),
-                                            timeout=2) as response:
+                with reach.open(reach.url(listen, f"/events?after={after if last_pid == pid else 0}"), 2) as response:
                     page = json.load(response)
             except (OSError, ValueError):
                 continue  # starting, or busy: the next pull gets them

@@ -10,8 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
-from cheroot import wsgi
-
+from exporters._lib import httpserver, webconfig
 from exporters._lib.serving import parse_listen
 
 from . import create_app
@@ -20,7 +19,17 @@ from .users import first_admin, write_service_token
 THREADS = 8  # requests served at once; more wait in the listen queue
 
 
-def serve(listen: str, data_dir: str, run_dir: str, config_path: Path) -> int:
+def serve(listen: str, data_dir: str, run_dir: str, config_path: Path, web_config: str | None = None) -> int:
+    """web_config: the exporters' web config, whose TLS the admin takes too (its basic auth users do not
+    apply: the admin has its own logins)."""
+    web = None
+    if web_config:
+        try:
+            web = webconfig.load(Path(web_config))
+        except ValueError as err:
+            print(f"lmp admin: {err}", file=sys.stderr)
+            return 2
+        web.users = {}
     app = create_app({"DATA_DIR": data_dir, "RUN_DIR": run_dir, "LMP_CONFIG": str(config_path), "AUDIT_FEED": True})
     with app.app_context():
         password = first_admin()
@@ -29,7 +38,7 @@ def serve(listen: str, data_dir: str, run_dir: str, config_path: Path) -> int:
         print(f"lmp admin: created the first admin account: user admin, password {password}\n"
               f"           (shown once; change it with PUT /api/v1/users/me/password)", file=sys.stderr, flush=True)
     host, port = parse_listen(listen)
-    server = wsgi.Server((host, port), app, numthreads=THREADS, server_name="lmp-admin")
+    server = httpserver.server(host, port, app, web, name="lmp-admin", threads=THREADS)
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())

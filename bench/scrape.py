@@ -46,7 +46,7 @@ def series_latency(sizes: tuple[int, ...], runs: int) -> list[list[str]]:
     ProcessCollector(registry=app.registry)
     port = free_port()
     server = bind("127.0.0.1", port, app)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve, daemon=True).start()
     table = loaded.maps["bench_series_total"]
     rows = []
     try:
@@ -58,7 +58,7 @@ def series_latency(sizes: tuple[int, ...], runs: int) -> list[list[str]]:
             times, length = timed_scrapes(f"http://127.0.0.1:{port}/metrics", runs)
             rows.append([f"{size:,}", ms(times), f"{length / 1024:.0f}"])
     finally:
-        server.shutdown()
+        server.stop()
         app.collector.close()
     return rows
 

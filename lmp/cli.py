@@ -145,13 +145,14 @@ def cmd_exporter(args: argparse.Namespace) -> int:
         return code
     spec = catalog.load(args.name, extra, check=False)
     path = args.config or configs.path_from_env()
-    configured, btf_path = configs.entry(path, spec)
+    configured, btf_path, web_config = configs.entry(path, spec)
     values = dict(configured.options)
     for assignment in args.option:
         name, value = parse_option(spec, assignment)
         values[name] = value
-    return serve(spec, args.listen or configured.listen, values, configs.policy_source(path, spec.name) if spec.kind == "function" else None,
-                 args.btf or (Path(btf_path) if btf_path else None))
+    return serve(spec, args.listen or configured.listen, values,
+                 configs.policy_source(path, spec.name) if spec.kind == "function" else None,
+                 args.btf or (Path(btf_path) if btf_path else None), args.web_config or web_config)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -210,7 +211,8 @@ def cmd_admin_serve(args: argparse.Namespace) -> int:
     from . import config as configs
 
     cfg = configs.load(args.config)
-    return serve(args.listen or cfg.admin.listen, args.data_dir or cfg.admin.data_dir, cfg.admin.run_dir, cfg.path)
+    return serve(args.listen or cfg.admin.listen, args.data_dir or cfg.admin.data_dir, cfg.admin.run_dir, cfg.path,
+                 cfg.web_config)
 
 
 def cmd_dashboards_build(args: argparse.Namespace) -> int:
@@ -256,6 +258,9 @@ def parser() -> argparse.ArgumentParser:
                     help="set a collector option, e.g. -o latency=true (repeatable)")
     ex.add_argument("--collector-dir", action="append", default=[], metavar="DIR",
                     help="also look for collectors in DIR (a folder of collector folders)")
+    ex.add_argument("--web-config", type=Path, metavar="FILE",
+                    help="TLS and basic auth, in Prometheus exporter-toolkit's web config format "
+                         "(default: web_config in the config; none: plain HTTP)")
     ex.add_argument("--btf", type=Path, metavar="PATH",
                     help="the kernel's BTF (its types) from this file, for a kernel without /sys/kernel/btf/vmlinux")
     ex.set_defaults(func=cmd_exporter)

@@ -60,6 +60,7 @@ class Config:
     btf_path: str | None = None  # the kernel's BTF from this file, where /sys/kernel/btf/vmlinux is missing
     listen_address: str = DEFAULT_ADDRESS  # collectors serve /metrics here, each on its spec's port
     disable_defaults: bool = False  # true: only collectors whose entry says enabled: true run
+    web_config: str | None = None  # TLS and basic auth (exporter-toolkit's format), absolute; None: plain HTTP
 
 
 def as_plain(cfg: Config) -> dict[str, Any]:
@@ -70,7 +71,8 @@ def as_plain(cfg: Config) -> dict[str, Any]:
 def from_plain(data: dict[str, Any]) -> Config:
     return Config(Path(data["path"]), PrometheusConfig(**data["prometheus"]),
                   {name: CollectorConfig(**c) for name, c in data["collectors"].items()},
-                  AdminConfig(**data["admin"]), data["btf_path"], data["listen_address"], data["disable_defaults"])
+                  AdminConfig(**data["admin"]), data["btf_path"], data["listen_address"], data["disable_defaults"],
+                  data.get("web_config"))
 
 
 def load_in_child(path: Path | None = None) -> Config:
@@ -167,11 +169,26 @@ def loads(text: str, path: Path | str) -> Config:
                    ["collectors", c.name, "listen"]) for c in collectors.values() if c.enabled and c not in written]
     listeners += [(c.name, c.listen, ["collectors", c.name, "listen"]) for c in written]
     _check_listeners(path, doc, listeners)
-    return Config(path, prometheus, collectors, admin, doc.get("btf_path"), *_defaults(doc))
+    return Config(path, prometheus, collectors, admin, doc.get("btf_path"), *_defaults(doc), _web_config(path, doc))
 
 
 def _defaults(doc: Any) -> tuple[str, bool]:
     return doc.get("listen_address", DEFAULT_ADDRESS), doc.get("disable_defaults", False)
+
+
+def _web_config(path: Path, doc: Any) -> str | None:
+    """The web config file (relative: the config's neighbour), checked now: a bad one is said with the
+    config, not by every exporter failing to start."""
+    if not doc.get("web_config"):
+        return None
+    from exporters._lib import webconfig
+
+    web = (path.parent / doc["web_config"]).resolve()
+    try:
+        webconfig.load(web)
+    except YamlError as err:
+        raise YamlError(path, yamlfile.line_of(doc, ["web_config"]), f"web_config: {err}") from None
+    return str(web)
 
 
 def _collector(path: Path, doc: Any, spec: Spec, raw: Any) -> CollectorConfig:
@@ -194,13 +211,14 @@ def _collector(path: Path, doc: Any, spec: Spec, raw: Any) -> CollectorConfig:
     return CollectorConfig(spec.name, listen, enabled, options, policy)
 
 
-def entry(path: Path, spec: Spec) -> tuple[CollectorConfig, str | None]:
-    """What a lone exporter reads of the config: itself (its entry over its spec's defaults) and btf_path,
-    its options checked against its spec, without validating the rest of the file (`lmp run`, the admin
-    and `lmp list` do that): a running collector imports no schema validator."""
+def entry(path: Path, spec: Spec) -> tuple[CollectorConfig, str | None, Path | None]:
+    """What a lone exporter reads of the config: itself (its entry over its spec's defaults), btf_path and
+    the web config, its options checked against its spec, without validating the rest of the file (`lmp
+    run`, the admin and `lmp list` do that): a running collector imports no schema validator."""
     doc = yamlfile.load(path, paths.CONFIG_SCHEMA, check=False)
     raw = (doc.get("collectors") or {}).get(spec.name) or {}
-    return _collector(path, doc, spec, raw), doc.get("btf_path")
+    web = (path.parent / doc["web_config"]).resolve() if doc.get("web_config") else None
+    return _collector(path, doc, spec, raw), doc.get("btf_path"), web
 
 
 def policy_source(path: Path, name: str) -> PolicySource:

@@ -16,10 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from exporters._lib import build, paths
-from exporters._lib.serving import answers, parse_listen, scrape_url
+from exporters._lib.serving import PASSWORD_FILE, SERVICE_USER, Reach, answers, parse_listen, scrape_url
 
 from . import config as configs
-from . import prometheus
+from . import prometheus, webservice
 from .spawner import Spawner
 from .supervisor import ADMIN, Supervisor
 
@@ -71,8 +71,13 @@ class Launcher:
         self.admit: Callable[[str], bool] = lambda name: True  # which children may start now (see start)
         admin = self.cfg.admin
         admin_args = {"listen": admin.listen, "data_dir": admin.data_dir, "run_dir": admin.run_dir,
-                      "config": str(self.cfg.path)} if admin.enabled else None
-        self.supervisor = Supervisor(self.cfg, spawner, admin_args)
+                      "config": str(self.cfg.path), "web_config": self.cfg.web_config} if admin.enabled else None
+        run_dir = Path(admin.run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
+        # Made once per run: a web config edited while LMP runs takes effect at the next `lmp run`.
+        web_file, self.reach = webservice.prepare(self.cfg.web_config, run_dir)
+        self.admin_reach = Reach(self.reach.ca_file)  # TLS only: the admin has logins of its own
+        self.supervisor = Supervisor(self.cfg, spawner, admin_args, str(web_file) if web_file else None)
         self.wakeup_r, wakeup_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wakeup_w)
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -91,8 +96,8 @@ class Launcher:
             if running is None:
                 return 1
             if self.cfg.prometheus.enabled:
-                self.prometheus = prometheus.start(self.cfg, self.tmp)
-            print(summary(self.cfg, self.password, running, self.prometheus is not None), flush=True)
+                self.prometheus = prometheus.start(self.cfg, self.tmp, self.reach)
+            print(summary(self.cfg, self.password, running, self.prometheus is not None, self.reach), flush=True)
             self.loop()
             return 0
         finally:
@@ -129,14 +134,15 @@ class Launcher:
             self.step(0.02)
             for name in [n for n in pending if n in self.supervisor.children]:
                 c, child = pending[name], self.supervisor.children[name]
-                if child.pid is not None and answers(scrape_url(c.listen), 0.2):
+                if child.pid is not None and answers(self.reach.url(c.listen), 0.2, self.reach):
                     running.append(pending.pop(name))
                 elif child.last_error:
                     log = self.supervisor.run_dir / f"{name}.log"
                     print(f"lmp run: collector {name} failed: {last_line(log) or child.last_error} ({log}); "
                           f"it is retried with backoff, the others go on", file=sys.stderr)
                     del pending[name]
-            if admin and not pending and answers(scrape_url(self.cfg.admin.listen, "/api/v1/health"), 0.2):
+            if admin and not pending and answers(self.admin_reach.url(self.cfg.admin.listen, "/api/v1/health"), 0.2,
+                                                 self.admin_reach):
                 admin = False
             elif admin and (child := self.supervisor.children.get(ADMIN)) and child.last_error:
                 print(f"lmp run: the admin service did not start ({child.last_error}); see the messages above",
@@ -199,11 +205,11 @@ class Launcher:
 
 
 def summary(cfg: configs.Config, password: str | None, running: list[configs.CollectorConfig],
-            prometheus_on: bool) -> str:
+            prometheus_on: bool, reach: Reach = Reach()) -> str:
     """What `lmp run` prints once everything answers: where each part is, how to log in."""
     lines = ["", "LMP is running. Ctrl-C stops everything."]
     if cfg.admin.enabled:
-        lines.append(f"  {'admin':<12} {scrape_url(cfg.admin.listen, '/')}  (the web page; the API at /api/docs)")
+        lines.append(f"  {'admin':<12} {reach.url(cfg.admin.listen, '/')}  (the web page; the API at /api/docs)")
         if password:
             lines.append(f"  {'':<12} log in as admin, password {password} (shown once: change it)")
         else:
@@ -211,7 +217,10 @@ def summary(cfg: configs.Config, password: str | None, running: list[configs.Col
                          f"(forgotten? lmp admin set-password admin)")
         lines.append(f"  {'':<12} running commands as root: {'ON' if cfg.admin.scenario_commands else 'off'} "
                      f"(admin.scenario_commands in {cfg.path}; README, Security)")
-    lines += [f"  {c.name:<12} {scrape_url(c.listen)}" for c in running]
+    lines += [f"  {c.name:<12} {reach.url(c.listen)}" for c in running]
+    if reach.password is not None:
+        lines.append(f"  {'':<12} basic auth ({cfg.web_config}); LMP's own user {SERVICE_USER}, its password in "
+                     f"{Path(cfg.admin.run_dir) / PASSWORD_FILE}")
     if prometheus_on:
         source = "targets from the admin's service discovery" if cfg.admin.enabled else "static targets"
         lines.append(f"  {'prometheus':<12} {scrape_url(cfg.prometheus.listen, '/')}  (job {prometheus.JOB}, "

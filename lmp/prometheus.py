@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from exporters._lib.serving import scrape_url
+from exporters._lib.serving import PASSWORD_FILE, SERVICE_USER, Reach, scrape_url
 
 from .config import Config
 from .spawner import die_with_parent
@@ -33,17 +33,28 @@ def rule_paths(cfg: Config) -> list[str]:
     return [str((cfg.path.parent / f).resolve()) for f in cfg.prometheus.rule_files]
 
 
-def config(cfg: Config) -> dict:
+def tls_config(reach: Reach) -> dict:
+    """Trust the web config's certificate itself (a self-signed one is its own CA; Go accepts a trusted
+    leaf as the anchor), and check the name: it must list 127.0.0.1 (docs/fleet.md)."""
+    return {"tls_config": {"ca_file": reach.ca_file}} if reach.ca_file else {}
+
+
+def config(cfg: Config, reach: Reach = Reach()) -> dict:
     """Prometheus' configuration: one job, `lmp`, whose targets come from the admin's HTTP service
     discovery (refreshed every few seconds, so enabling a collector needs no restart), or are listed
     statically when the admin is off. honor_labels keeps the exporters' own `collector` label, which
     is the same as the target's, instead of renaming it exported_collector."""
-    job: dict = {"job_name": JOB, "honor_labels": True}
+    job: dict = {"job_name": JOB, "honor_labels": True, "scheme": "https" if reach.ca_file else "http",
+                 **tls_config(reach)}
+    if reach.password is not None:
+        job["basic_auth"] = {"username": SERVICE_USER,
+                             "password_file": str(Path(cfg.admin.run_dir) / PASSWORD_FILE)}
     if cfg.admin.enabled:
         # `type: Bearer` spelled out: Prometheus 2.42 leaves the default out of http_sd's requests.
-        job["http_sd_configs"] = [{"url": scrape_url(cfg.admin.listen, "/api/v1/sd"), "refresh_interval": "5s",
+        job["http_sd_configs"] = [{"url": reach.url(cfg.admin.listen, "/api/v1/sd"), "refresh_interval": "5s",
                                    "authorization": {"type": "Bearer",
-                                                     "credentials_file": str(service_token_file(cfg))}}]
+                                                     "credentials_file": str(service_token_file(cfg))},
+                                   **tls_config(reach)}]
     else:
         job["static_configs"] = target_groups(cfg)
     interval = cfg.prometheus.scrape_interval
@@ -51,14 +62,14 @@ def config(cfg: Config) -> dict:
             "scrape_configs": [job]}
 
 
-def start(cfg: Config, tmp: Path) -> subprocess.Popen | None:
+def start(cfg: Config, tmp: Path, reach: Reach = Reach()) -> subprocess.Popen | None:
     binary = shutil.which("prometheus")
     if binary is None:
         print("lmp run: prometheus is not installed (scripts/install.sh installs it); exporters only",
               file=sys.stderr)
         return None
     config_file = tmp / "prometheus.yml"
-    config_file.write_text(json.dumps(config(cfg), indent=2))  # JSON is YAML
+    config_file.write_text(json.dumps(config(cfg, reach), indent=2))  # JSON is YAML
     data = Path(cfg.prometheus.data_dir)
     data.mkdir(parents=True, exist_ok=True)
     with open(data / "prometheus.log", "ab") as log:  # the child keeps its own copy of the descriptor

@@ -56,8 +56,10 @@ def why_exited(code: int) -> str:
 
 
 class Supervisor:
-    def __init__(self, cfg: configs.Config, spawner: Spawner, admin_args: dict[str, Any] | None) -> None:
+    def __init__(self, cfg: configs.Config, spawner: Spawner, admin_args: dict[str, Any] | None,
+                 web_file: str | None = None) -> None:
         self.cfg, self.spawner, self.admin_args = cfg, spawner, admin_args
+        self.web_file = web_file  # the exporters' effective web config (lmp/webservice.py), fixed for the run
         self.run_dir = Path(cfg.admin.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
         self.children: dict[str, Child] = {}
@@ -74,7 +76,8 @@ class Supervisor:
     def wanted(self) -> dict[str, tuple[str, dict[str, Any]]]:
         """name -> (listen, the spawner's args) for everything that should run now."""
         found = {c.name: (c.listen, {"name": c.name, "listen": c.listen, "options": c.options,
-                                     "config": str(self.cfg.path), "btf_path": self.cfg.btf_path})
+                                     "config": str(self.cfg.path), "btf_path": self.cfg.btf_path,
+                                     "web_config": self.web_file})
                  for c in self.cfg.collectors.values() if c.enabled}
         if self.admin_args is not None:
             found[ADMIN] = (self.cfg.admin.listen, self.admin_args)

@@ -22,7 +22,7 @@ from prometheus_client.utils import floatToGoString
 
 from exporters._lib import paths
 from exporters._lib.bpf import programs_held_by
-from exporters._lib.serving import wait_until_serving
+from exporters._lib.serving import Reach, wait_until_serving
 from exporters._lib.spec import load_self
 from testkit import VethPair, free_port, made_cgroup, made_veth_pair, wait_for  # noqa: F401 (shared with the tests)
 from testkit.traffic import PAYLOAD, connect_from, datagrams_received, send_datagrams  # noqa: F401 (likewise)
@@ -126,23 +126,36 @@ def within(counted: float, inner: int, outer: int, what: str = "") -> None:
     assert inner - slack <= counted <= outer + slack, f"{what}: counted {counted}, the kernel {inner}..{outer}"
 
 
+def make_cert(directory: Path, name: str = "server") -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key, made by openssl as docs/fleet.md makes one."""
+    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-days", "2", "-subj", "/CN=lmp", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
 class Exporter:
-    def __init__(self, name: str, args: list[str], port: int, config: Path | None = None) -> None:
-        self.name, self.port = name, port
-        self.url = f"http://127.0.0.1:{port}/metrics"
+    def __init__(self, name: str, args: list[str], port: int, config: Path | None = None, host: str = "127.0.0.1",
+                 reach: Reach = Reach()) -> None:
+        self.name, self.port, self.reach = name, port, reach  # reach: HTTPS and basic auth, for a web config
+        self.url = reach.url(f"127.0.0.1:{port}")
         self.stderr = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe nobody reads, so it never blocks
         self.killed = False
         top = ["--config", str(config)] if config else []
-        self.proc = subprocess.Popen([*LMP, *top, "exporter", name, "--listen", f"127.0.0.1:{port}", *args],
+        self.proc = subprocess.Popen([*LMP, *top, "exporter", name, "--listen", f"{host}:{port}", *args],
                                      stderr=self.stderr, text=True)
-        if not wait_until_serving(self.url, time.monotonic() + START_TIMEOUT, lambda: self.proc.poll() is None):
+        if not wait_until_serving(self.url, time.monotonic() + START_TIMEOUT, lambda: self.proc.poll() is None, reach):
             log = self.log()
             self.stop()
             raise AssertionError(f"exporter {name} did not start: {log}")
         self.programs = programs_of(self.proc.pid)
 
     def text(self, headers: dict[str, str] | None = None) -> str:
-        with urllib.request.urlopen(urllib.request.Request(self.url, headers=headers or {}), timeout=10) as r:
+        if headers:
+            with urllib.request.urlopen(urllib.request.Request(self.url, headers=headers), timeout=10) as r:
+                return r.read().decode()
+        with self.reach.open(self.url, 10) as r:
             return r.read().decode()
 
     def scrape(self) -> Scrape:
@@ -181,8 +194,9 @@ def exporter() -> Iterator:
     been killed by the test), and none of its BPF programs may remain."""
     started: list[Exporter] = []
 
-    def start(name: str, *args: str, config: Path | None = None) -> Exporter:
-        started.append(Exporter(name, list(args), free_port(), config))
+    def start(name: str, *args: str, config: Path | None = None, host: str = "127.0.0.1",
+              reach: Reach = Reach()) -> Exporter:
+        started.append(Exporter(name, list(args), free_port(), config, host, reach))
         assert started[-1].programs, f"exporter {name} holds no BPF program"
         return started[-1]
 

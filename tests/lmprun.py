@@ -6,6 +6,7 @@ import json
 import os
 import queue
 import signal
+import ssl
 import subprocess
 import threading
 import time
@@ -102,8 +103,10 @@ class Run:
 
 
 class Api:
-    def __init__(self, port: int, username: str, password: str) -> None:
-        self.base = f"http://127.0.0.1:{port}/api/v1"
+    def __init__(self, port: int, username: str, password: str, ca_file: str | None = None) -> None:
+        """ca_file: the admin serves HTTPS with this certificate (a web config's)."""
+        self.base = f"{'https' if ca_file else 'http'}://127.0.0.1:{port}/api/v1"
+        self.context = ssl.create_default_context(cafile=ca_file) if ca_file else None
         self.token = self.call("POST", "/auth/login", {"username": username, "password": password})["access_token"]
 
     def call(self, method: str, path: str, body: dict | None = None) -> dict:
@@ -112,7 +115,7 @@ class Api:
             headers["Authorization"] = f"Bearer {self.token}"
         data = json.dumps(body).encode() if body is not None else b"" if method == "POST" else None
         request = urllib.request.Request(self.base + path, data=data, method=method, headers=headers)
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=30, context=self.context) as response:
             return json.load(response)
 
 

@@ -28,6 +28,17 @@ def keep_commands_switch(current: configs.Config | None, candidate: configs.Conf
                                            "can turn command runs on, by editing the file; the API cannot"))
 
 
+def keep_root_settings(current: configs.Config | None, candidate: configs.Config, text: str) -> None:
+    """What only root on the host may change: command runs (on), and the web config, whose TLS and basic
+    auth guard the exporters on the network (an API that could drop it could open them to anyone)."""
+    keep_commands_switch(current, candidate, text)
+    if current is not None and candidate.web_config != current.web_config:
+        doc = yamlfile.parse(text, "lmp.yaml")
+        line = yamlfile.line_of(doc, ["web_config"]) if "web_config" in doc else None
+        raise configfile.Refused(YamlError("lmp.yaml", line, "web_config: only root on the host can change the "
+                                           "web config (TLS and basic auth), by editing the file; the API cannot"))
+
+
 # The body is a YAML mapping; its full schema is config/lmp.schema.json (JSON Schema 2020-12, which
 # OpenAPI 3.0 cannot embed), checked on every PUT.
 YAML_BODY = {"content": {"application/yaml": {"schema": {"type": "object"}}}}
@@ -60,7 +71,7 @@ class Config(MethodView):
             abort(428, message="send If-Match with the ETag of the config you edited (GET it first)")
         text = request.get_data(as_text=True)
         try:
-            tag = configfile.replace(configfile.path(), text, request.if_match.contains, keep_commands_switch)
+            tag = configfile.replace(configfile.path(), text, request.if_match.contains, keep_root_settings)
         except configfile.Stale:
             abort(412, message="the config changed since you read it; GET it again and redo your edit")
         except configfile.Refused as err:

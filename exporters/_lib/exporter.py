@@ -2,32 +2,38 @@
 from __future__ import annotations
 
 import gzip
+import ipaddress
 import json
 import os
 import signal
-import socket
 import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
-from wsgiref.simple_server import WSGIRequestHandler, make_server
 
+from cheroot.wsgi import Server
 from prometheus_client import CollectorRegistry, ProcessCollector
-from prometheus_client.exposition import ThreadingWSGIServer, choose_encoder
+from prometheus_client.exposition import choose_encoder
 
-from . import bpf
+from . import bpf, httpserver, webconfig
 from .collector import BpfCollector, SelfCollector
 from .serving import EXIT_FAILED, EXIT_UNSUPPORTED, EXIT_USAGE, parse_listen, scrape_url
 from .spec import Spec
+from .webconfig import WebConfig
 
 if TYPE_CHECKING:
     from .function.eventlog import EventLog
     from .function.policy import PolicySource
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # no line per scrape on stderr
-        pass
+
+def loopback(environ: dict) -> bool:
+    """The client is on this host's loopback (127.0.0.1 reaching a dual-stack [::] socket included)."""
+    try:
+        address = ipaddress.ip_address(environ.get("REMOTE_ADDR", ""))
+    except ValueError:
+        return False
+    return (getattr(address, "ipv4_mapped", None) or address).is_loopback
 
 
 class MetricsApp:
@@ -35,14 +41,20 @@ class MetricsApp:
     process metrics). The format follows the Accept header as client_python chooses it (OpenMetrics when
     asked, else text 0.0.4), and the body is gzipped when the client accepts it."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, authenticated: bool = False) -> None:
         self.registry = registry
+        self.authenticated = authenticated  # basic auth stands in front: /events may answer any address
         self.collector: BpfCollector | None = None  # set once the kernel code is loaded
         self.events: EventLog | None = None  # a function component's events, served at /events?after=N
 
     def __call__(self, environ: dict, start_response):  # type: ignore[no-untyped-def]
         path = environ.get("PATH_INFO", "/")
         if path == "/events" and self.events is not None:
+            # Events name processes and destinations. Without basic auth they are for the admin, which runs
+            # on this host, even when /metrics listens on every address.
+            if not (self.authenticated or loopback(environ)):
+                start_response("403 Forbidden", [("Content-Type", "text/plain")])
+                return [b"forbidden: /events answers loopback only, unless the web config sets basic auth\n"]
             after = parse_qs(environ.get("QUERY_STRING", "")).get("after", ["0"])[0]
             body = json.dumps(self.events.page(int(after) if after.isdigit() else 0)).encode()
             start_response("200 OK", [("Content-Type", "application/json")])
@@ -61,15 +73,13 @@ class MetricsApp:
         return [body]
 
 
-def bind(host: str, port: int, app: MetricsApp) -> ThreadingWSGIServer:
-    """A listening /metrics server. It is bound now but serves only once serve_forever() runs: scrapes
-    made while the kernel code loads wait in the listen queue instead of getting an empty answer."""
-    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-
-    class Server(ThreadingWSGIServer):
-        address_family = family
-
-    return make_server(host, port, app, Server, handler_class=_QuietHandler)
+def bind(host: str, port: int, app: MetricsApp, web: WebConfig | None = None) -> Server:
+    """A listening /metrics server (TLS and basic auth as `web` says). It is bound now but serves only once
+    serve() runs: scrapes made while the kernel code loads wait in the listen queue instead of getting an
+    empty answer."""
+    server = httpserver.server(host, port, app, web, name="lmp-exporter")
+    server.prepare()
+    return server
 
 
 def say(name: str, message: str) -> None:
@@ -77,16 +87,17 @@ def say(name: str, message: str) -> None:
 
 
 def serve(spec: Spec, listen: str, values: dict[str, bool | int], policy: PolicySource | None = None,
-          btf_path: Path | None = None) -> int:
+          btf_path: Path | None = None, web_config: Path | None = None) -> int:
     """Run until SIGINT or SIGTERM; returns the process exit code. A function component applies `policy`
     (and follows their file) once its programs are loaded. btf_path: the kernel's types, where the kernel
-    has no /sys/kernel/btf/vmlinux."""
+    has no /sys/kernel/btf/vmlinux. web_config: TLS and basic auth, in exporter-toolkit's format."""
     name = spec.name
     if os.geteuid() != 0:
         say(name, "must run as root (loading eBPF programs needs CAP_SYS_ADMIN and CAP_BPF)")
         return EXIT_FAILED
     try:
         host, port = parse_listen(listen)
+        web = webconfig.load(web_config) if web_config else None
         missing = bpf.missing_hooks(spec)
     except (ValueError, bpf.LoadError) as err:
         say(name, str(err))
@@ -103,9 +114,9 @@ def serve(spec: Spec, listen: str, values: dict[str, bool | int], policy: Policy
         signal.signal(sig, lambda *_: stop.set())
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
-    app = MetricsApp(registry)
+    app = MetricsApp(registry, authenticated=bool(web and web.users))
     try:  # bind before loading anything, so a busy port leaves nothing attached
-        server = bind(host, port, app)
+        server = bind(host, port, app, web)
     except OSError as err:
         say(name, f"cannot listen on {listen}: {err.strerror or err}")
         return EXIT_FAILED
@@ -113,7 +124,7 @@ def serve(spec: Spec, listen: str, values: dict[str, bool | int], policy: Policy
         loaded = bpf.load(spec, values, btf_path)
     except bpf.LoadError as err:
         say(name, str(err))
-        server.server_close()
+        server.stop()
         return EXIT_FAILED
     runtime = None
     if spec.kind == "function":  # only a function component loads its runtime
@@ -123,12 +134,12 @@ def serve(spec: Spec, listen: str, values: dict[str, bool | int], policy: Policy
         except function.REFUSED as err:  # a bad policy, a missing interface or cgroup
             say(name, f"policy refused, nothing attached: {err}")
             loaded.close()
-            server.server_close()
+            server.stop()
             return EXIT_USAGE
         registry.register(runtime)
         app.events = runtime.events
 
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve, daemon=True)
     collector = app.collector = BpfCollector(spec, loaded, values)
     if runtime:
         runtime.forget_labels = collector.forget_labels
@@ -136,13 +147,11 @@ def serve(spec: Spec, listen: str, values: dict[str, bool | int], policy: Policy
         registry.register(SelfCollector(collector))
         thread.start()
         say(name, f"attached {len(loaded.attached())} program(s) in {loaded.seconds:.2f} s; "
-                  f"serving {scrape_url(listen)}")
+                  f"serving {scrape_url(listen, tls=bool(web and web.tls))}")
         stop.wait()
     finally:
-        if thread.is_alive():
-            server.shutdown()  # no new scrapes; one still being answered holds the collector's lock
+        server.stop()  # no new scrapes; one still being answered holds the collector's lock
         if runtime:
             runtime.close()  # links first: the programs stop changing what the kernel does
         collector.close()
-        server.server_close()
     return 0

@@ -119,3 +119,23 @@ def test_yaml_nested_thousands_deep_is_a_422(client, auth, config_file):
     response = put_config(client, auth, text)
     assert response.status_code == 422 and "levels deep" in response.json["message"], response.json
     assert config_file.read_text() == before
+
+
+def test_the_web_config_is_changed_by_root_on_the_host_only(client, auth, config_file, tmp_path):
+    """TLS and basic auth guard the exporters on the network: an admin token must not be able to drop
+    them, or to point them at another file."""
+    (tmp_path / "web.yml").write_text("")  # a valid web config: the toolkit's "no TLS, no auth"
+    root = auth.headers("root")
+    answer = client.get("/api/v1/config", headers=root)
+    added = f"web_config: {tmp_path / 'web.yml'}\n" + answer.data.decode()
+    put = client.put("/api/v1/config", data=added, headers={**root, "If-Match": answer.headers["ETag"]})
+    assert put.status_code == 422 and "only root on the host can change the web config" in put.json["message"]
+    assert put.json["errors"]["line"] == 1
+    config_file.write_text(added)  # root on the host, by hand
+    answer = client.get("/api/v1/config", headers=root)
+    removed = answer.data.decode().replace(f"web_config: {tmp_path / 'web.yml'}\n", "")
+    put = client.put("/api/v1/config", data=removed, headers={**root, "If-Match": answer.headers["ETag"]})
+    assert put.status_code == 422 and put.json["errors"]["line"] is None
+    assert config_file.read_text() == added
+    kept = answer.data.decode().replace("scrape_interval: 5s", "scrape_interval: 10s")  # other edits still go through
+    assert client.put("/api/v1/config", data=kept, headers={**root, "If-Match": answer.headers["ETag"]}).status_code == 204

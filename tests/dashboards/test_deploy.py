@@ -9,11 +9,12 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import bcrypt
 import jsonschema
 import pytest
 from ruamel.yaml import YAML
 
-from exporters._lib import catalog, paths
+from exporters._lib import catalog, paths, webconfig
 from lmp import config as configs
 from tests.conftest import ROOT
 
@@ -103,14 +104,16 @@ def test_grafana_provisioning_files_match_their_schema():
 def test_kubernetes_manifests_validate():
     result = tool("kubernetes-validate", "--strict", str(DEPLOY / "kubernetes" / "lmp.yaml"))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("passed") == 3
+    assert result.stdout.count("passed") == 4
 
 
 def test_kubernetes_config_covers_every_collector_and_the_pod_exposes_each_port(tmp_path):
     docs = {doc["kind"]: doc for doc in load_all(DEPLOY / "kubernetes" / "lmp.yaml")}
     config_file = tmp_path / "lmp.yaml"
-    config_file.write_text(docs["ConfigMap"]["data"]["lmp.yaml"])
-    cfg = configs.load(config_file)  # the same checks as any LMP config: schema, specs, ports
+    config_file.write_text(docs["ConfigMap"]["data"]["lmp.yaml"].replace("/etc/lmp-web/web.yml", "web/web.yml"))
+    web = filled_web_secret(docs["Secret"], tmp_path / "web")
+    cfg = configs.load(config_file)  # the same checks as any LMP config: schema, specs, ports, the web config
+    assert cfg.web_config == str(web)
     collectors = {n for n in catalog.names() if catalog.load(n).kind == "collector"}
     assert collectors <= set(cfg.collectors)
     assert not cfg.admin.enabled and not cfg.prometheus.enabled
@@ -123,8 +126,26 @@ def test_kubernetes_config_covers_every_collector_and_the_pod_exposes_each_port(
         assert c.listen.startswith("0.0.0.0:")
         assert ports[f"lmp-{name}"] == int(c.listen.rsplit(":", 1)[1])
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
-    assert {"/sys/kernel/tracing", "/sys/kernel/debug", "/sys/fs/bpf", "/sys/fs/cgroup"} <= mounts
+    assert {"/sys/kernel/tracing", "/sys/kernel/debug", "/sys/fs/bpf", "/sys/fs/cgroup", "/etc/lmp-web"} <= mounts
+    assert {"name": "web", "secret": {"secretName": "lmp-web", "defaultMode": 0o400}} in pod["volumes"]
     assert not {"/host/lib/modules", "/usr/src"} & mounts  # CO-RE objects: no headers from the node
+
+
+def filled_web_secret(secret: dict, directory: Path) -> Path:
+    """The Secret's files, as an operator fills them in (docs/fleet.md): a certificate naming `lmp`, a hash."""
+    directory.mkdir()
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-days", "2", "-subj", "/CN=lmp", "-addext", "subjectAltName=DNS:lmp", "-keyout",
+                    str(directory / "tls.key"), "-out", str(directory / "tls.crt")], check=True, capture_output=True)
+    placeholder = "REPLACE-WITH-A-BCRYPT-HASH"
+    text = secret["stringData"]["web.yml"]
+    assert placeholder in text  # no usable password ships in the manifest
+    with pytest.raises(ValueError, match="not a bcrypt hash"):  # left as shipped, it stops the pod with a reason
+        (directory / "web.yml").write_text(text)
+        webconfig.load(directory / "web.yml")
+    hashed = bcrypt.hashpw(b"a-fleet-password", bcrypt.gensalt(rounds=4)).decode()
+    (directory / "web.yml").write_text(text.replace(placeholder, hashed))
+    return directory / "web.yml"
 
 
 def test_kubernetes_scrape_config_relabels_as_make_run_labels():
@@ -137,5 +158,7 @@ def test_kubernetes_scrape_config_relabels_as_make_run_labels():
                      text).replace("lmp.rules.yml", str(paths.ALERT_RULES))
     result = promtool_syntax(swapped)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert job["scheme"] == "https" and job["tls_config"]["server_name"] == "lmp"
+    assert job["basic_auth"]["username"] == "prometheus"
     targets = {r.get("target_label") for r in job["relabel_configs"]}
     assert {"collector", "instance"} <= targets and job["job_name"] == "lmp"

@@ -20,7 +20,8 @@ PARTS: dict[str, set[str]] = {
     "lmp.spawner": {"exporters", "lmp.config"},  # forks exporters from a process that holds little
     "lmp.supervisor": {"exporters", "lmp.config", "lmp.spawner"},  # the exporter processes and their state
     "lmp.prometheus": {"exporters", "lmp.config", "lmp.spawner"},
-    "lmp.launcher": {"exporters", "lmp.config", "lmp.supervisor", "lmp.spawner", "lmp.prometheus"},
+    "lmp.webservice": {"exporters"},  # the service user through which lmp run reaches exporters behind auth
+    "lmp.launcher": {"exporters", "lmp.config", "lmp.supervisor", "lmp.spawner", "lmp.prometheus", "lmp.webservice"},
     "lmp.run": {"exporters", "lmp.config", "lmp.supervisor", "lmp.spawner", "lmp.launcher", "lmp.prometheus",
                 "admin"},
     "lmp.doctor": {"exporters", "lmp.config"},
