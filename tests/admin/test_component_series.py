@@ -1,0 +1,22 @@
+"""The component page's series against budget, and its cgroups by name, from a real running exporter."""
+from __future__ import annotations
+
+from admin.api.components import exported
+from tests.conftest import made_cgroup
+from tests.exporters.test_identity import run_in
+
+
+def test_series_budget_and_named_cgroups_of_a_running_exporter(exporter):
+    signals = exporter("signal", "-o", "cgroup=true", "-o", "series_budget=500")
+    with made_cgroup() as (top, path):
+        group = top / "lmp-admin-test.service"
+        group.mkdir()
+        try:
+            run_in(group)
+            found = exported(f"127.0.0.1:{signals.port}")
+        finally:
+            group.rmdir()
+    assert found["series_budget"] == 500 and 0 < found["series"] <= 500
+    assert {"cgroup": f"{path}/lmp-admin-test.service", "name": "lmp-admin-test.service", "kind": "unit"} \
+        in found["cgroups"]
+    assert exported(None) == {"series": None, "series_budget": None, "cgroups": []}
