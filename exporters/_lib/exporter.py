@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from .function.eventlog import EventLog
     from .function.policy import PolicySource
 
+FORGET_EVERY = 30.0  # seconds between reads of the maps that forget removed cgroups when nobody scrapes
+
+
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # no line per scrape on stderr
         pass
@@ -130,6 +133,13 @@ def serve(spec: Spec, listen: str, values: dict[str, bool | int], policy: Policy
 
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     collector = app.collector = BpfCollector(spec, loaded, values)
+
+    def forget_on_schedule() -> None:
+        # A read of the maps deletes removed cgroups' keys and ends their series after forget_after,
+        # whether Prometheus scrapes or not: the maps of an unscraped exporter must not fill with the dead.
+        while not stop.wait(FORGET_EVERY):
+            collector.render(False)
+    threading.Thread(target=forget_on_schedule, daemon=True).start()
     if runtime:
         runtime.forget_labels = collector.forget_labels
     try:
