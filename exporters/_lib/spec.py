@@ -95,17 +95,18 @@ class Option:
     programs: tuple[str, ...] = ()  # a bool option: programs that load only when it is on
     sizes: tuple[str, ...] = ()  # an int option: maps whose max_entries it is
     core: bool = False  # read by the exporter in user space (every collector has them), not by the kernel code
+    minimum: int | None = None  # an int option's least value
 
 
 def core_options(budget: int) -> dict[str, Option]:
     """The options every collector has: its series budget and how cgroups' series live and die."""
     return {o.name: o for o in (
         Option("series_budget", "int", budget, "Series the collector may export; above it the least active cgroups "
-               "fold into cgroup=\"other\", totals kept exact.", core=True),
+               "fold into cgroup=\"other\", totals kept exact.", core=True, minimum=1),
         Option("min_cgroup_age", "int", 0, "Seconds a cgroup counts into cgroup=\"other\" after it is first seen, "
-               "before it may have series of its own.", core=True),
+               "before it may have series of its own.", core=True, minimum=0),
         Option("forget_after", "int", 300, "Seconds a removed cgroup's series stay exported after its keys are "
-               "deleted from the kernel's maps.", core=True),
+               "deleted from the kernel's maps.", core=True, minimum=0),
     )}
 
 
@@ -365,7 +366,11 @@ def coerce_option(opt: Option, value: Any) -> bool | int:
             return False
     elif not isinstance(value, bool):
         try:
-            return int(value)
+            number = int(value)
         except (TypeError, ValueError):
             pass
+        else:
+            if opt.minimum is not None and number < opt.minimum:
+                raise ValueError(f"option {opt.name} is at least {opt.minimum}, not {number}")
+            return number
     raise ValueError(f"option {opt.name} takes a {opt.type}, not {value!r}")

@@ -1,7 +1,11 @@
 """The series budget: cgroups over it fold into `other`, totals stay exact and counters never go down."""
 from __future__ import annotations
 
+import pytest
+
+from exporters._lib import catalog
 from exporters._lib.budget import OTHER, Budget, Table
+from exporters._lib.spec import parse_option
 
 TABLES = [Table(fold=0), Table(fold=None)]  # a metric by (cgroup, code), and one without a cgroup
 
@@ -60,3 +64,12 @@ def test_histograms_fold_bucket_by_bucket():
     out = b.apply(table, [{("/a",): ([1, 2], 10), ("/b",): ([0, 1], 4)}], now=0)[0]
     assert sorted(out.values()) == [([0, 1], 4), ([1, 2], 10)] and b.series == 4
     assert (OTHER,) in out
+
+
+def test_core_options_refuse_what_cannot_work():
+    spec = catalog.load("signal", check=False)
+    assert parse_option(spec, "series_budget=50") == ("series_budget", 50)
+    with pytest.raises(ValueError, match="option series_budget is at least 1, not 0"):
+        parse_option(spec, "series_budget=0")
+    with pytest.raises(ValueError, match="option min_cgroup_age is at least 0, not -5"):
+        parse_option(spec, "min_cgroup_age=-5")
