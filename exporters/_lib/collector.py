@@ -72,6 +72,7 @@ class MapMetric:
         self.fold = next((i for i, label in enumerate(metric.labels) if label.decoder == "cgroup"), None)
         self.suspects: set[int] = set()
         self.retired: dict[Labels, tuple[Any, float]] = {}  # label values -> (count or (slots, sum), until when)
+        self.last: Values = {}  # what the last read found
         # Where the metric's number lies in the map's value, in u64 words: the whole value, or the field
         # `value:` names; a histogram is its struct lmp_hist (slots, then sum).
         field = bpf_map.value.fields[metric.value] if metric.value else None
@@ -212,12 +213,14 @@ class BpfCollector:
             for m in self.maps:
                 try:
                     if isinstance(m, MapMetric):
-                        collected.append((m, m.collect(read.setdefault(m.map.name, m.map.items()))))
+                        m.last = m.collect(read.setdefault(m.map.name, m.map.items()))
                     else:
                         fixed.append(m.render(openmetrics))
                 except Exception:  # one broken map must not hide the others
                     log.exception("%s: reading map %s failed", self.spec.name, m.metric.map)
                     ok = 0
+                if isinstance(m, MapMetric):  # a failed read shows its last values: the budget's totals stay
+                    collected.append((m, m.last))
             folded = self.budget.apply([Table(m.fold, m.weight) for m, _ in collected], [v for _, v in collected])
             self.budget.series += len(fixed)
             parts = [m.text(openmetrics, values) for (m, _), values in zip(collected, folded)] + fixed
