@@ -11,10 +11,15 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporters._lib.decoders import cgroup2_root
+from exporters._lib.serving import scrape_url
+
+if TYPE_CHECKING:
+    from .config import Config
 
 Key = tuple[str, str]  # (column: collector's metric, cgroup)
 
@@ -130,9 +135,10 @@ def run(urls: dict[str, str], interval: float, sort: str | None, once: bool) -> 
 
 
 def urls_from_config(path: Path | None) -> dict[str, str]:
-    from exporters._lib.serving import scrape_url
-
     from . import config as configs
+    return urls_from_config_object(configs.load(path))
 
-    cfg = configs.load(path)
-    return {c.name: scrape_url(c.listen) for c in cfg.collectors.values() if c.enabled}
+
+def urls_from_config_object(cfg: Config) -> dict[str, str]:
+    """The /metrics of every enabled collector."""
+    return {c.name: scrape_url(c.listen) for c in cfg.collectors.values() if c.enabled and c.listen}

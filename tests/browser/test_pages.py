@@ -16,7 +16,7 @@ from tests.workloads import processes_and_signals, tcp_traffic, udp_to_closed_po
 
 from .conftest import ARTIFACTS, Tab
 
-PAGES = ["/", "/components", "/components/runqlat", "/config", "/users", "/audit", "/scenarios"]
+PAGES = ["/", "/components", "/components/runqlat", "/containers", "/config", "/users", "/audit", "/scenarios"]
 
 
 def logged_in(tab: Tab, user: str) -> None:
