@@ -95,9 +95,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         db.create_all()
         upgrade()
 
-    from .api import audit, auth, charts, components, config, health, policy, scenarios, sd, users
+    from .api import audit, auth, charts, components, config, health, policy, scenarios, sd, top, users
     api = Api(app)
-    for module in (health, auth, users, components, config, audit, sd, charts, policy, scenarios):
+    for module in (health, auth, users, components, config, audit, sd, charts, policy, scenarios, top):
         api.register_blueprint(module.blp, url_prefix=f"/api/v1{module.PREFIX}")
     from . import pages, web
     app.register_blueprint(pages.blp)

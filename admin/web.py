@@ -14,7 +14,8 @@ from .headers import report_policy
 from .pages import missing_assets, render_markdown
 
 blp = Blueprint("web", __name__)
-PAGES = [("web.overview", "Overview"), ("web.components", "Components"), ("web.scenarios", "Scenarios"),
+PAGES = [("web.overview", "Overview"), ("web.components", "Components"), ("web.containers", "Containers"),
+         ("web.scenarios", "Scenarios"),
          ("web.config", "Config"), ("web.users", "Users"), ("web.audit", "Audit log")]  # the navigation, in order
 ADMIN_ONLY = {"web.users", "web.audit"}
 
@@ -47,6 +48,11 @@ def component(name: str) -> str:
         abort(404)
     readme = render_markdown(spec.readme.read_text()) if spec.readme.is_file() else ""
     return page("component.html", name, spec=spec, readme=readme)
+
+
+@blp.get("/containers")
+def containers() -> str:
+    return page("containers.html", "Containers")
 
 
 @blp.get("/scenarios")

@@ -31,16 +31,22 @@ def variable(name: str, label: str, query: str) -> g.Template:
 
 
 def templating(cgroup_metrics: list[str]) -> g.Templating:
-    """datasource, job and instance always; cgroup when a metric of the dashboard has a cgroup label."""
+    """datasource, job and instance always; container, pod and cgroup when a metric of the dashboard has a
+    cgroup label. Container and pod come from lmp_cgroup_info and narrow the cgroups offered; All cgroups
+    (the default) includes cgroup="other", so that the panels' totals stay whole."""
+    host = 'job=~"$job", instance=~"$instance"'
     variables = [
         g.Template(name="datasource", label="Data source", query="prometheus", type="datasource", default="Prometheus"),
         variable("job", "Job", "label_values(lmp_exporter_build_info, job)"),
         variable("instance", "Host", 'label_values(lmp_exporter_build_info{job=~"$job"}, instance)'),
     ]
     if cgroup_metrics:
-        names = "|".join(cgroup_metrics)
-        variables.append(variable("cgroup", "cgroup", f'label_values({{__name__=~"{names}", job=~"$job", '
-                                                      f'instance=~"$instance"}}, cgroup)'))
+        variables += [
+            variable("container", "Container", f'label_values(lmp_cgroup_info{{{host}}}, container_name)'),
+            variable("pod", "Pod UID", f'label_values(lmp_cgroup_info{{{host}}}, pod_uid)'),
+            variable("cgroup", "cgroup", f'label_values(lmp_cgroup_info{{{host}, container_name=~"$container", '
+                                         f'pod_uid=~"$pod"}}, cgroup)'),
+        ]
     return g.Templating(list=variables)
 
 
@@ -81,6 +87,10 @@ def exporter_panels(spec: Spec) -> list[g.Panel]:
                      "because a map was full; the collector's counts are that much low.",
                      [p.target(f"rate(lmp_exporter_map_overflow_total{{{sel}}}[$__rate_interval])", "{{map}}")],
                      "ops"),
+        p.timeseries("Series against budget", "lmp_exporter_series: series the last scrape exported; at the budget "
+                     "(series_budget) the least active cgroups fold into cgroup=\"other\", totals kept exact.",
+                     [p.target(f"lmp_exporter_series{{{sel}}}", "series {{instance}}", "A"),
+                      p.target(f"lmp_exporter_series_budget{{{sel}}}", "budget {{instance}}", "B")], "short"),
     ]
     if has_hash_maps(spec):
         panels.append(p.timeseries("Map fill", "Each hash map's entries over its capacity; at 100% new keys are "

@@ -236,6 +236,20 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return doctor(args.json)
 
 
+def cmd_top(args: argparse.Namespace) -> int:
+    from exporters._lib.serving import Reach
+
+    from . import top
+    urls, reach = (dict(u.split("=", 1) for u in args.url), Reach()) if args.url else top.urls_from_config(args.config)
+    if not urls:
+        print("lmp top: no collector is enabled in the config, and no --url given", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return top.run(urls, args.interval, args.sort, args.once, reach)
+    except KeyboardInterrupt:
+        return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from bench.__main__ import main as bench_main
     return bench_main(args.rest)
@@ -315,6 +329,14 @@ def parser() -> argparse.ArgumentParser:
     dr = sub.add_parser("doctor", help="what this host's kernel lets LMP do, and what to do about what it does not")
     dr.add_argument("--json", action="store_true", help="print JSON instead of a table")
     dr.set_defaults(func=cmd_doctor)
+
+    tp = sub.add_parser("top", help="containers and services by what the collectors see, sorted and refreshed")
+    tp.add_argument("--sort", help="the column to sort by (a metric's name, e.g. lmp_page_faults)")
+    tp.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes (default 2)")
+    tp.add_argument("--once", action="store_true", help="print one table, after one interval, and exit")
+    tp.add_argument("--url", action="append", default=[], metavar="COLLECTOR=URL",
+                    help="read this exporter's /metrics instead of the config's enabled collectors (repeatable)")
+    tp.set_defaults(func=cmd_top)
 
     from scenario.cli import add_parser as add_scenario
     add_scenario(sub)

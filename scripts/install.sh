@@ -42,6 +42,9 @@ packages() {
   [ $with_test -eq 1 ] && pkgs+=(util-linux gcc libc6-dev)  # setpriv, taskset, the bench loops' cc
   [ $with_test -eq 1 ] && pkgs+=(chromium)  # the web page's tests, driven by Playwright (no browser download)
   [ $with_test -eq 1 ] && pkgs+=(strace linux-perf bpfcc-tools)  # lmp bench's scenario peers; the learning path's kprobe demo
+  # podman (run by runc: crun refuses hybrid cgroups) and a static busybox for its image: the real containers
+  # the identity tests name (tests/exporters/test_identity.py)
+  [ $with_test -eq 1 ] && pkgs+=(podman runc busybox-static)
   # npm: the admin's front-end libraries (admin/package.json), unless they are in place (an image's build stage)
   command -v npm >/dev/null || assets_current || pkgs+=(nodejs npm)
   local missing=() p

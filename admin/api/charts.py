@@ -39,7 +39,8 @@ def board(name: str) -> tuple[dict, ...]:
     if not re.fullmatch(r"[a-z0-9]+", name) or not path.is_file():
         return ()
     host = re.escape(socket.gethostname()).replace("\\", "\\\\")  # a regex, inside a PromQL string
-    variables = {"$job": "lmp", "$instance": host, "$cgroup": ".*", "$__rate_interval": "1m"}
+    variables = {"$job": "lmp", "$instance": host, "$cgroup": ".*", "$container": ".*", "$pod": ".*",
+                 "$__rate_interval": "1m"}
     charts = []
     for panel in json.loads(path.read_text())["panels"]:
         if panel["type"] != "timeseries":

@@ -4,12 +4,14 @@ from pathlib import Path
 from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
+from prometheus_client.parser import text_string_to_metric_families
 
 from exporters._lib import catalog, results
 from exporters._lib.bpf import can_run
+from exporters._lib.serving import Reach
 from exporters._lib.spec import Spec
 from lmp import config as configs
-from lmp import supervisor
+from lmp import supervisor, top
 
 from .. import configfile
 from ..auth import current_user, role_required
@@ -32,6 +34,29 @@ def describe(spec: Spec, cfg: configs.Config) -> dict:
         "can_run": ok, "why_not": why,
         "enabled": configured.enabled, "listen": configured.listen,
     }
+
+
+def exported(listen: str | None) -> dict:
+    """What the running exporter says about its series and its cgroups, named (lmp_cgroup_info), from its
+    /metrics; nothing when it does not answer."""
+    found: dict = {"series": None, "series_budget": None, "cgroups": []}
+    if not listen:
+        return found
+    reach = Reach.of_run_dir(Path(current_app.config.get("RUN_DIR", "/run/lmp")))
+    try:
+        with reach.open(reach.url(listen), 2) as response:
+            text = response.read().decode()
+    except (OSError, ValueError):
+        return found
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name in ("lmp_exporter_series", "lmp_exporter_series_budget"):
+                found[s.name.removeprefix("lmp_exporter_")] = int(s.value)
+            elif s.name == "lmp_cgroup_info":
+                name, kind = top.display(s.labels["cgroup"], s.labels)
+                found["cgroups"].append({"cgroup": s.labels["cgroup"], "name": name, "kind": kind})
+    found["cgroups"].sort(key=lambda c: (c["kind"], c["name"]))
+    return found
 
 
 @blp.route("")
@@ -80,4 +105,5 @@ class Component(MethodView):
             spec = catalog.load(name)
         except KeyError:
             abort(404, message=f"no component named {name!r}")
-        return describe(spec, configfile.current())
+        described = describe(spec, configfile.current())
+        return {**described, **exported(described["listen"] if described.get("running") else None)}

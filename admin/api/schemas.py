@@ -64,6 +64,12 @@ class Metric(Schema):
     labels = fields.List(fields.String())
 
 
+class CgroupName(Schema):
+    cgroup = fields.String()
+    name = fields.String(metadata={"description": "container name, else systemd unit, else pod UID, else the path"})
+    kind = fields.String(metadata={"description": "the container runtime, or unit, pod, cgroup"})
+
+
 class Component(Schema):
     name = fields.String()
     kind = fields.String()
@@ -81,6 +87,9 @@ class Component(Schema):
     restarts = fields.Integer()
     last_error = fields.String()
     crash_loop = fields.Boolean()
+    series = fields.Integer(allow_none=True, metadata={"description": "series the last scrape exported"})
+    series_budget = fields.Integer(allow_none=True)
+    cgroups = fields.List(fields.Nested(CgroupName), metadata={"description": "the cgroups it shows, named"})
 
 
 class Query(Schema):

@@ -195,10 +195,10 @@ def _set_options(spec: Spec, obj: int, types: btf.Types, values: dict[str, bool 
     sees them as constants and drops the code they turn off."""
     variables = types.section(".rodata")
     for name, opt in spec.options.items():
-        if name not in variables and not (opt.programs or opt.sizes):  # those need no global
+        if name not in variables and not (opt.programs or opt.sizes or opt.core):  # those need no global
             raise LoadError(f"{spec.name}: option {name} has no `const volatile` global of that name in "
                             f"{spec.source.name}")
-    given = [name for name in spec.options if name in variables]
+    given = [name for name, opt in spec.options.items() if name in variables and not opt.core]
     if given:
         memory = libbpf.initial_value(libbpf.find_map(obj, ".rodata"))
         data = bytearray(memory.raw)

@@ -20,10 +20,11 @@ from prometheus_client.core import Metric as Family
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from . import decoders, exposition, libbpf
+from . import decoders, exposition, identity, libbpf
 from .bpf import Loaded, Map
 from .btf import Layout
-from .spec import Histogram, Metric, Spec, load_self
+from .budget import OTHER, Budget, Labels, Table, Values, add
+from .spec import DEFAULT_SERIES_BUDGET, Histogram, Metric, Spec, load_self
 
 log = logging.getLogger("lmp.exporter")
 
@@ -49,42 +50,60 @@ def histogram_buckets(slots: list[int], hist: Histogram) -> list[tuple[str, int]
     return buckets
 
 
-RETIRED_FOR = 300.0  # seconds a removed cgroup's series stay exported: alert and rate windows see them
+RETIRED_FOR = 300.0  # seconds a removed cgroup's series stay exported (the forget_after option's default)
 
 
 class MapMetric:
-    """One spec metric bound to its BPF map, with the label sets of keys seen so far cached by the key's raw
+    """One spec metric bound to its BPF map, with the label values of keys seen so far cached by the key's raw
     bytes.
 
     Keys of removed cgroups are deleted from the kernel's map (so that churning containers cannot fill it
-    for good), but their last values live on here, `retired`, for RETIRED_FOR seconds: an OOM kill in a
+    for good), but their last values live on here, `retired`, for `retire_for` seconds: an OOM kill in a
     container that is then removed must stay visible longer than two scrapes."""
 
-    def __init__(self, metric: Metric, bpf_map: Map, interfaces: dict[int, str]) -> None:
-        self.metric, self.map = metric, bpf_map
+    def __init__(self, metric: Metric, bpf_map: Map, interfaces: dict[int, str],
+                 retire_for: float = RETIRED_FOR) -> None:
+        self.metric, self.map, self.retire_for = metric, bpf_map, retire_for
         self.names = [label.name for label in metric.labels]
         self.decode = _key_decoder(metric, bpf_map.key, interfaces)
-        self.label_cache: dict[bytes, str] = {}
+        self.label_cache: dict[bytes, Labels] = {}
+        self.inner_cache: dict[Labels, str] = {}
         self.cgroup_field = next((label.field for label in metric.labels if label.decoder == "cgroup"), None)
+        self.fold = next((i for i, label in enumerate(metric.labels) if label.decoder == "cgroup"), None)
         self.suspects: set[int] = set()
-        self.retired: dict[str, tuple[Any, float]] = {}  # label set -> (count or (slots, sum), until when)
+        self.retired: dict[Labels, tuple[Any, float]] = {}  # label values -> (count or (slots, sum), until when)
+        self.last: Values = {}  # what the last read found
         # Where the metric's number lies in the map's value, in u64 words: the whole value, or the field
         # `value:` names; a histogram is its struct lmp_hist (slots, then sum).
         field = bpf_map.value.fields[metric.value] if metric.value else None
         self.start = field.offset // 8 if field else 0
         self.width = (field.size if field else bpf_map.value_size) // 8
 
+    @property
+    def weight(self) -> int:
+        """Series one label set makes: a histogram's buckets (+Inf too), _count and _sum."""
+        h = self.metric.histogram
+        return 1 if h is None else h.max_slot - h.min_slot + 4
+
     def _cgroup(self, key: bytes) -> int:
         return self.map.key.get(key, self.cgroup_field)
 
-    def _labels(self, key: bytes) -> str:
-        inner = self.label_cache.get(key)
-        if inner is None:
+    def _labels(self, key: bytes) -> Labels:
+        labels = self.label_cache.get(key)
+        if labels is None:
             if len(self.label_cache) > 4 * self.map.max_entries:  # keys churn (cgroups come and go)
                 self.label_cache.clear()
-            inner = exposition.labels(self.names, self.decode(key))
+            labels = self.decode(key)
             if self.cgroup_field is None or decoders.cgroups().known(self._cgroup(key)):
-                self.label_cache[key] = inner  # an unresolved cgroup may resolve at the next scrape
+                self.label_cache[key] = labels  # an unresolved cgroup may resolve at the next scrape
+        return labels
+
+    def _inner(self, labels: Labels) -> str:
+        inner = self.inner_cache.get(labels)
+        if inner is None:
+            if len(self.inner_cache) > 4 * self.map.max_entries:
+                self.inner_cache.clear()
+            inner = self.inner_cache[labels] = exposition.labels(self.names, labels)
         return inner
 
     def _value(self, value: memoryview) -> Any:
@@ -105,30 +124,34 @@ class MapMetric:
             if self._cgroup(key) not in dead:
                 live.append((key, value))
                 continue
-            inner, number = self._labels(key), self._value(value)
-            old = self.retired.get(inner, (None, 0.0))[0]
-            self.retired[inner] = (add(old, number), now + RETIRED_FOR)
+            labels, number = self._labels(key), self._value(value)
+            old = self.retired.get(labels, (None, 0.0))[0]
+            self.retired[labels] = (add(old, number), now + self.retire_for)
             self.map.delete(key)
         self.suspects = unknown
         self.retired = {k: v for k, v in self.retired.items() if v[1] > now}
         return live
 
-    def render(self, openmetrics: bool, items: list[tuple[bytes, memoryview]]) -> str:
-        """The metric's lines from `items`, the map's entries as one read found them."""
-        m = self.metric
+    def collect(self, items: list[tuple[bytes, memoryview]]) -> Values:
+        """The metric's values by label values from `items`, the map's entries as one read found them."""
         items = self.forget_dead_cgroups(items)
-        values: dict[str, Any] = {inner: value for inner, (value, _) in self.retired.items()}
+        values: Values = {labels: value for labels, (value, _) in self.retired.items()}
         for key, raw in items:
             value = self._value(raw)
-            seen = value if m.histogram is None else value[1] or any(value[0])  # a zero stays unexported
+            seen = value if self.metric.histogram is None else value[1] or any(value[0])  # a zero stays unexported
             if seen:
-                inner = self._labels(key)
-                values[inner] = add(values.get(inner), value)
+                labels = self._labels(key)
+                values[labels] = add(values.get(labels), value)
+        return values
+
+    def text(self, openmetrics: bool, values: Values) -> str:
+        m = self.metric
         out = [exposition.header(m.name, m.type, m.help, openmetrics)]
         if m.histogram is None:
-            out += [f"{m.name}{exposition.braces(inner)} {n}\n" for inner, n in values.items()]
+            out += [f"{m.name}{exposition.braces(self._inner(labels))} {n}\n" for labels, n in values.items()]
             return "".join(out)
-        for inner, (slots, value_sum) in values.items():
+        for labels, (slots, value_sum) in values.items():
+            inner = self._inner(labels)
             sep = "," if inner else ""
             buckets = histogram_buckets(slots, m.histogram)
             out += [f'{m.name}_bucket{{{inner}{sep}le="{le}"}} {count}\n' for le, count in buckets]
@@ -137,14 +160,9 @@ class MapMetric:
                        f"{floatToGoString(value_sum * m.histogram.scale)}\n")
         return "".join(out)
 
-
-def add(a: Any, b: Any) -> Any:
-    """Two counts, or two histograms as (slots, sum); None is nothing yet."""
-    if a is None:
-        return b
-    if isinstance(a, int):
-        return a + b
-    return [x + y for x, y in zip(a[0], b[0])], a[1] + b[1]
+    def render(self, openmetrics: bool, items: list[tuple[bytes, memoryview]]) -> str:
+        """The metric's lines from `items`, without a budget."""
+        return self.text(openmetrics, self.collect(items))
 
 
 class ProcfsMetric:
@@ -171,33 +189,64 @@ class BpfCollector:
     def __init__(self, spec: Spec, loaded: Loaded, values: dict[str, bool | int]) -> None:
         self.spec, self.loaded = spec, loaded
         metrics, maps = spec.active(values)
+        retire_for = float(values.get("forget_after", RETIRED_FOR))
         self.maps: list[MapMetric | ProcfsMetric] = [
-            MapMetric(m, loaded.maps[m.map], loaded.interfaces) if m.procfs is None else ProcfsMetric(m) for m in metrics]
+            MapMetric(m, loaded.maps[m.map], loaded.interfaces, retire_for) if m.procfs is None else ProcfsMetric(m)
+            for m in metrics]
         self.tables = {name: loaded.maps[name] for name in maps if name in loaded.maps}
         self.lock = threading.Lock()  # scrapes may overlap; the label caches are shared
         self.last_duration, self.last_success = 0.0, 1
         self.entries: dict[str, int] = {}
+        self.budget = Budget(int(values.get("series_budget", DEFAULT_SERIES_BUDGET)),
+                             float(values.get("min_cgroup_age", 0)))
+        self.identities: dict[str, dict[str, str]] = {}  # cgroup path -> lmp_cgroup_info's labels
+        self.info_help = load_self(check=False).metric("lmp_cgroup_info").help
 
     def render(self, openmetrics: bool) -> str:
         with self.lock:
             if self.loaded.closed:
                 return ""
-            started, ok, parts = time.perf_counter(), 1, []
+            started, ok = time.perf_counter(), 1
             read: dict[str, list[tuple[bytes, memoryview]]] = {}  # each map read once, whatever reads it
+            collected: list[tuple[MapMetric, Values]] = []
+            fixed = []
             for m in self.maps:
                 try:
                     if isinstance(m, MapMetric):
-                        items = read.setdefault(m.map.name, m.map.items())
-                        parts.append(m.render(openmetrics, items))
+                        m.last = m.collect(read.setdefault(m.map.name, m.map.items()))
                     else:
-                        parts.append(m.render(openmetrics))
+                        fixed.append(m.render(openmetrics))
                 except Exception:  # one broken map must not hide the others
                     log.exception("%s: reading map %s failed", self.spec.name, m.metric.map)
                     ok = 0
+                if isinstance(m, MapMetric):  # a failed read shows its last values: the budget's totals stay
+                    collected.append((m, m.last))
+            folded = self.budget.apply([Table(m.fold, m.weight) for m, _ in collected], [v for _, v in collected])
+            self.budget.series += len(fixed)
+            parts = [m.text(openmetrics, values) for (m, _), values in zip(collected, folded)] + fixed
+            parts.append(self._cgroup_info(openmetrics, collected, folded))
             self.entries = {name: len(read[name]) if name in read else len(t.items())
                             for name, t in self.tables.items() if t.type in libbpf.HASH_TYPES}
             self.last_duration, self.last_success = time.perf_counter() - started, ok
         return "".join(parts)
+
+    def _cgroup_info(self, openmetrics: bool, collected: list[tuple[MapMetric, Values]], folded: list[Values]) -> str:
+        """lmp_cgroup_info: one series for each cgroup this scrape exports, naming its container, pod or unit
+        (exporters/_lib/identity.py), for joins on `cgroup`."""
+        seen = {labels[m.fold] for (m, _), values in zip(collected, folded) if m.fold is not None for labels in values}
+        seen.discard(OTHER)
+        if not seen:
+            return ""
+        if len(self.identities) > 4 * max(self.budget.limit, 1):  # cgroups churn
+            self.identities.clear()
+        out = [exposition.header("lmp_cgroup_info", "gauge", self.info_help, openmetrics)]
+        for path in sorted(seen):
+            labels = self.identities.get(path)
+            if labels is None or (labels["runtime"] and not labels["container_name"]):  # a name may come later
+                labels = self.identities[path] = identity.resolve(path).labels()
+            inner = exposition.labels(["cgroup", *labels], (path, *labels.values()))
+            out.append(f"lmp_cgroup_info{{{inner}}} 1\n")
+        return "".join(out)
 
     def forget_labels(self) -> None:
         """Drop the cached label sets: a function component's new policy may name a key's values anew."""
@@ -238,6 +287,13 @@ class SelfCollector(Collector):
         yield self._gauge("lmp_exporter_map_entries", [([name, map_name], n) for map_name, n in entries.items()], "map")
         yield self._gauge("lmp_exporter_map_capacity",
                           [([name, map_name], self.c.tables[map_name].max_entries) for map_name in entries], "map")
+        budget = self.c.budget
+        yield self._gauge("lmp_exporter_series", [([name], budget.series)])
+        yield self._gauge("lmp_exporter_series_budget", [([name], budget.limit)])
+        folded = CounterMetricFamily("lmp_exporter_folded_values_total",
+                                     self.help["lmp_exporter_folded_values_total"], labels=["collector"])
+        folded.add_metric([name], budget.folded_total)
+        yield folded
         yield self._gauge("lmp_exporter_build_info", [([name, *self.build.values()], 1)], *self.build)
 
     def _gauge(self, metric: str, samples: list[tuple[list[str], float]], *extra: str) -> GaugeMetricFamily:

@@ -36,6 +36,9 @@ def loopback(environ: dict) -> bool:
     return (getattr(address, "ipv4_mapped", None) or address).is_loopback
 
 
+FORGET_EVERY = 30.0  # seconds between reads of the maps that forget removed cgroups when nobody scrapes
+
+
 class MetricsApp:
     """The WSGI app behind /metrics: the collector's BPF metrics, then client_python's registry (self and
     process metrics). The format follows the Accept header as client_python chooses it (OpenMetrics when
@@ -141,6 +144,13 @@ def serve(spec: Spec, listen: str, values: dict[str, bool | int], policy: Policy
 
     thread = threading.Thread(target=server.serve, daemon=True)
     collector = app.collector = BpfCollector(spec, loaded, values)
+
+    def forget_on_schedule() -> None:
+        # A read of the maps deletes removed cgroups' keys and ends their series after forget_after,
+        # whether Prometheus scrapes or not: the maps of an unscraped exporter must not fill with the dead.
+        while not stop.wait(FORGET_EVERY):
+            collector.render(False)
+    threading.Thread(target=forget_on_schedule, daemon=True).start()
     if runtime:
         runtime.forget_labels = collector.forget_labels
     try:

@@ -13,6 +13,7 @@ from .yamlfile import YamlError
 SCHEMA = Path(__file__).with_name("spec.schema.json")
 SELF = Path(__file__).with_name("self.yaml")
 KERNEL_UNIT_SCALE = {"nanoseconds": 1e-9, "microseconds": 1e-6, "bytes": 1.0}
+DEFAULT_SERIES_BUDGET = 10000  # series a collector exports before cgroups fold into `other`, unless its spec says
 BASE_UNIT_SUFFIX = {"nanoseconds": "_seconds", "microseconds": "_seconds", "bytes": "_bytes"}
 
 
@@ -97,6 +98,20 @@ class Option:
     help: str
     programs: tuple[str, ...] = ()  # a bool option: programs that load only when it is on
     sizes: tuple[str, ...] = ()  # an int option: maps whose max_entries it is
+    core: bool = False  # read by the exporter in user space (every collector has them), not by the kernel code
+    minimum: int | None = None  # an int option's least value
+
+
+def core_options(budget: int) -> dict[str, Option]:
+    """The options every collector has: its series budget and how cgroups' series live and die."""
+    return {o.name: o for o in (
+        Option("series_budget", "int", budget, "Series the collector may export; above it the least active cgroups "
+               "fold into cgroup=\"other\", totals kept exact.", core=True, minimum=1),
+        Option("min_cgroup_age", "int", 0, "Seconds a cgroup counts into cgroup=\"other\" after it is first seen, "
+               "before it may have series of its own.", core=True, minimum=0),
+        Option("forget_after", "int", 300, "Seconds a removed cgroup's series stay exported after its keys are "
+               "deleted from the kernel's maps.", core=True, minimum=0),
+    )}
 
 
 @dataclass(frozen=True)
@@ -269,7 +284,12 @@ def _check(spec: Spec, doc: Any, path: Path) -> None:
         if foreign:
             raise YamlError(path, where, f"alert {alert.name} uses metrics this collector does not export: "
                                          f"{', '.join(sorted(foreign))}")
+    for name in set(doc.get("options") or {}) & set(core_options(1)):
+        raise YamlError(path, yamlfile.line_of(doc, ["options", name]), f"option {name} is every collector's own: "
+                        f"set its default with `series_budget:` or in the config, not here")
     for name, opt in spec.options.items():
+        if opt.core:
+            continue
         where = yamlfile.line_of(doc, ["options", name])
         if isinstance(opt.default, bool) != (opt.type == "bool"):
             raise YamlError(path, where, f"option {name}: default {opt.default!r} is not a {opt.type}")
@@ -325,8 +345,9 @@ def load(path: Path, check: bool = True) -> Spec:
         name=doc["name"], summary=doc["summary"], directory=path.parent, kind=doc.get("kind", "collector"),
         answers=doc.get("answers", ""), port=doc.get("port", 0), enabled=doc.get("enabled", True),
         tracepoints=tuple(requires.get("tracepoints", ())),
-        options={k: Option(k, v["type"], v["default"], v["help"], tuple(v.get("programs", ())), tuple(v.get("sizes", ())))
-                 for k, v in (doc.get("options") or {}).items()},
+        options={**{k: Option(k, v["type"], v["default"], v["help"], tuple(v.get("programs", ())),
+                              tuple(v.get("sizes", ()))) for k, v in (doc.get("options") or {}).items()},
+                 **core_options(doc.get("series_budget", DEFAULT_SERIES_BUDGET))},
         metrics=tuple(_metric(m) for m in doc["metrics"]),
         internal_maps=tuple(InternalMap(m["name"], m["help"], m.get("when")) for m in doc.get("internal_maps", ())),
         alerts=tuple(_alert(a) for a in doc.get("alerts", ())),
@@ -347,6 +368,7 @@ class SelfSpec:
     metrics: tuple[Metric, ...]
     alerts: tuple[Alert, ...]
     function_only: frozenset[str] = frozenset()  # metrics only function components export (their policy)
+    cgroup_only: frozenset[str] = frozenset()  # metrics only exporters that saw a cgroup export (lmp_cgroup_info)
 
     def metric(self, name: str) -> Metric:
         return next(m for m in self.metrics if m.name == name)
@@ -359,7 +381,8 @@ def load_self(path: Path = SELF, check: bool = True) -> SelfSpec:
     metrics = tuple(Metric(m["name"], m["type"], m["help"], map="", labels=tuple(Label(n, n, "") for n in m["labels"]))
                     for m in doc["metrics"])
     return SelfSpec(metrics, tuple(_alert(a) for a in doc["alerts"]),
-                    frozenset(m["name"] for m in doc["metrics"] if m.get("kind") == "function"))
+                    frozenset(m["name"] for m in doc["metrics"] if m.get("kind") == "function"),
+                    frozenset(m["name"] for m in doc["metrics"] if m.get("kind") == "cgroup"))
 
 
 def parse_option(spec: Spec, assignment: str) -> tuple[str, bool | int]:
@@ -382,7 +405,11 @@ def coerce_option(opt: Option, value: Any) -> bool | int:
             return False
     elif not isinstance(value, bool):
         try:
-            return int(value)
+            number = int(value)
         except (TypeError, ValueError):
             pass
+        else:
+            if opt.minimum is not None and number < opt.minimum:
+                raise ValueError(f"option {opt.name} is at least {opt.minimum}, not {number}")
+            return number
     raise ValueError(f"option {opt.name} takes a {opt.type}, not {value!r}")

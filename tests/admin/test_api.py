@@ -38,6 +38,7 @@ ENDPOINTS = [  # (method, path, body, the lowest role allowed)
     ("get", "/api/v1/scenarios/1/artifacts/run.json", None, "view"),
     ("post", "/api/v1/scenarios/1/stop", None, "ops"),
     ("delete", "/api/v1/scenarios/1", None, "root"),
+    ("get", "/api/v1/top", None, "view"),
     ("delete", "/api/v1/users/view", None, "root"),  # last: the viewer is gone after it
 ]
 RANK = {"view": 0, "ops": 1, "root": 2}

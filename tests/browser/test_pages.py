@@ -16,7 +16,7 @@ from tests.lmprun import serving, wait_for
 
 from .conftest import ARTIFACTS, Tab
 
-PAGES = ["/", "/components", "/components/runqlat", "/config", "/users", "/audit", "/scenarios"]
+PAGES = ["/", "/components", "/components/runqlat", "/containers", "/config", "/users", "/audit", "/scenarios"]
 
 
 def logged_in(tab: Tab, user: str) -> None:

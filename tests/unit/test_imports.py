@@ -25,11 +25,12 @@ PARTS: dict[str, set[str]] = {
     "lmp.run": {"exporters", "lmp.config", "lmp.supervisor", "lmp.spawner", "lmp.launcher", "lmp.prometheus",
                 "admin"},
     "lmp.doctor": {"exporters", "lmp.config"},
+    "lmp.top": {"exporters", "lmp.config"},  # containers by what the collectors serve: the CLI's and the admin's
     "lmp.docsite": {"exporters", "admin"},
     "lmp.cli": {"*"},  # the CLI dispatches to every part
     "lmp.__main__": {"lmp.cli"},
     "lmp": set(),
-    "admin": {"exporters", "lmp.config", "lmp.supervisor", "scenario"},
+    "admin": {"exporters", "lmp.config", "lmp.supervisor", "lmp.top", "scenario"},
     "dashboards": {"exporters"},
     "scenario": {"exporters"},
     "bench": {"exporters", "lmp.config", "lmp.supervisor", "lmp.spawner", "lmp.launcher", "lmp.prometheus", "testkit"},

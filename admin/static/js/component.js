@@ -11,7 +11,20 @@ function show(c) {
   line.textContent = `State: ${describeState(c)}. Listens on ${c.listen || "(no address)"}. Hooks: ${c.hooks.join(", ")}.`;
   const control = document.createElement("p");
   control.append("Enabled: ", enabledControl(user, c, show));
-  state.replaceChildren(line, control);
+  const parts = [line, control];
+  if (c.series !== null && c.series !== undefined) {
+    const budget = document.createElement("p");
+    budget.textContent = `Series: ${c.series} of a budget of ${c.series_budget}` +
+      (c.series >= c.series_budget ? " (at the budget: the least active cgroups are folded into \"other\")." : ".");
+    parts.push(budget);
+  }
+  if (c.cgroups && c.cgroups.length) {
+    const list = document.createElement("p");
+    list.textContent = "Cgroups it shows: " + c.cgroups.map((g) => `${g.name} (${g.kind})`).join(", ") + ".";
+    list.title = c.cgroups.map((g) => `${g.name}: ${g.cgroup}`).join("\n");  // the paths, on hover
+    parts.push(list);
+  }
+  state.replaceChildren(...parts);
 }
 
 show(await api(`/components/${encodeURIComponent(name)}`));
