@@ -128,6 +128,13 @@ def serve(spec: Spec, listen: str, values: dict[str, bool | int], policy: Policy
         registry.register(runtime)
         app.events = runtime.events
 
+    watcher = None
+    if spec.uprobes is not None or any(m.per_process for m in spec.internal_maps):
+        from .uprobes import Watcher
+        watcher = Watcher(spec, loaded)
+        watcher.start()
+        registry.register(watcher)
+
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     collector = app.collector = BpfCollector(spec, loaded, values)
     if runtime:
@@ -143,6 +150,8 @@ def serve(spec: Spec, listen: str, values: dict[str, bool | int], policy: Policy
             server.shutdown()  # no new scrapes; one still being answered holds the collector's lock
         if runtime:
             runtime.close()  # links first: the programs stop changing what the kernel does
+        if watcher:
+            watcher.close()
         collector.close()
         server.server_close()
     return 0
