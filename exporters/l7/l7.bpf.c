@@ -35,7 +35,6 @@ const volatile u32 filter_tgid = 0;
 #define NR_close 3
 #define NR_readv 19
 #define NR_writev 20
-#define NR_connect 42
 #define NR_sendto 44
 #define NR_recvfrom 45
 #define NR_sendmsg 46

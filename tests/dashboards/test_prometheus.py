@@ -26,6 +26,7 @@ from tests.conftest import ROOT, VethPair, connect_from, free_port, made_cgroup,
 from tests.lmprun import Api, Run, lmp_running, query, wait_for
 from tests.workloads import (
     failing_disk,
+    l7_traffic,
     oom_groups,
     oom_kill,
     processes_and_signals,
@@ -38,7 +39,8 @@ HOST = socket.gethostname()
 VARIABLES = {"$job": "lmp", "$instance": HOST, "$cgroup": ".*", "$__rate_interval": "1m"}
 # What each alert returns after the workload, with the shipped thresholds or with every threshold at 0.
 FIRES = {"LmpOomKill", "LmpBlockIoErrors"}  # the workload makes an OOM kill and failing reads
-FIRES_AT_ZERO = {"LmpRunqueueLatencyHigh", "LmpBlockIoLatencyHigh", "LmpTcpRetransmitRatioHigh"}
+FIRES_AT_ZERO = {"LmpRunqueueLatencyHigh", "LmpBlockIoLatencyHigh", "LmpTcpRetransmitRatioHigh",
+                 "LmpHttpErrorRatioHigh", "LmpHttpLatencyHigh", "LmpPostgresErrorRatioHigh"}
 QUIET = {"LmpExporterProgramDetached", "LmpExporterScrapeFailing", "LmpExporterMapOverflowing",
          "LmpComponentPolicyRefused"}
 DOWN = {"LmpExporterDown"}  # tested by stopping an exporter
@@ -102,6 +104,7 @@ def workload(scratch: Path) -> None:
         oom_kill(groups)
     tcp_traffic()
     udp_to_closed_port()
+    l7_traffic(scratch)
     processes_and_signals()
     try:
         open(scratch / "missing")

@@ -216,3 +216,24 @@ def test_connections_map_is_bounded(exporter) -> None:
     assert (soft, hard) == resource.getrlimit(resource.RLIMIT_NOFILE)
     emptied = settled(e, lambda s: s.value("lmp_exporter_map_entries", map="connections") < size - 100, timeout=15)
     assert emptied.value("lmp_exporter_map_entries", map="connections") < size - 100
+
+
+def test_a_binary_with_tls_built_in_is_reported_not_covered(exporter, tmp_path: Path) -> None:
+    """A process that maps no libssl but carries OpenSSL's version string (as a static or stripped binary
+    does) is counted as not covered while it runs, and no longer once it exits."""
+    source = tmp_path / "embedded.c"
+    source.write_text('#include <unistd.h>\nconst char *v = "OpenSSL 3.0.99 (built in)";\n'
+                      'int main(void) { pause(); return v[0] == 0; }\n')
+    binary = tmp_path / "embedded"
+    subprocess.run(["gcc", "-O1", "-s", "-o", str(binary), str(source)], check=True)
+    proc = subprocess.Popen([str(binary)])
+    try:
+        e = exporter("l7")  # its first scan, before it serves, sees the process
+        running = e.scrape().value("lmp_exporter_uprobe_uncovered_processes", reason="stripped")
+        assert running >= 1
+    finally:
+        proc.kill()
+        proc.wait()
+    gone = settled(e, lambda s: s.value("lmp_exporter_uprobe_uncovered_processes", reason="stripped") < running,
+                   timeout=15)
+    assert gone.value("lmp_exporter_uprobe_uncovered_processes", reason="stripped") < running
