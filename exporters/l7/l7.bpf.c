@@ -599,7 +599,7 @@ static __noinline void message(struct conn *c, u64 ptr, u64 avail, u64 len, u32 
     u16 to_port = how >> 16;
     u32 zero = 0;
     struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
-    if (!s || !c)
+    if (!s || !c || c->proto == P_UNKNOWN) /* unknown: never parsed again, not even read */
         return;
     struct head *m = &s->m;
     if (fetch(m, ptr, avail, len))
@@ -681,7 +681,9 @@ static __always_inline u16 port_of(u64 addr)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 {
-    if (!socket_io(regs->orig_ax))
+    /* No bytes moved (EAGAIN from a non-blocking read is the common case): the call's arguments in task
+     * storage are stale from here on, and the next sys_enter of a socket call overwrites them. */
+    if (ret <= 0 || !socket_io(regs->orig_ax))
         return 0;
     struct task_struct *task = bpf_get_current_task_btf();
     struct call *call = bpf_task_storage_get(&calls, task, 0, 0);
@@ -689,7 +691,7 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
         return 0;
     s32 nr = call->nr;
     call->nr = -1;
-    if (ret <= 0 || nr != regs->orig_ax)
+    if (nr != regs->orig_ax)
         return 0;
     struct conn *c = conn_of(task, call->fd);
     if (!c)
