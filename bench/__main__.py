@@ -6,6 +6,7 @@
 - events: each collector's kernel time per event (bpf_stats), beside ebpf_exporter's and libbpf-tools';
 - scrape: /metrics latency at 1k and 10k series, and for the four jobs beside ebpf_exporter;
 - functions: netguard's cost per packet and connguard's per connect() (bench/guard.py);
+- l7: what the l7 collector costs nginx at full load under ab, and its kernel time per request (bench/l7.py);
 - scenario: what `lmp scenario run` costs the program it follows, beside strace and perf;
 then the targets of docs/performance.md, each met or not. Prints Markdown. Needs root, like the exporters;
 run it under `flock /tmp/lmp-bpf.lock` beside anything else that loads BPF programs."""
@@ -24,7 +25,7 @@ from . import footprint, kernel, scrape
 from .harness import Exporter, ebpf_exporter, have_peer
 
 ROOT = paths.ROOT
-SECTIONS = ("footprint", "hooks", "events", "scrape", "functions", "scenario")
+SECTIONS = ("footprint", "hooks", "events", "scrape", "functions", "l7", "scenario")
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
@@ -160,6 +161,18 @@ def main(argv: list[str] | None = None) -> int:
              header, net)
         show("connguard: a loopback TCP connection from a guarded cgroup, and a refused connect", header, conn)
         results.save({"kernel_time": guard.results(net + conn)})
+    if "l7" in only:
+        from . import l7
+        rows, worst = l7.costs(args.runs)
+        results.save({"kernel_time": worst.pop("results", [])})
+        show(f"l7: nginx (one worker on CPU 0) under ab (CPU 1), {l7.REQUESTS:,} requests a run, without and with "
+             f"the collector", ["workload", "req/s without", "req/s with", "throughput loss %",
+                                "kernel ns per request (both sides)"], rows)
+        targets += [["l7: at most 500 ns of kernel time per HTTP request", f"{worst['ns']:.0f} ns",
+                     verdict(worst["ns"] <= 500)],
+                    ["l7: at most 5 % throughput loss at full load", f"{worst['loss']:.1f} %", verdict(worst["loss"] <= 5)],
+                    ["l7: its lone exporter holds at most 25 MB PSS after its runs (the others' hold 23)",
+                     f"{worst['pss']:.1f} MB", verdict(worst["pss"] <= 25)]]
     if "scenario" in only:
         from . import scenario
         show(f"Following one program with lmp scenario and its peers (getpid: {scenario.GETPID_CALLS} calls, "

@@ -59,8 +59,21 @@ def counter(metric: Metric) -> list[g.Panel]:
     top = f"top {metric.panel.topk} " if metric.panel.topk else ""
     title = metric.panel.title or f"{top}{metric.name.removeprefix('lmp_')} per second" \
                                   f"{' by ' + ', '.join(by) if by else ''}"
-    return [timeseries(title, metric.help, [target(rate_expr(metric, by), legend(by))],
-                       RATE_UNITS[metric.unit], stack=not metric.panel.topk)]
+    panels = [timeseries(title, metric.help, [target(rate_expr(metric, by), legend(by))],
+                         RATE_UNITS[metric.unit], stack=not metric.panel.topk)]
+    return panels + ([error_ratio(metric, by)] if metric.panel.errors else [])
+
+
+def error_ratio(metric: Metric, by: tuple[str, ...]) -> g.TimeSeries:
+    """RED's E: the share of a requests counter that are errors (the spec's `errors` matchers), by the hinted
+    labels that the matchers do not name."""
+    errors = metric.panel.errors or ""
+    by = tuple(label for label in by if label not in errors)
+    total = f"{by_clause(by)}(rate({metric.name}{{{selector(metric)}}}[$__rate_interval]))"
+    failed = f"{by_clause(by)}(rate({metric.name}{{{selector(metric, errors)}}}[$__rate_interval]))"
+    return timeseries(f"{metric.name.removeprefix('lmp_').removesuffix('_total')}: error ratio"
+                      f"{' by ' + ', '.join(by) if by else ''}", f"{metric.help} Errors: {errors}.",
+                      [target(f"{failed} / {total}", legend(by))], "percentunit")
 
 
 def increase(metric: Metric) -> g.TimeSeries:
@@ -110,8 +123,11 @@ def histogram(metric: Metric) -> list[g.Panel]:
     by, name, unit = metric.panel.by, metric.name.removeprefix("lmp_"), VALUE_UNITS[metric.unit]
     if by:
         top = f"topk({metric.panel.topk}, " if metric.panel.topk else "("
-        panels.append(timeseries(f"{name}: p99 by {', '.join(by)}", metric.help,
-                                 [target(f"{top}{quantile_expr(metric, 0.99, by)})", legend(by))], unit))
+        qs = QUANTILES if metric.panel.quantiles_by else (0.99,)
+        label = lambda q: f"p{round(q * 100)} " if len(qs) > 1 else ""  # noqa: E731
+        panels.append(timeseries(f"{name}: {', '.join(f'p{round(q * 100)}' for q in qs)} by {', '.join(by)}",
+                                 metric.help, [target(f"{top}{quantile_expr(metric, q, by)})", label(q) + legend(by),
+                                                      chr(65 + i)) for i, q in enumerate(qs)], unit))
         panels.append(timeseries(f"{name}: events per second by {', '.join(by)}", metric.help,
                                  [target(rate_expr(metric, by, f"{metric.name}_count"), legend(by))], "ops"))
     return panels

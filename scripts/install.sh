@@ -41,6 +41,8 @@ packages() {
   [ $image -eq 1 ] || pkgs+=(clang llvm libbpf-dev python3-bpfcc "linux-headers-$arch")
   [ $with_test -eq 1 ] && pkgs+=(util-linux gcc libc6-dev)  # setpriv, taskset, the bench loops' cc
   [ $with_test -eq 1 ] && pkgs+=(chromium)  # the web page's tests, driven by Playwright (no browser download)
+  # the l7 collector's ground truth: real servers and clients, started by its tests on loopback
+  [ $with_test -eq 1 ] && pkgs+=(nginx redis-server redis-tools dnsmasq-base bind9-dnsutils apache2-utils postgresql)
   [ $with_test -eq 1 ] && pkgs+=(strace linux-perf bpfcc-tools)  # lmp bench's scenario peers; the learning path's kprobe demo
   # podman (run by runc: crun refuses hybrid cgroups) and a static busybox for its image: the real containers
   # the identity tests name (tests/exporters/test_identity.py)

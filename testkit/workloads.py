@@ -253,3 +253,34 @@ def cpu_hogs(count: int, seconds: float, cgroup_dir: Path | None = None) -> list
         _, wait0, slices0, _, wait1, slices1 = map(int, out.split())
         stats.append(HogStats(wait1 - wait0, slices1 - slices0, lifetime_waited))
     return stats
+
+
+def l7_traffic(scratch: Path) -> None:
+    """Requests of every protocol the l7 collector knows, each with some that fail, to real servers on
+    loopback: HTTP 200 and 500 (and through a slow upstream), DNS NOERROR and REFUSED (a name dnsmasq has
+    no upstream for), Redis commands and a WRONGTYPE reply, PostgreSQL queries and an undefined table."""
+    from tests.exporters import l7_servers as servers
+
+    folders = {name: scratch / f"l7-{name}" for name in ("nginx", "dns", "redis")}
+    for folder in folders.values():
+        folder.mkdir()
+    # Twice, a few scrapes apart: a counter's first sample is where its series starts, so only what
+    # follows it shows in rate() (and so in the error ratios and their alerts).
+    with servers.nginx(folders["nginx"]) as port:
+        for rounds in range(2):
+            time.sleep(2 * rounds)
+            for path in ("/ok", "/ok", "/fail", "/slow"):
+                subprocess.run(["curl", "-s", "-o", "/dev/null", "--noproxy", "*", f"http://127.0.0.1:{port}{path}"],
+                               check=True, timeout=60)
+    with servers.dnsmasq(folders["dns"]) as port:
+        subprocess.run(["dig", "+tries=1", "@127.0.0.1", "-p", str(port), "found.lmp.test", "example.com"],
+                       check=True, capture_output=True, timeout=60)
+    with servers.redis(folders["redis"]) as port:
+        subprocess.run(["redis-cli", "-p", str(port)], input="SET k v\nGET k\nLPUSH k x\n", text=True,
+                       check=True, capture_output=True, timeout=60)
+    with servers.postgres(scratch) as port:
+        for rounds in range(2):
+            time.sleep(2 * rounds)
+            for sql in ("SELECT 1", "SELECT * FROM no_such_table"):
+                subprocess.run(["psql", "-X", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-c", sql],
+                               capture_output=True, timeout=60)

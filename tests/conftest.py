@@ -91,12 +91,12 @@ class Scrape:
         return self.value(f"{name}_bucket", default, le=floatToGoString(le), **labels)
 
 
-def check_self_metrics(scrape: Scrape, function: bool) -> None:
+def check_self_metrics(scrape: Scrape, function: bool, uprobes: bool = False) -> None:
     """Every self metric is what exporters/_lib/self.yaml (read by the dashboards and docs) says it is; a
-    collector has none of those only function components export."""
+    collector has none of those only function components (or collectors with uprobes) export."""
     scraped, self_spec = scrape.families, load_self()
     expected = [m for m in self_spec.metrics if (function or m.name not in self_spec.function_only)
-                and m.name not in self_spec.cgroup_only]
+                and m.name not in self_spec.cgroup_only and (uprobes or m.name not in self_spec.uprobes_only)]
     for metric in expected:
         family = scraped[metric.name.removesuffix("_total")]
         assert (family.type, family.documentation) == (metric.type, metric.help), metric.name

@@ -162,6 +162,7 @@ class Loaded:
     # ifindex -> the name a component attached to ("veth0", or "NETNS/veth0" in another namespace, where
     # if_indextoname cannot look): what the `interface` label decoder shows
     interfaces: dict[int, str] = field(default_factory=dict)
+    uprobes: dict[str, int] = field(default_factory=dict)  # uprobe programs by name, attached by uprobes.Watcher
     closed: bool = False
 
     def attached(self) -> dict[str, bool]:
@@ -334,6 +335,9 @@ def _attach(spec: Spec, loaded: Loaded, programs: dict[str, int]) -> None:
             loaded.programs[functions[name]] = libbpf.program_fd(prog)
             continue
         section = libbpf.section(prog)
+        if section in ("uprobe", "uretprobe"):  # no target yet: attached to each library file found mapped
+            loaded.uprobes[name] = prog
+            continue
         if not section.startswith(TRACING_SECTIONS):
             raise LoadError(f"program {name} is in section {section!r}; collectors attach tp/, raw_tp/ and tp_btf/ "
                             f"programs, function components the ones their spec names under requires")

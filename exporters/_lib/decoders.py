@@ -221,6 +221,7 @@ def make(decoder: str, values: tuple[str, ...] = (), event: str | None = None, f
         "cidr": lambda v: cidr(bytes(v)),  # type: ignore[call-overload]
         "endpoint": lambda v: endpoint(bytes(v)),  # type: ignore[call-overload]
         "interface": lambda v: interface(int(v), interfaces or {}),
+        "port": lambda v: str(int(v)) if int(v) else "other",  # 0: the ports past the kernel's limit, folded
     }
     if decoder == "cgroup":
         paths = cgroups()

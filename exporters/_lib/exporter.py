@@ -142,6 +142,13 @@ def serve(spec: Spec, listen: str, values: dict[str, bool | int], policy: Policy
         registry.register(runtime)
         app.events = runtime.events
 
+    watcher = None
+    if spec.uprobes is not None or any(m.per_process for m in spec.internal_maps):
+        from .uprobes import Watcher
+        watcher = Watcher(spec, loaded)
+        watcher.start()
+        registry.register(watcher)
+
     thread = threading.Thread(target=server.serve, daemon=True)
     collector = app.collector = BpfCollector(spec, loaded, values)
 
@@ -163,5 +170,7 @@ def serve(spec: Spec, listen: str, values: dict[str, bool | int], policy: Policy
         server.stop()  # no new scrapes; one still being answered holds the collector's lock
         if runtime:
             runtime.close()  # links first: the programs stop changing what the kernel does
+        if watcher:
+            watcher.close()
         collector.close()
     return 0

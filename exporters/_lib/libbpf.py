@@ -229,9 +229,9 @@ def attach_to(prog: int, hook: str) -> int:
     return link
 
 
-def attach_uprobe(prog: int, binary: str, function: str) -> int:
-    """A uprobe on `function` of `binary` (a path), in every process."""
-    opts = UprobeOpts(sz=ctypes.sizeof(UprobeOpts), func_name=function.encode())
+def attach_uprobe(prog: int, binary: str, function: str, retprobe: bool = False) -> int:
+    """A uprobe (or, retprobe, a uretprobe) on `function` of `binary` (a path), in every process."""
+    opts = UprobeOpts(sz=ctypes.sizeof(UprobeOpts), func_name=function.encode(), retprobe=retprobe)
     link = _lib.bpf_program__attach_uprobe_opts(prog, -1, binary.encode(), 0, ctypes.byref(opts))
     if not link:
         raise fail(f"cannot attach a uprobe to {binary}:{function}")

@@ -53,6 +53,8 @@ class Panel:
     topk: int | None = None  # show only the k largest series (for labels with many values)
     title: str | None = None
     hide: bool = False
+    errors: str | None = None  # a counter's label matchers for its errors: an error-ratio panel (RED)
+    quantiles_by: bool = False  # a histogram's p50, p90 and p99 by the `by` labels
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,14 @@ class InternalMap:
     name: str
     help: str
     when: str | None = None
+    per_process: bool = False  # keys start with a u32 tgid; entries of exited processes are deleted
+
+
+@dataclass(frozen=True)
+class Uprobes:
+    """Uprobes on a shared library: attached to each file matching `library` that a process maps."""
+    library: str  # a regular expression on the mapped file's name
+    functions: dict[str, tuple[str, ...]]  # symbol -> programs (uretprobe sections attach at its return)
 
 
 @dataclass
@@ -152,6 +162,7 @@ class Spec:
     policy: dict[str, Any] | None = None
     events: str | None = None
     bench: tuple[BenchRun, ...] = ()
+    uprobes: Uprobes | None = None
 
     @property
     def hooks(self) -> list[str]:
@@ -208,7 +219,8 @@ def _metric(raw: dict[str, Any]) -> Metric:
         map=raw.get("map", raw["name"].removeprefix("lmp_")), labels=labels,
         histogram=Histogram(**hist) if hist else None, when=raw.get("when"),
         procfs=Procfs(**procfs) if procfs else None,
-        panel=Panel(tuple(panel.get("by", ())), panel.get("topk"), panel.get("title"), panel.get("hide", False)),
+        panel=Panel(tuple(panel.get("by", ())), panel.get("topk"), panel.get("title"), panel.get("hide", False),
+                    panel.get("errors"), panel.get("quantiles_by", False)),
         value=raw.get("value"),
     )
 
@@ -349,7 +361,10 @@ def load(path: Path, check: bool = True) -> Spec:
                               tuple(v.get("sizes", ()))) for k, v in (doc.get("options") or {}).items()},
                  **core_options(doc.get("series_budget", DEFAULT_SERIES_BUDGET))},
         metrics=tuple(_metric(m) for m in doc["metrics"]),
-        internal_maps=tuple(InternalMap(m["name"], m["help"], m.get("when")) for m in doc.get("internal_maps", ())),
+        internal_maps=tuple(InternalMap(m["name"], m["help"], m.get("when"), m.get("per_process", False))
+                            for m in doc.get("internal_maps", ())),
+        uprobes=Uprobes(requires["uprobes"]["library"], {k: tuple(v) for k, v in requires["uprobes"]["functions"].items()})
+        if "uprobes" in requires else None,
         alerts=tuple(_alert(a) for a in doc.get("alerts", ())),
         programs={**({"xdp": requires["xdp"]} if "xdp" in requires else {}),
                   **{f"cgroup/{hook}": fn for hook, fn in (requires.get("cgroup_sock_addr") or {}).items()}},
@@ -369,6 +384,7 @@ class SelfSpec:
     alerts: tuple[Alert, ...]
     function_only: frozenset[str] = frozenset()  # metrics only function components export (their policy)
     cgroup_only: frozenset[str] = frozenset()  # metrics only exporters that saw a cgroup export (lmp_cgroup_info)
+    uprobes_only: frozenset[str] = frozenset()  # metrics only collectors with uprobes export
 
     def metric(self, name: str) -> Metric:
         return next(m for m in self.metrics if m.name == name)
@@ -382,7 +398,8 @@ def load_self(path: Path = SELF, check: bool = True) -> SelfSpec:
                     for m in doc["metrics"])
     return SelfSpec(metrics, tuple(_alert(a) for a in doc["alerts"]),
                     frozenset(m["name"] for m in doc["metrics"] if m.get("kind") == "function"),
-                    frozenset(m["name"] for m in doc["metrics"] if m.get("kind") == "cgroup"))
+                    frozenset(m["name"] for m in doc["metrics"] if m.get("kind") == "cgroup"),
+                    frozenset(m["name"] for m in doc["metrics"] if m.get("kind") == "uprobes"))
 
 
 def parse_option(spec: Spec, assignment: str) -> tuple[str, bool | int]:

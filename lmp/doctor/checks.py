@@ -203,7 +203,11 @@ def program_probes(config: dict[str, str]) -> list[Check]:
                         f"offcputime) fail here; LMP's collectors use tracepoints only"))
     uprobe = probe("doctor_uprobe", lambda prog: libbpf.attach_uprobe(prog, libc_path(), "getpid"))
     checks.append(Check("uprobes", not uprobe, uprobe or "attached to libc's getpid",
-                        f"{says(config, 'CONFIG_UPROBE_EVENTS')}: lmp scenario --uprobe needs them"))
+                        f"{says(config, 'CONFIG_UPROBE_EVENTS')}: lmp scenario --uprobe and the l7 "
+                        f"collector's TLS requests (OpenSSL's SSL_read/SSL_write) need them"))
+    uretprobe = probe("doctor_uprobe", lambda prog: libbpf.attach_uprobe(prog, libc_path(), "getpid", retprobe=True))
+    checks.append(Check("uretprobes", not uretprobe, uretprobe or "attached to the return of libc's getpid",
+                        "the l7 collector reads SSL_read's plaintext when it returns"))
     perf = probe("doctor_perf", attach_perf)
     checks.append(Check("perf events", not perf, perf or "sampling on cpu-clock",
                         "on-CPU stack samples (lmp scenario) need CONFIG_PERF_EVENTS and perf_event_paranoid"))

@@ -31,7 +31,8 @@ VARIABLES = {"$job": "lmp", "$instance": HOST, "$cgroup": ".*", "$container": ".
 # What each alert returns after the workload, with the shipped thresholds or with every threshold at 0;
 # an alert named in none of these is only checked to be PromQL that Prometheus evaluates.
 FIRES = {"LmpOomKill", "LmpBlockIoErrors"}  # the workload makes an OOM kill and failing reads
-FIRES_AT_ZERO = {"LmpRunqueueLatencyHigh", "LmpBlockIoLatencyHigh", "LmpTcpRetransmitRatioHigh"}
+FIRES_AT_ZERO = {"LmpRunqueueLatencyHigh", "LmpBlockIoLatencyHigh", "LmpTcpRetransmitRatioHigh",
+                 "LmpHttpErrorRatioHigh", "LmpHttpLatencyHigh", "LmpPostgresErrorRatioHigh"}
 QUIET = {"LmpExporterProgramDetached", "LmpExporterScrapeFailing", "LmpExporterMapOverflowing",
          "LmpComponentPolicyRefused", "LmpExporterAtSeriesBudget"}
 DOWN = {"LmpExporterDown"}  # tested by stopping an exporter

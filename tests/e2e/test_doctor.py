@@ -68,6 +68,7 @@ def test_kprobes_and_uprobes_as_tracefs_offers_them(doctor):
     # The kernel creates kprobe_events and uprobe_events in tracefs only when it was built with them.
     assert check(doctor, "kprobes")["ok"] == (TRACING / "kprobe_events").exists()
     assert check(doctor, "uprobes")["ok"] == (TRACING / "uprobe_events").exists()
+    assert check(doctor, "uretprobes")["ok"] == (TRACING / "uprobe_events").exists()
     if not check(doctor, "kprobes")["ok"]:
         assert "CONFIG_KPROBES" in check(doctor, "kprobes")["advice"]
 

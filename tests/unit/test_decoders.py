@@ -75,3 +75,8 @@ def test_addresses_rules_and_interfaces():
     assert decoders.interface(1, {}) == "lo"  # this namespace's own, by if_indextoname
     assert decoders.interface(1, {1: "ns1/veth0"}) == "ns1/veth0"  # what a component attached to, elsewhere
     assert decoders.interface(99999, {}) == "99999"
+
+
+def test_port_decoder_names_the_folded_ports_other():
+    port = decoders.make("port")
+    assert (port(8080), port(53), port(0)) == ("8080", "53", "other")

@@ -1,0 +1,102 @@
+"""`lmp bench --only l7`: what the l7 collector costs an HTTP server at full load: nginx (one worker, pinned
+to CPU 0) answering Apache's `ab` (pinned to CPU 1) on loopback, with new connections and with keep-alive,
+without and with the collector. Throughput is ab's requests per second; kernel time is the collector's
+programs' run time (bpf_stats) during one ab run, per request. Both sides of each request pass through the
+programs (ab's and nginx's syscalls), so the time per request covers a client and a server."""
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from .harness import BpfStats, Exporter, free_port, program_runs
+
+REQUESTS = 20_000
+CONCURRENCY = 8
+
+NGINX = """daemon off;
+worker_processes 1;
+worker_cpu_affinity 01;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path {dir}; proxy_temp_path {dir}; fastcgi_temp_path {dir}; uwsgi_temp_path {dir};
+  scgi_temp_path {dir};
+  server {{
+    listen 127.0.0.1:{port} backlog=4096;
+    location / {{ return 200 "ok\\n"; }}
+  }}
+}}
+"""
+
+
+def ab(port: int, keepalive: bool, n: int = REQUESTS) -> float:
+    """Requests per second, as ab reports them."""
+    out = subprocess.run(["taskset", "-c", "1", "ab", "-q", "-n", str(n), "-c", str(CONCURRENCY),
+                          *(["-k"] if keepalive else []), f"http://127.0.0.1:{port}/"],
+                         capture_output=True, text=True, check=True).stdout
+    failed = int(re.search(r"Failed requests:\s+(\d+)", out).group(1))  # type: ignore[union-attr]
+    if failed:
+        raise SystemExit(f"bench l7: ab saw {failed} failed requests")
+    return float(re.search(r"Requests per second:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+
+
+def spread(values: list[float], fmt: str = "{:.0f}") -> str:
+    return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
+
+
+def costs(runs: int) -> tuple[list[list[str]], dict[str, float]]:
+    """Rows [workload, req/s without, req/s with, loss %, kernel ns per request], and the worst loss and ns, and
+    the exporter's median PSS in MB after its runs."""
+    tmp = Path(tempfile.mkdtemp(prefix="lmp-bench-l7-"))
+    port = free_port()
+    (tmp / "nginx.conf").write_text(NGINX.format(dir=tmp, port=port))
+    nginx = subprocess.Popen(["nginx", "-c", str(tmp / "nginx.conf"), "-e", str(tmp / "error.log")])
+    rows, worst, pss = [], {"loss": 0.0, "ns": 0.0}, []
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        for keepalive in (False, True):
+            ab(port, keepalive, 2000)  # warm up
+            without, with_, ns = [], [], []
+            for _ in range(runs):  # back to back, so that the VM's drift does not count as overhead
+                without.append(ab(port, keepalive))
+                exporter = Exporter("l7", "-o", "tls=false")
+                try:
+                    with_.append(ab(port, keepalive))
+                    with BpfStats():
+                        _, ns0 = program_runs(exporter.programs)
+                        ab(port, keepalive)
+                        _, ns1 = program_runs(exporter.programs)
+                    ns.append((ns1 - ns0) / REQUESTS)
+                    pss.append(exporter.memory_mb()["pss"])
+                finally:
+                    exporter.stop()
+            loss = 100 * (1 - statistics.median(with_) / statistics.median(without))
+            worst = {"loss": max(worst["loss"], loss), "ns": max(worst["ns"], statistics.median(ns))}
+            rows.append([f"nginx + ab -c {CONCURRENCY}, {'keep-alive' if keepalive else 'a connection per request'}",
+                         spread(without), spread(with_), f"{loss:.1f}", spread(ns)])
+            worst.setdefault("results", []).append(
+                {"label": "l7" if keepalive else "l7 (new connections)", "collector": "l7", "options": {},
+                 "operation": "HTTP request, client and server side" + ("" if keepalive else ", a connection each"),
+                 "lmp_ns": {"median": round(statistics.median(ns)), "min": round(min(ns)), "max": round(max(ns)),
+                            "runs": len(ns)}, "peers": {}})
+        worst["pss"] = statistics.median(pss)
+    finally:
+        nginx.send_signal(signal.SIGTERM)
+        nginx.wait(timeout=30)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return rows, worst

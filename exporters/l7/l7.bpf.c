@@ -1,0 +1,818 @@
+/* l7: application requests (HTTP/1.x, DNS, Redis, PostgreSQL), their rate, errors and duration, from
+ * syscall tracepoints alone, and over TLS from uprobes on OpenSSL.
+ *
+ * raw_syscalls:sys_enter keeps the arguments of the socket I/O syscalls in the thread's task storage;
+ * sys_exit reads the first bytes the call moved (PREFIX, never more) and follows each connection, keyed
+ * by (process, fd), in a bounded hash: its protocol (from its first message), its role (client when
+ * it sends the first request, server when it receives it), its service port and its pending requests.
+ * A response pops the oldest pending request: its count, by protocol fields, and its duration. Only
+ * counters and histograms leave the kernel: no payload is kept in any map.
+ *
+ * TLS: SSL_write and SSL_read(_ex) uprobes hand the plaintext to the same parser, on the fd of the
+ * syscall the library makes inside the call (or the last one it made for that SSL object); the
+ * connection's own syscalls then carry ciphertext, which is ignored. */
+#include "lmp.h"
+
+/* (process, fd) pairs followed at once; a new one past it is not followed, and counted. */
+#define MAX_CONNS 16384
+/* Request keys: protocol fields x service x cgroup; small sets in practice. */
+#define MAX_KEYS 8192
+/* Service ports before the rest fold into port 0 ("other"). */
+#define MAX_SERVICES 64
+/* Bytes read from each message: enough for a method, a status line, a DNS header, a RESP command. */
+#define PREFIX 48
+/* Messages of one sendmmsg/recvmmsg parsed (a resolver sends A and AAAA queries in one). */
+#define MMSGS 4
+/* Pipelined requests remembered per connection (HTTP/1.1, Redis); the ring's size is a power of two. */
+#define RING 8
+
+const volatile bool cgroup = false;
+const volatile u32 filter_tgid = 0;
+
+/* x86_64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl). */
+#define NR_read 0
+#define NR_write 1
+#define NR_close 3
+#define NR_readv 19
+#define NR_writev 20
+#define NR_sendto 44
+#define NR_recvfrom 45
+#define NR_sendmsg 46
+#define NR_recvmsg 47
+#define NR_recvmmsg 299
+#define NR_sendmmsg 307
+
+/* Protocols, in the order of the spec's `protocol` values. */
+enum { P_NONE, P_HTTP, P_DNS, P_REDIS, P_POSTGRES, P_TLS, P_UNKNOWN, P_NOT_SOCKET };
+enum { CLIENT, SERVER };
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define E2BIG 7
+
+struct call {
+    u64 buf;      /* the buffer, iovec array or msghdr */
+    u64 addr;     /* sendto's destination */
+    u64 iovcnt;   /* readv, writev */
+    s32 fd;
+    s32 nr;       /* -1: none in flight */
+    /* Inside SSL_read or SSL_write (tls): its SSL object, plaintext buffer and length (or, for the _ex
+     * forms, where the library writes the length), and the fd of the syscall the library made. */
+    u64 ssl;
+    u64 tls_buf;
+    u64 tls_len;
+    s32 tls_fd;
+    u8 tls;
+};
+#define TLS_WRITE 1
+#define TLS_READ 2
+
+struct conn_key {
+    u32 tgid;
+    s32 fd;
+};
+
+struct pending {
+    u64 start;
+    union {
+        char command[16]; /* Redis */
+        u64 what;         /* HTTP method, DNS query type, PostgreSQL query kind */
+    };
+};
+
+struct conn {
+    struct pending ring[RING]; /* requests sent or received and not yet answered, oldest at head */
+    struct pending last;       /* HTTP: the last request pushed, for responses to pipelined ones */
+    u32 head, tail;
+    u16 service, lport, dport;
+    u16 expect;                 /* DNS over TCP: the length a message's separate 2-byte prefix announced */
+    u8 prefix_bytes;            /* bytes of that prefix seen */
+    u8 proto, role, dgram, tls, error;
+    char sqlstate[2];           /* PostgreSQL: the class of the response's first error */
+};
+
+/* One request's labels; each protocol's metric reads the fields it has, the others stay zero. */
+struct req_key {
+    u64 cgroup;
+    char command[16];
+    u16 service;
+    u16 status;    /* HTTP status code; DNS rcode; Redis and PostgreSQL: 1 for an error reply */
+    u16 qtype;
+    u8 role;
+    u8 method;     /* HTTP method; PostgreSQL query kind (simple, extended) */
+    char sqlstate_class[4];
+};
+
+struct dur_key {
+    u64 cgroup;
+    u16 service;
+    u8 role;
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, int);
+    __type(value, struct call);
+} calls SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, MAX_CONNS);
+    __type(key, struct conn_key);
+    __type(value, struct conn);
+} connections SEC(".maps");
+LMP_OVERFLOW_COUNTER(connections);
+
+/* fds that are not inet sockets (files, pipes, unix sockets): checked once, forgotten at close. */
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, MAX_CONNS);
+    __type(key, struct conn_key);
+    __type(value, u8);
+} not_sockets SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 4096);
+    __type(key, u64);
+    __type(value, s32);
+} ssl_fds SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, MAX_SERVICES);
+    __type(key, u16);
+    __type(value, u8);
+} services SEC(".maps");
+
+#define COUNTER(name, key_type, entries)          \
+    struct {                                       \
+        __uint(type, BPF_MAP_TYPE_PERCPU_HASH);    \
+        __uint(max_entries, entries);              \
+        __type(key, key_type);                     \
+        __type(value, u64);                        \
+    } name SEC(".maps");                           \
+    LMP_OVERFLOW_COUNTER(name)
+#define HISTOGRAM(name)                            \
+    struct {                                       \
+        __uint(type, BPF_MAP_TYPE_PERCPU_HASH);    \
+        __uint(max_entries, 1024);                 \
+        __type(key, struct dur_key);               \
+        __type(value, struct lmp_hist);            \
+    } name SEC(".maps");                           \
+    LMP_OVERFLOW_COUNTER(name)
+
+COUNTER(http_requests_total, struct req_key, MAX_KEYS);
+COUNTER(dns_requests_total, struct req_key, MAX_KEYS);
+COUNTER(redis_requests_total, struct req_key, MAX_KEYS);
+COUNTER(postgres_requests_total, struct req_key, MAX_KEYS);
+HISTOGRAM(http_request_duration_seconds);
+HISTOGRAM(dns_request_duration_seconds);
+HISTOGRAM(redis_request_duration_seconds);
+HISTOGRAM(postgres_request_duration_seconds);
+
+struct proto_key {
+    u8 protocol;
+    u8 role;
+};
+COUNTER(l7_connections_total, struct proto_key, 64);
+
+static __always_inline bool skipped(void)
+{
+    return filter_tgid && (bpf_get_current_pid_tgid() >> 32) != filter_tgid;
+}
+
+/* A message's first bytes, zero past its end. */
+struct head {
+    u8 b[64];   /* PREFIX bytes, with room for the verifier's bound (n & 63) */
+    u64 len; /* the whole message's */
+};
+
+/* avail: the bytes at ptr (a first iovec's); len: the whole message's. */
+static __always_inline int fetch(struct head *m, u64 ptr, u64 avail, u64 len)
+{
+    __builtin_memset(m, 0, sizeof(*m));
+    m->len = len;
+    u32 n = avail < PREFIX ? avail : PREFIX;
+    barrier_var(n); /* keeps the mask below, which clang would drop, and the verifier needs */
+    return bpf_probe_read_user(m->b, n & 63, (void *)ptr);
+}
+
+static __always_inline u32 be32(const u8 *b) { return (u32)b[0] << 24 | (u32)b[1] << 16 | (u32)b[2] << 8 | b[3]; }
+static __always_inline u16 be16(const u8 *b) { return (u16)b[0] << 8 | b[1]; }
+static __always_inline bool digit(u8 c) { return c >= '0' && c <= '9'; }
+
+/* HTTP methods, in the order of the spec's `method` values (0: other). */
+static __always_inline u8 http_method(const u8 *b)
+{
+    u32 w = b[0] | b[1] << 8 | b[2] << 16 | (u32)b[3] << 24;
+    switch (w) {
+    case 'G' | 'E' << 8 | 'T' << 16 | (u32)' ' << 24: return 1;
+    case 'P' | 'O' << 8 | 'S' << 16 | (u32)'T' << 24: return b[4] == ' ' ? 2 : 0;
+    case 'P' | 'U' << 8 | 'T' << 16 | (u32)' ' << 24: return 3;
+    case 'H' | 'E' << 8 | 'A' << 16 | (u32)'D' << 24: return b[4] == ' ' ? 4 : 0;
+    case 'D' | 'E' << 8 | 'L' << 16 | (u32)'E' << 24: return b[6] == ' ' ? 5 : 0;
+    case 'P' | 'A' << 8 | 'T' << 16 | (u32)'C' << 24: return b[5] == ' ' ? 6 : 0;
+    case 'O' | 'P' << 8 | 'T' << 16 | (u32)'I' << 24: return b[7] == ' ' ? 7 : 0;
+    case 'C' | 'O' << 8 | 'N' << 16 | (u32)'N' << 24: return b[7] == ' ' ? 8 : 0;
+    case 'T' | 'R' << 8 | 'A' << 16 | (u32)'C' << 24: return b[5] == ' ' ? 9 : 0;
+    }
+    return 0;
+}
+
+/* "HTTP/1.x NNN": the status code, or 0. */
+static __always_inline u16 http_status(const u8 *b)
+{
+    if (b[0] != 'H' || b[1] != 'T' || b[2] != 'T' || b[3] != 'P' || b[4] != '/' || b[5] != '1' || b[6] != '.' ||
+        b[8] != ' ' || !digit(b[9]) || !digit(b[10]) || !digit(b[11]))
+        return 0;
+    return (b[9] - '0') * 100 + (b[10] - '0') * 10 + (b[11] - '0');
+}
+
+/* The DNS header's offset in the message: 0 over UDP, 2 over TCP (after the length), or -1 if it is none.
+ * A query asks one question with no answer; a response repeats the one question. */
+static __always_inline int dns_header(const struct head *m, bool dgram, u16 expect, bool *query)
+{
+    u32 off = dgram || (expect && m->len == expect) ? 0 : 2; /* the length came in a read or iovec of its own */
+    if (off == 2 && be16(m->b) + 2 != m->len)
+        return -1;
+    if (m->len < off + 12)
+        return -1;
+    const u8 *h = m->b + off;
+    u16 flags = be16(h + 2);
+    if ((flags >> 11 & 0xf) != 0 || be16(h + 4) != 1)
+        return -1;
+    *query = !(flags >> 15);
+    if (*query && (be16(h + 6) != 0 || be16(h + 8) != 0))
+        return -1;
+    return off;
+}
+
+/* The query type, compacted to the spec's `qtype` values: walks the question's name (labels of at most
+ * 63 bytes) in user memory. */
+static __always_inline u16 dns_qtype(u64 ptr, u32 off, u64 len)
+{
+    u32 at = off + 12;
+    for (int i = 0; i < 16; i++) {
+        u8 n = 0;
+        if (at >= len || bpf_probe_read_user(&n, 1, (void *)(ptr + at)))
+            return 0;
+        at += 1 + n;
+        if (n == 0)
+            break;
+    }
+    u8 t[2];
+    if (at + 2 > len || bpf_probe_read_user(t, 2, (void *)(ptr + at)))
+        return 0;
+    switch (be16(t)) {
+    case 1: return 1;    /* A */
+    case 2: return 2;    /* NS */
+    case 5: return 3;    /* CNAME */
+    case 6: return 4;    /* SOA */
+    case 12: return 5;   /* PTR */
+    case 15: return 6;   /* MX */
+    case 16: return 7;   /* TXT */
+    case 28: return 8;   /* AAAA */
+    case 33: return 9;   /* SRV */
+    case 65: return 10;  /* HTTPS */
+    case 255: return 11; /* ANY */
+    }
+    return 0;
+}
+
+/* A RESP command, "*N\r\n$L\r\nNAME\r\n...": NAME's first 15 letters, upper-cased, into cmd; false if not.
+ * Each part in its own short loop: the verifier follows a few paths, not one per byte. */
+static __noinline bool redis_command(const u8 *b, char *cmd)
+{
+    if (b[0] != '*' || !digit(b[1]))
+        return false;
+    u32 i = 2;
+    for (int k = 0; k < 3 && digit(b[i]); k++)
+        i++;
+    if (b[i] != '\r' || b[i + 1] != '\n' || b[i + 2] != '$' || !digit(b[i + 3]))
+        return false;
+    i += 4;
+    for (int k = 0; k < 3 && digit(b[i]); k++)
+        i++;
+    if (b[i] != '\r' || b[i + 1] != '\n')
+        return false;
+    i += 2;
+    for (int k = 0; k < 15; k++) {
+        u8 c = b[i + k];
+        if (c >= 'a' && c <= 'z')
+            c -= 'a' - 'A';
+        if ((c < 'A' || c > 'Z') && c != '_')
+            break;
+        cmd[k] = c;
+    }
+    return cmd[0] != 0;
+}
+
+/* PostgreSQL: a startup or SSL request (length, then version 3.0 or the SSL/GSS codes), or a Query
+ * message that fills the write. */
+static __always_inline bool postgres_start(const struct head *m)
+{
+    u32 code = be32(m->b + 4);
+    if (be32(m->b) == m->len && (code == 0x30000 || code == 80877103 || code == 80877104))
+        return true;
+    return m->b[0] == 'Q' && be32(m->b + 1) + 1 == m->len;
+}
+
+/* Per-CPU room for what the 512-byte stack cannot hold: a new connection's state, a message's first bytes. */
+struct scratch {
+    struct conn fresh;
+    struct head m;
+    struct lmp_hist zero; /* never written: a new histogram's first value */
+};
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, u32);
+    __type(value, struct scratch);
+} scratch SEC(".maps");
+
+/* The inet socket behind fd, through the task's file table (CO-RE reads); false for anything else. */
+static __always_inline bool inet_socket(struct task_struct *task, s32 fd, struct conn *c)
+{
+    struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+    struct file **fds = BPF_CORE_READ(fdt, fd);
+    struct file *f = NULL;
+    if (fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds) || bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+        return false;
+    if ((BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+        return false;
+    struct socket *sock = BPF_CORE_READ(f, private_data);
+    struct sock *sk = BPF_CORE_READ(sock, sk);
+    u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+    if (family != 2 && family != 10) /* AF_INET, AF_INET6 */
+        return false;
+    c->dgram = BPF_CORE_READ(sock, type) == 2; /* SOCK_DGRAM */
+    c->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+    c->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+    return true;
+}
+
+/* The connection of (process, fd): found, or made for an inet socket; NULL otherwise. */
+static __always_inline struct conn *conn_of(struct task_struct *task, s32 fd)
+{
+    struct conn_key k = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = fd};
+    struct conn *c = bpf_map_lookup_elem(&connections, &k);
+    if (c || bpf_map_lookup_elem(&not_sockets, &k))
+        return c;
+    u32 zero = 0;
+    struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+    if (!s)
+        return NULL;
+    __builtin_memset(&s->fresh, 0, sizeof(s->fresh));
+    if (!inet_socket(task, fd, &s->fresh)) {
+        u8 one = 1;
+        bpf_map_update_elem(&not_sockets, &k, &one, BPF_ANY);
+        return NULL;
+    }
+    if (bpf_map_update_elem(&connections, &k, &s->fresh, BPF_NOEXIST) == -E2BIG)
+        LMP_OVERFLOW(connections);
+    return bpf_map_lookup_elem(&connections, &k);
+}
+
+/* A port as the service label: the first MAX_SERVICES ports seen are themselves, later ones 0 ("other"). */
+static __always_inline u16 service(u16 port)
+{
+    u8 one = 1;
+    if (bpf_map_lookup_elem(&services, &port) || !bpf_map_update_elem(&services, &port, &one, BPF_NOEXIST))
+        return port;
+    return bpf_map_lookup_elem(&services, &port) ? port : 0;
+}
+
+static __always_inline u64 cgroup_id(void)
+{
+    return cgroup ? bpf_get_current_cgroup_id() : 0;
+}
+
+/* LMP_OBSERVE, with the new key's zero histogram from the scratch map, not the stack. */
+static __always_inline void observe(void *map, struct dur_key *key, u64 value, u64 *overflow)
+{
+    u32 zero = 0;
+    struct lmp_hist *h = bpf_map_lookup_elem(map, key);
+    struct scratch *s = h ? NULL : bpf_map_lookup_elem(&scratch, &zero);
+    if (s) {
+        bpf_map_update_elem(map, key, &s->zero, BPF_NOEXIST);
+        h = bpf_map_lookup_elem(map, key);
+    }
+    if (h)
+        lmp_hist_observe(h, value);
+    else
+        __sync_fetch_and_add(overflow, 1);
+}
+#define OBSERVE(map, key, value) observe(&map, key, value, &lmp_overflow_##map)
+
+static __always_inline void push(struct conn *c, u64 what, const char *command)
+{
+    if (c->tail - c->head >= RING) /* more in flight than remembered: the oldest is dropped */
+        c->head++;
+    struct pending *p = &c->ring[c->tail & (RING - 1)];
+    p->start = bpf_ktime_get_ns();
+    p->what = what;
+    if (command)
+        __builtin_memcpy(p->command, command, 16);
+    c->last = *p;
+    c->tail++;
+}
+
+/* Counts the oldest pending request as answered, with the labels in k; false when none is pending. */
+static __always_inline bool pop(struct conn *c, struct req_key *k)
+{
+    struct pending *p = &c->last;
+    if (c->tail != c->head) {
+        p = &c->ring[c->head & (RING - 1)];
+        c->head++;
+    } else if (c->proto != P_HTTP || !p->start) {
+        return false;
+    } /* else an HTTP response with no request left: one pipelined in the same read as the last, which the
+       * parser did not see (it reads the first bytes only); counted with that one's method and start */
+    u64 took = bpf_ktime_get_ns() - p->start;
+    k->cgroup = cgroup_id();
+    k->service = c->service;
+    k->role = c->role;
+    struct dur_key d = {.cgroup = k->cgroup, .service = c->service, .role = c->role};
+    switch (c->proto) {
+    case P_HTTP:
+        k->method = p->what;
+        LMP_ADD(http_requests_total, k, 1);
+        OBSERVE(http_request_duration_seconds, &d, took);
+        break;
+    case P_DNS:
+        k->qtype = p->what;
+        LMP_ADD(dns_requests_total, k, 1);
+        OBSERVE(dns_request_duration_seconds, &d, took);
+        break;
+    case P_REDIS:
+        __builtin_memcpy(k->command, p->command, 16);
+        LMP_ADD(redis_requests_total, k, 1);
+        OBSERVE(redis_request_duration_seconds, &d, took);
+        break;
+    case P_POSTGRES:
+        k->method = p->what;
+        LMP_ADD(postgres_requests_total, k, 1);
+        OBSERVE(postgres_request_duration_seconds, &d, took);
+        break;
+    }
+    return true;
+}
+
+/* The parsers below are global functions: the verifier checks each once, on its own, instead of once per
+ * path through its caller (and each has its own stack frame). */
+
+/* What its first message says the connection is: its protocol, with REQUEST when it was a request. */
+#define REQUEST 0x100
+__noinline int l7_detect(const struct head *m, bool dgram, u16 expect)
+{
+    bool query;
+    if (!m)
+        return P_UNKNOWN | REQUEST;
+    if (http_method(m->b))
+        return P_HTTP | REQUEST;
+    if (http_status(m->b))
+        return P_HTTP;
+    if (dns_header(m, dgram, expect, &query) >= 0)
+        return P_DNS | (query ? REQUEST : 0);
+    if (dgram)
+        return P_UNKNOWN | REQUEST; /* unknown: whoever speaks first is taken for the client */
+    char cmd[16] = {};
+    if (redis_command(m->b, cmd))
+        return P_REDIS | REQUEST;
+    if (postgres_start(m))
+        return P_POSTGRES | REQUEST;
+    if (m->b[0] == 0x16 && m->b[1] == 3 && m->b[2] <= 4) /* a TLS handshake record */
+        return P_TLS | REQUEST;
+    return P_UNKNOWN | REQUEST;
+}
+
+__noinline int l7_request(struct conn *c, const struct head *m, u64 ptr)
+{
+    char cmd[16] = {};
+    bool query;
+    int off;
+    if (!c || !m)
+        return 0;
+    switch (c->proto) {
+    case P_HTTP:
+        if (http_method(m->b))
+            push(c, http_method(m->b), NULL);
+        break;
+    case P_DNS:
+        off = dns_header(m, c->dgram, c->expect, &query);
+        if (off >= 0 && query)
+            push(c, dns_qtype(ptr, off, m->len), NULL);
+        break;
+    case P_REDIS:
+        if (redis_command(m->b, cmd))
+            push(c, 0, cmd);
+        break;
+    case P_POSTGRES:
+        /* Q: a simple query; P (Parse) or B (Bind, of a prepared statement): the extended protocol. */
+        if (m->b[0] == 'Q' || m->b[0] == 'P' || m->b[0] == 'B')
+            push(c, m->b[0] == 'Q' ? 0 : 1, NULL);
+        break;
+    }
+    return 0;
+}
+
+/* PostgreSQL's answer: ErrorResponse among its first messages (its SQLSTATE's class kept), and whether it
+ * ends with ReadyForQuery ('Z', length 5, status), the end of every query's answer. */
+static __always_inline bool postgres_answer(struct conn *c, u64 ptr, u64 len)
+{
+    u64 at = 0;
+    u8 h[5];
+    for (int i = 0; i < 4 && at + 5 <= len; i++) {
+        if (bpf_probe_read_user(h, 5, (void *)(ptr + at)))
+            break;
+        if (h[0] == 'E' && !c->error) {
+            u8 f[32] = {};
+            c->error = 1;
+            bpf_probe_read_user(f, sizeof(f), (void *)(ptr + at + 5));
+            for (int j = 0; j < 29; j++) /* fields: a type byte, then a NUL-terminated string; C is the code */
+                if (f[j] == 'C' && (j == 0 || f[j - 1] == 0)) {
+                    c->sqlstate[0] = f[j + 1];
+                    c->sqlstate[1] = f[j + 2];
+                    break;
+                }
+        }
+        at += 1 + (u64)be32(h + 1);
+    }
+    u8 z[6];
+    return len >= 6 && !bpf_probe_read_user(z, 6, (void *)(ptr + len - 6)) && z[0] == 'Z' && be32(z + 1) == 5;
+}
+
+__noinline int l7_response(struct conn *c, const struct head *m, u64 ptr, u64 avail)
+{
+    struct req_key k = {};
+    bool query;
+    int off;
+    if (!c || !m)
+        return 0;
+    switch (c->proto) {
+    case P_HTTP:
+        k.status = http_status(m->b);
+        if (k.status >= 200) /* 1xx: an interim answer, the final one follows */
+            pop(c, &k);
+        break;
+    case P_DNS:
+        off = dns_header(m, c->dgram, c->expect, &query);
+        if (off >= 0 && !query) {
+            k.status = m->b[off + 3] & 0xf;
+            pop(c, &k);
+        }
+        break;
+    case P_REDIS:
+        if (m->b[0] == '+' || m->b[0] == '-' || m->b[0] == ':' || m->b[0] == '$' || m->b[0] == '*' ||
+            m->b[0] == '_' || m->b[0] == '%' || m->b[0] == '#' || m->b[0] == ',') {
+            k.status = m->b[0] == '-';
+            pop(c, &k);
+        }
+        break;
+    case P_POSTGRES:
+        if (postgres_answer(c, ptr, avail)) {
+            k.status = c->error;
+            k.sqlstate_class[0] = c->sqlstate[0];
+            k.sqlstate_class[1] = c->sqlstate[1];
+            c->error = 0;
+            c->sqlstate[0] = c->sqlstate[1] = 0;
+            pop(c, &k);
+        }
+        break;
+    }
+    return 0;
+}
+
+static __always_inline void count_connection(u8 protocol, u8 role)
+{
+    struct proto_key k = {.protocol = protocol, .role = role};
+    LMP_ADD(l7_connections_total, &k, 1);
+}
+
+/* One message the process sent or received on connection c; how: OUT when it sent it, and the destination
+ * port the call named (sendto, sendmsg) shifted by 16 (a BPF function takes five arguments). */
+#define OUT 1
+static __noinline void message(struct conn *c, u64 ptr, u64 avail, u64 len, u32 how)
+{
+    bool out = how & OUT;
+    u16 to_port = how >> 16;
+    u32 zero = 0;
+    struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+    if (!s || !c || c->proto == P_UNKNOWN) /* unknown: never parsed again, not even read */
+        return;
+    struct head *m = &s->m;
+    if (fetch(m, ptr, avail, len))
+        return;
+    /* A stream's 1- or 2-byte pieces: DNS over TCP's length, read or written on its own (dnsmasq reads it
+     * a byte at a time, dig writes it as an iovec of its own). Kept to recognise the message after it. */
+    if (!c->dgram && len < 3 && (c->proto == P_NONE || c->proto == P_DNS)) {
+        c->expect = c->prefix_bytes ? c->expect << 8 | m->b[0] : (len == 2 ? be16(m->b) : m->b[0]);
+        c->prefix_bytes += len;
+        return;
+    }
+    if (c->proto == P_NONE || c->proto == P_TLS) {
+        int found = l7_detect(m, c->dgram, c->expect);
+        u8 proto = found & 0xff;
+        bool req = found & REQUEST;
+        if (proto == P_TLS || (proto == P_UNKNOWN && c->proto == P_TLS))
+            return c->proto = P_TLS, (void)0;
+        c->proto = proto;
+        c->role = req == out ? CLIENT : SERVER;
+        c->service = service(c->role == SERVER ? c->lport : (c->dport ? c->dport : to_port));
+        count_connection(proto, c->role);
+        if (proto == P_UNKNOWN)
+            return;
+    }
+    if (out == (c->role == CLIENT))
+        l7_request(c, m, ptr);
+    else
+        l7_response(c, m, ptr, avail);
+    c->expect = c->prefix_bytes = 0;
+}
+
+/* The syscalls that move a socket's bytes: every other returns at once, before any map is touched. */
+static __always_inline bool socket_io(long id)
+{
+    switch (id) {
+    case NR_read: case NR_write: case NR_readv: case NR_writev:
+    case NR_sendto: case NR_recvfrom: case NR_sendmsg: case NR_recvmsg: case NR_sendmmsg: case NR_recvmmsg:
+        return true;
+    }
+    return false;
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
+{
+    if (!socket_io(id) && id != NR_close)
+        return 0;
+    if (skipped())
+        return 0;
+    if (id == NR_close) { /* the fd's number may next be another socket, or a file */
+        struct conn_key k = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = regs->di};
+        struct conn *c = bpf_map_lookup_elem(&connections, &k);
+        if (c && c->proto == P_TLS) /* encrypted all along: no plaintext was seen (no uprobe covered it) */
+            count_connection(P_TLS, c->role);
+        if (!c || bpf_map_delete_elem(&connections, &k))
+            bpf_map_delete_elem(&not_sockets, &k);
+        return 0;
+    }
+    struct call *c = bpf_task_storage_get(&calls, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+    if (!c)
+        return 0;
+    c->nr = id;
+    c->fd = regs->di;
+    c->buf = regs->si;
+    c->addr = id == NR_sendto ? regs->r8 : 0;
+    c->iovcnt = regs->dx;
+    return 0;
+}
+
+/* The destination port of a sockaddr (sin_port and sin6_port both at byte 2), or 0. */
+static __always_inline u16 port_of(u64 addr)
+{
+    u16 port = 0;
+    if (addr)
+        bpf_probe_read_user(&port, 2, (void *)(addr + 2));
+    return bpf_ntohs(port);
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
+{
+    /* No bytes moved (EAGAIN from a non-blocking read is the common case): the call's arguments in task
+     * storage are stale from here on, and the next sys_enter of a socket call overwrites them. */
+    if (ret <= 0 || !socket_io(regs->orig_ax))
+        return 0;
+    struct task_struct *task = bpf_get_current_task_btf();
+    struct call *call = bpf_task_storage_get(&calls, task, 0, 0);
+    if (!call || call->nr < 0)
+        return 0;
+    s32 nr = call->nr;
+    call->nr = -1;
+    if (nr != regs->orig_ax)
+        return 0;
+    struct conn *c = conn_of(task, call->fd);
+    if (!c)
+        return 0;
+    bool out = nr == NR_write || nr == NR_writev || nr == NR_sendto || nr == NR_sendmsg || nr == NR_sendmmsg;
+    u64 ptr = call->buf, avail = ret, addr = call->addr;
+    if (call->tls) { /* ciphertext under SSL_read or SSL_write: the uprobes pass the plaintext */
+        call->tls_fd = call->fd;
+        bpf_map_update_elem(&ssl_fds, &call->ssl, &call->fd, BPF_ANY);
+        c->tls = 1;
+        if (call->tls == TLS_WRITE && call->tls_buf) {
+            message(c, call->tls_buf, call->tls_len, call->tls_len, OUT | (u32)port_of(addr) << 16);
+            call->tls_buf = 0; /* one message per SSL_write, however many syscalls it takes */
+        }
+        return 0;
+    }
+    if (c->tls)
+        return 0;
+    if (nr == NR_sendmmsg || nr == NR_recvmmsg) { /* glibc's resolver, libuv (dig): ret messages */
+        for (int i = 0; i < MMSGS && i < ret; i++) {
+            u64 hdr[4], iov[2], at = ptr + i * 64; /* struct mmsghdr: a user_msghdr, then msg_len */
+            u32 bytes = 0;
+            if (bpf_probe_read_user(hdr, sizeof(hdr), (void *)at) ||
+                bpf_probe_read_user(&bytes, sizeof(bytes), (void *)(at + 56)) ||
+                bpf_probe_read_user(iov, sizeof(iov), (void *)hdr[2]))
+                break;
+            message(c, iov[0], iov[1] < bytes ? iov[1] : bytes, bytes, out | (u32)port_of(out ? hdr[0] : 0) << 16);
+        }
+        return 0;
+    }
+    u64 iovcnt = call->iovcnt;
+    if (nr == NR_sendmsg || nr == NR_recvmsg) { /* struct user_msghdr: name, namelen, iov, iovlen */
+        u64 hdr[4];
+        if (bpf_probe_read_user(hdr, sizeof(hdr), (void *)ptr))
+            return 0;
+        addr = out ? hdr[0] : 0;
+        ptr = hdr[2];
+        iovcnt = hdr[3];
+    }
+    u32 how = out | (u32)port_of(addr) << 16;
+    if (nr == NR_readv || nr == NR_writev || nr == NR_sendmsg || nr == NR_recvmsg) {
+        u64 iov[4] = {}; /* the first two iovecs: base, len */
+        if (bpf_probe_read_user(iov, iovcnt > 1 ? 32 : 16, (void *)ptr))
+            return 0;
+        if (iovcnt > 1 && iov[1] < 3 && ret > iov[1]) { /* a length prefix, then the message */
+            message(c, iov[0], iov[1], iov[1], how);
+            avail = ret - iov[1];
+            message(c, iov[2], iov[3] < avail ? iov[3] : avail, avail, how);
+            return 0;
+        }
+        ptr = iov[0];
+        avail = iov[1] < avail ? iov[1] : avail;
+    }
+    message(c, ptr, avail, ret, how);
+    return 0;
+}
+
+/* TLS: SSL_write(ssl, buf, num) and SSL_write_ex(ssl, buf, num, &written), SSL_read(ssl, buf, num) and
+ * SSL_read_ex(ssl, buf, num, &readbytes), from OpenSSL's ssl.h. */
+static __always_inline int ssl_enter(u8 kind, u64 ssl, u64 buf, u64 len)
+{
+    if (skipped())
+        return 0;
+    struct call *c = bpf_task_storage_get(&calls, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+    if (c) {
+        c->tls = kind;
+        c->ssl = ssl;
+        c->tls_buf = buf;
+        c->tls_len = len;
+        c->tls_fd = -1;
+    }
+    return 0;
+}
+
+/* At SSL_read's return (or SSL_write's, when the library made no syscall in it): the plaintext, on the
+ * fd of the call's syscall or else the last one that SSL object used. */
+static __always_inline int ssl_exit(s64 n, bool ex)
+{
+    struct task_struct *task = bpf_get_current_task_btf();
+    struct call *call = bpf_task_storage_get(&calls, task, 0, 0);
+    if (!call || !call->tls)
+        return 0;
+    bool out = call->tls == TLS_WRITE;
+    call->tls = 0;
+    if (out && !call->tls_buf)
+        return 0;
+    if (out) { /* SSL_write returns the bytes written, SSL_write_ex 1: either way, all of num */
+        if (n <= 0)
+            return 0;
+        n = call->tls_len;
+    } else if (ex) {
+        u64 bytes = 0;
+        if (n != 1 || bpf_probe_read_user(&bytes, sizeof(bytes), (void *)call->tls_len))
+            return 0;
+        n = bytes;
+    }
+    s32 *fd = call->tls_fd >= 0 ? &call->tls_fd : bpf_map_lookup_elem(&ssl_fds, &call->ssl);
+    if (n <= 0 || !fd)
+        return 0;
+    struct conn *c = conn_of(task, *fd);
+    if (c) {
+        c->tls = 1;
+        message(c, call->tls_buf, n, n, out);
+    }
+    return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(ssl_write, void *ssl, void *buf, int num) { return ssl_enter(TLS_WRITE, (u64)ssl, (u64)buf, num); }
+SEC("uprobe")
+int BPF_KPROBE(ssl_read, void *ssl, void *buf, int num) { return ssl_enter(TLS_READ, (u64)ssl, (u64)buf, 0); }
+SEC("uprobe")
+int BPF_KPROBE(ssl_write_ex, void *ssl, void *buf, size_t num) { return ssl_enter(TLS_WRITE, (u64)ssl, (u64)buf, num); }
+SEC("uprobe")
+int BPF_KPROBE(ssl_read_ex, void *ssl, void *buf, size_t num, size_t *readbytes)
+{
+    return ssl_enter(TLS_READ, (u64)ssl, (u64)buf, (u64)readbytes);
+}
+SEC("uretprobe")
+int BPF_KRETPROBE(ssl_write_ret, int ret) { return ssl_exit(ret, false); }
+SEC("uretprobe")
+int BPF_KRETPROBE(ssl_read_ret, int ret) { return ssl_exit(ret, false); }
+SEC("uretprobe")
+int BPF_KRETPROBE(ssl_read_ex_ret, int ret) { return ssl_exit(ret, true); }
