@@ -25,7 +25,7 @@ def test_series_budget_and_named_cgroups_of_a_running_exporter(exporter):
 def test_the_containers_api_names_a_busy_service(exporter, client, auth, tmp_path, app):
     signals = exporter("signal", "-o", "cgroup=true")
     config = tmp_path / "only-signal.yaml"
-    config.write_text(f"collectors:\n  signal:\n    enabled: true\n    listen: 127.0.0.1:{signals.port}\n")
+    config.write_text(f"disable_defaults: true\ncollectors:\n  signal:\n    enabled: true\n    listen: 127.0.0.1:{signals.port}\n")
     app.config["LMP_CONFIG"] = str(config)
     headers = auth.headers("view")
     with made_cgroup() as (top, path):

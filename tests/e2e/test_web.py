@@ -26,13 +26,14 @@ def write_config(tmp_path: Path, ports: dict[str, int], group_path: str, guarded
                                       f"basic_auth_users:\n  {FLEET[0]}: {hashed}\n")
     config = {
         "web_config": "web.yml",
+        "disable_defaults": True,
         "prometheus": {"listen": f"127.0.0.1:{ports['prometheus']}", "scrape_interval": "1s",
                        "data_dir": str(tmp_path / "prometheus")},
         "admin": {"listen": f"127.0.0.1:{ports['admin']}", "data_dir": str(tmp_path / "data"),
                   "run_dir": str(tmp_path / "run")},
         "collectors": {
-            "syscalls": {"listen": f"127.0.0.1:{ports['syscalls']}"},
-            "connguard": {"listen": f"127.0.0.1:{ports['connguard']}", "policy": {
+            "syscalls": {"enabled": True, "listen": f"127.0.0.1:{ports['syscalls']}"},
+            "connguard": {"enabled": True, "listen": f"127.0.0.1:{ports['connguard']}", "policy": {
                 "mode": "observe", "cgroups": [group_path],
                 "destinations": [{"cidr": "127.0.0.1", "ports": [guarded_port]}]}}}}
     path = tmp_path / "lmp.yaml"

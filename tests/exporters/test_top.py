@@ -45,6 +45,6 @@ def test_a_busy_service_is_a_named_row_with_its_exact_count(exporter):
 
 def test_top_without_collectors_says_so(tmp_path):
     config = tmp_path / "lmp.yaml"
-    config.write_text("collectors: {}\n")
+    config.write_text("disable_defaults: true\ncollectors: {}\n")
     out = subprocess.run([*LMP, "--config", str(config), "top", "--once"], capture_output=True, text=True)
     assert out.returncode == 2 and "no collector is enabled" in out.stderr, (out.stdout, out.stderr, sys.executable)
