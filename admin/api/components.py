@@ -36,13 +36,12 @@ def describe(spec: Spec, cfg: configs.Config) -> dict:
     }
 
 
-def exported(listen: str | None) -> dict:
+def exported(listen: str | None, reach: Reach = Reach()) -> dict:
     """What the running exporter says about its series and its cgroups, named (lmp_cgroup_info), from its
     /metrics; nothing when it does not answer."""
     found: dict = {"series": None, "series_budget": None, "cgroups": []}
     if not listen:
         return found
-    reach = Reach.of_run_dir(Path(current_app.config.get("RUN_DIR", "/run/lmp")))
     try:
         with reach.open(reach.url(listen), 2) as response:
             text = response.read().decode()
@@ -106,4 +105,5 @@ class Component(MethodView):
         except KeyError:
             abort(404, message=f"no component named {name!r}")
         described = describe(spec, configfile.current())
-        return {**described, **exported(described["listen"] if described.get("running") else None)}
+        reach = Reach.of_run_dir(Path(current_app.config.get("RUN_DIR", "/run/lmp")))  # as lmp run set it up
+        return {**described, **exported(described["listen"] if described.get("running") else None, reach)}

@@ -40,11 +40,14 @@ def test_unknown_collector_exits_2_and_lists_the_collectors():
         assert name in result.stderr
 
 
+FOLDER_KEYS = "answers: a test\nport: 9498\nenabled: false\n"  # what every spec has, after the lines that break
+
+
 @pytest.mark.parametrize("spec_text, line, reason", [
     ("name: broken\nsummary: x\nrequires: {tracepoints: [raw_syscalls:sys_exit]}\nmetrics:\n"
-     "  - {name: lmp_x_total, type: countr, help: h}\n", 5, "'countr' is not one of"),
-    ("name: broken\nsummary: x\nrequires: {}\nmetrics:\n  - name: lmp_x\n    type: counter\n    help: h\n",
-     5, "a counter's name ends in _total"),
+     "  - {name: lmp_x_total, type: countr, help: h}\n" + FOLDER_KEYS, 5, "'countr' is not one of"),
+    ("name: broken\nsummary: x\nrequires: {}\nmetrics:\n  - name: lmp_x\n    type: counter\n    help: h\n"
+     + FOLDER_KEYS, 5, "a counter's name ends in _total"),
     ("name: broken\nsummary: x\nrequires: {tracepoints: [a:b]\nmetrics: []\n", 4, "invalid YAML"),
 ])
 def test_malformed_spec_names_file_line_and_reason(tmp_path, spec_text, line, reason):
