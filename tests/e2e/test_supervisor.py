@@ -127,6 +127,7 @@ def test_connguard_through_the_api_and_its_refusals_in_the_audit_log(functions, 
         listener.listen()
         target = f"127.0.0.1:{listener.getsockname()[1]}"
         assert stack.admin.call("POST", "/components/connguard/enable")["running"]
+        wait_for(lambda: serving(ports["connguard"]), timeout=30)  # its first policy read: the next is a reload
         assert refused(stack.ops, "PUT", "/components/connguard/policy", {}) == 403
         policy = {"mode": "enforce", "cgroups": [group_path],
                  "destinations": [{"cidr": "127.0.0.1", "ports": [listener.getsockname()[1]]}]}
@@ -148,6 +149,7 @@ def test_connguard_through_the_api_and_its_refusals_in_the_audit_log(functions, 
 def test_netguard_through_the_api_drops_what_its_new_policy_says(functions, veth_pair):
     stack, ports, pair = functions, functions.ports, veth_pair
     assert stack.ops.call("POST", "/components/netguard/enable")["running"]
+    wait_for(lambda: serving(ports["netguard"]), timeout=30)  # its first policy read: the next is a reload
     receiver = pair.receiver()
     policy = {"mode": "enforce", "interfaces": [pair.interface], "blocklist": [pair.PEER_V4[0]]}
     stack.admin.call("PUT", "/components/netguard/policy", policy)
