@@ -71,6 +71,16 @@ static __always_inline void lmp_hist_observe(struct lmp_hist *h, u64 value)
 #define LMP_OVERFLOW_COUNTER(map) u64 lmp_overflow_##map = 0
 #define LMP_OVERFLOW(map) __sync_fetch_and_add(&lmp_overflow_##map, 1)
 
+/* A per-CPU hash of u64 counters (LMP_ADD's map), and the count of what it dropped when full. */
+#define LMP_COUNTERS(name, key_type, entries)          \
+    struct {                                           \
+        __uint(type, BPF_MAP_TYPE_PERCPU_HASH);        \
+        __uint(max_entries, entries);                  \
+        __type(key, key_type);                         \
+        __type(value, u64);                            \
+    } name SEC(".maps");                               \
+    LMP_OVERFLOW_COUNTER(name)
+
 /* Counters: add n to a hash map's u64 counter for key, or count the overflow when the map is full. */
 #define LMP_ADD(map, key, n)                                    \
     ({                                                          \

@@ -145,14 +145,6 @@ struct {
     __type(value, u8);
 } services SEC(".maps");
 
-#define COUNTER(name, key_type, entries)          \
-    struct {                                       \
-        __uint(type, BPF_MAP_TYPE_PERCPU_HASH);    \
-        __uint(max_entries, entries);              \
-        __type(key, key_type);                     \
-        __type(value, u64);                        \
-    } name SEC(".maps");                           \
-    LMP_OVERFLOW_COUNTER(name)
 #define HISTOGRAM(name)                            \
     struct {                                       \
         __uint(type, BPF_MAP_TYPE_PERCPU_HASH);    \
@@ -162,10 +154,10 @@ struct {
     } name SEC(".maps");                           \
     LMP_OVERFLOW_COUNTER(name)
 
-COUNTER(http_requests_total, struct req_key, MAX_KEYS);
-COUNTER(dns_requests_total, struct req_key, MAX_KEYS);
-COUNTER(redis_requests_total, struct req_key, MAX_KEYS);
-COUNTER(postgres_requests_total, struct req_key, MAX_KEYS);
+LMP_COUNTERS(http_requests_total, struct req_key, MAX_KEYS);
+LMP_COUNTERS(dns_requests_total, struct req_key, MAX_KEYS);
+LMP_COUNTERS(redis_requests_total, struct req_key, MAX_KEYS);
+LMP_COUNTERS(postgres_requests_total, struct req_key, MAX_KEYS);
 HISTOGRAM(http_request_duration_seconds);
 HISTOGRAM(dns_request_duration_seconds);
 HISTOGRAM(redis_request_duration_seconds);
@@ -175,7 +167,7 @@ struct proto_key {
     u8 protocol;
     u8 role;
 };
-COUNTER(l7_connections_total, struct proto_key, 64);
+LMP_COUNTERS(l7_connections_total, struct proto_key, 64);
 
 static __always_inline bool skipped(void)
 {

@@ -42,19 +42,11 @@ struct signal_key {
     u32 core_dumped;
 };
 
-#define COUNTERS(name, key_type, entries)              \
-    struct {                                           \
-        __uint(type, BPF_MAP_TYPE_PERCPU_HASH);        \
-        __uint(max_entries, entries);                  \
-        __type(key, key_type);                         \
-        __type(value, u64);                            \
-    } name SEC(".maps");                               \
-    LMP_OVERFLOW_COUNTER(name)
 
-COUNTERS(process_execs_total, u64, MAX_CGROUPS);
-COUNTERS(process_forks_total, struct fork_key, MAX_CGROUPS * 2);
-COUNTERS(process_exits_total, struct exit_key, MAX_STATUSES);
-COUNTERS(process_fatal_signals_total, struct signal_key, MAX_STATUSES);
+LMP_COUNTERS(process_execs_total, u64, MAX_CGROUPS);
+LMP_COUNTERS(process_forks_total, struct fork_key, MAX_CGROUPS * 2);
+LMP_COUNTERS(process_exits_total, struct exit_key, MAX_STATUSES);
+LMP_COUNTERS(process_fatal_signals_total, struct signal_key, MAX_STATUSES);
 
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
