@@ -259,7 +259,7 @@ def l7_traffic(scratch: Path) -> None:
     """Requests of every protocol the l7 collector knows, each with some that fail, to real servers on
     loopback: HTTP 200 and 500 (and through a slow upstream), DNS NOERROR and REFUSED (a name dnsmasq has
     no upstream for), Redis commands and a WRONGTYPE reply, PostgreSQL queries and an undefined table."""
-    from tests.exporters import l7_servers as servers
+    from testkit import servers
 
     folders = {name: scratch / f"l7-{name}" for name in ("nginx", "dns", "redis")}
     for folder in folders.values():

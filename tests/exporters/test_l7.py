@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from testkit import servers
 from tests.conftest import Scrape, check_self_metrics
-from tests.exporters import l7_servers as servers
 
 PATHS = {"/ok": ("200", 31), "/missing": ("404", 13), "/fail": ("500", 7)}  # prime counts, as the issue asks
 SLOW = 3

@@ -1,6 +1,6 @@
-"""Real servers from Debian for the l7 collector's tests, each started on a loopback port of its own (in a
-temporary directory) and stopped by its PID: nginx (plain and TLS, with a slow upstream), redis-server,
-dnsmasq and PostgreSQL."""
+"""Real servers from Debian for the l7 collector's tests and its panel workload, each started on a loopback
+port of its own (in a temporary directory) and stopped by its PID: nginx (plain and TLS, with a slow
+upstream), redis-server, dnsmasq and PostgreSQL."""
 from __future__ import annotations
 
 import http.server
@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.conftest import free_port
+from testkit import free_port
 
 SLOW_SECONDS = 0.3  # the slow upstream's answer time: between 2^28 and 2^29 ns
 
