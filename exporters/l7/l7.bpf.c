@@ -1,8 +1,8 @@
 /* l7: application requests (HTTP/1.x, DNS, Redis, PostgreSQL), their rate, errors and duration, from
  * syscall tracepoints alone, and over TLS from uprobes on OpenSSL.
  *
- * raw_syscalls:sys_enter keeps the arguments of the socket I/O syscalls in the thread's task storage;
- * sys_exit reads the first bytes the call moved (PREFIX, never more) and follows each connection, keyed
+ * One program on raw_syscalls:sys_exit reads the first bytes a socket I/O call moved (PREFIX, never
+ * more), the call's arguments taken from its saved registers, and follows each connection, keyed
  * by (process, fd), in a bounded hash: its protocol (from its first message), its role (client when
  * it sends the first request, server when it receives it), its service port and its pending requests.
  * A response pops the oldest pending request: its count, by protocol fields, and its duration. Only
@@ -28,6 +28,7 @@
 
 const volatile bool cgroup = false;
 const volatile u32 filter_tgid = 0;
+const volatile bool tls = true; /* the SSL uprobes are attached */
 
 /* x86_64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl). */
 #define NR_read 0
@@ -49,14 +50,9 @@ enum { CLIENT, SERVER };
 #define S_IFSOCK 0140000
 #define E2BIG 7
 
+/* A thread inside SSL_read or SSL_write (tls): its SSL object, plaintext buffer and length (or, for the _ex
+ * forms, where the library writes the length), and the fd of the syscall the library made in it. */
 struct call {
-    u64 buf;      /* the buffer, iovec array or msghdr */
-    u64 addr;     /* sendto's destination */
-    u64 iovcnt;   /* readv, writev */
-    s32 fd;
-    s32 nr;       /* -1: none in flight */
-    /* Inside SSL_read or SSL_write (tls): its SSL object, plaintext buffer and length (or, for the _ex
-     * forms, where the library writes the length), and the fd of the syscall the library made. */
     u64 ssl;
     u64 tls_buf;
     u64 tls_len;
@@ -87,6 +83,7 @@ struct conn {
     u16 expect;                 /* DNS over TCP: the length a message's separate 2-byte prefix announced */
     u8 prefix_bytes;            /* bytes of that prefix seen */
     u8 proto, role, dgram, tls, error;
+    u8 closed;                  /* the fd was closed: the entry waits for the number's next socket */
     char sqlstate[2];           /* PostgreSQL: the class of the response's first error */
 };
 
@@ -344,13 +341,21 @@ static __always_inline bool inet_socket(struct task_struct *task, s32 fd, struct
     return true;
 }
 
-/* The connection of (process, fd): found, or made for an inet socket; NULL otherwise. */
+/* The connection of (process, fd): found, or made for an inet socket; NULL otherwise.
+ *
+ * A close does not delete the fd's entry but marks it (a hash delete and the insert that follows when the
+ * number is reused cost about 250 ns each, more than everything else a request costs): the next first
+ * look at the number finds the entry and fills it in place for the new socket. So a process's entries
+ * number at most the most fds it ever had open at once, and the exporter deletes them when it exits. */
 static __always_inline struct conn *conn_of(struct task_struct *task, s32 fd)
 {
     struct conn_key k = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = fd};
     struct conn *c = bpf_map_lookup_elem(&connections, &k);
-    if (c || bpf_map_lookup_elem(&not_sockets, &k))
+    if (c && !c->closed)
         return c;
+    u8 *other = c ? NULL : bpf_map_lookup_elem(&not_sockets, &k);
+    if (other && *other)
+        return NULL;
     u32 zero = 0;
     struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
     if (!s)
@@ -358,8 +363,17 @@ static __always_inline struct conn *conn_of(struct task_struct *task, s32 fd)
     __builtin_memset(&s->fresh, 0, sizeof(s->fresh));
     if (!inet_socket(task, fd, &s->fresh)) {
         u8 one = 1;
-        bpf_map_update_elem(&not_sockets, &k, &one, BPF_ANY);
+        if (other)
+            *other = 1;
+        else
+            bpf_map_update_elem(&not_sockets, &k, &one, BPF_ANY);
+        if (c) /* the number is a file now: its entry goes (rare: servers reuse numbers for sockets) */
+            bpf_map_delete_elem(&connections, &k);
         return NULL;
+    }
+    if (c) {
+        *c = s->fresh;
+        return c;
     }
     if (bpf_map_update_elem(&connections, &k, &s->fresh, BPF_NOEXIST) == -E2BIG)
         LMP_OVERFLOW(connections);
@@ -634,33 +648,6 @@ static __always_inline bool socket_io(long id)
     return false;
 }
 
-SEC("tp_btf/sys_enter")
-int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
-{
-    if (!socket_io(id) && id != NR_close)
-        return 0;
-    if (skipped())
-        return 0;
-    if (id == NR_close) { /* the fd's number may next be another socket, or a file */
-        struct conn_key k = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = regs->di};
-        struct conn *c = bpf_map_lookup_elem(&connections, &k);
-        if (c && c->proto == P_TLS) /* encrypted all along: no plaintext was seen (no uprobe covered it) */
-            count_connection(P_TLS, c->role);
-        if (!c || bpf_map_delete_elem(&connections, &k))
-            bpf_map_delete_elem(&not_sockets, &k);
-        return 0;
-    }
-    struct call *c = bpf_task_storage_get(&calls, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-    if (!c)
-        return 0;
-    c->nr = id;
-    c->fd = regs->di;
-    c->buf = regs->si;
-    c->addr = id == NR_sendto ? regs->r8 : 0;
-    c->iovcnt = regs->dx;
-    return 0;
-}
-
 /* The destination port of a sockaddr (sin_port and sin6_port both at byte 2), or 0. */
 static __always_inline u16 port_of(u64 addr)
 {
@@ -670,29 +657,49 @@ static __always_inline u16 port_of(u64 addr)
     return bpf_ntohs(port);
 }
 
+/* The fd's connection ends: the fd's number may next be another socket, or a file (see conn_of). */
+static __always_inline void closed(s32 fd)
+{
+    struct conn_key k = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = fd};
+    struct conn *c = bpf_map_lookup_elem(&connections, &k);
+    if (c) {
+        if (c->proto == P_TLS && !c->closed) /* encrypted all along: no plaintext was seen (no uprobe covered it) */
+            count_connection(P_TLS, c->role);
+        c->closed = 1;
+        return;
+    }
+    u8 *other = bpf_map_lookup_elem(&not_sockets, &k);
+    if (other)
+        *other = 0;
+}
+
+/* One program, at the exit of every syscall: the call's arguments are still in the registers the kernel
+ * saved at its entry (x86_64 passes them in di, si, dx, r10, r8; the socket calls never change them), so
+ * no sys_enter program is needed to keep them: half the programs, and none runs on a syscall's entry. */
 SEC("tp_btf/sys_exit")
 int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 {
-    /* No bytes moved (EAGAIN from a non-blocking read is the common case): the call's arguments in task
-     * storage are stale from here on, and the next sys_enter of a socket call overwrites them. */
-    if (ret <= 0 || !socket_io(regs->orig_ax))
+    long nr = regs->orig_ax;
+    if (nr == NR_close) { /* whatever it returned, the fd is gone (close(2)) */
+        if (!skipped())
+            closed(regs->di);
+        return 0;
+    }
+    /* No bytes moved (EAGAIN from a non-blocking read is the common case), or no socket call. */
+    if (ret <= 0 || !socket_io(nr) || skipped())
         return 0;
     struct task_struct *task = bpf_get_current_task_btf();
-    struct call *call = bpf_task_storage_get(&calls, task, 0, 0);
-    if (!call || call->nr < 0)
-        return 0;
-    s32 nr = call->nr;
-    call->nr = -1;
-    if (nr != regs->orig_ax)
-        return 0;
-    struct conn *c = conn_of(task, call->fd);
+    struct conn *c = conn_of(task, regs->di);
     if (!c)
         return 0;
+    /* Inside SSL_read or SSL_write (only when the uprobes are attached): what the call moved is ciphertext. */
+    struct call *call = tls ? bpf_task_storage_get(&calls, task, 0, 0) : NULL;
     bool out = nr == NR_write || nr == NR_writev || nr == NR_sendto || nr == NR_sendmsg || nr == NR_sendmmsg;
-    u64 ptr = call->buf, avail = ret, addr = call->addr;
-    if (call->tls) { /* ciphertext under SSL_read or SSL_write: the uprobes pass the plaintext */
-        call->tls_fd = call->fd;
-        bpf_map_update_elem(&ssl_fds, &call->ssl, &call->fd, BPF_ANY);
+    u64 ptr = regs->si, avail = ret, addr = nr == NR_sendto ? regs->r8 : 0;
+    if (call && call->tls) { /* ciphertext under SSL_read or SSL_write: the uprobes pass the plaintext */
+        s32 fd = regs->di;
+        call->tls_fd = fd;
+        bpf_map_update_elem(&ssl_fds, &call->ssl, &fd, BPF_ANY);
         c->tls = 1;
         if (call->tls == TLS_WRITE && call->tls_buf) {
             message(c, call->tls_buf, call->tls_len, call->tls_len, OUT | (u32)port_of(addr) << 16);
@@ -714,7 +721,7 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
         }
         return 0;
     }
-    u64 iovcnt = call->iovcnt;
+    u64 iovcnt = regs->dx;
     if (nr == NR_sendmsg || nr == NR_recvmsg) { /* struct user_msghdr: name, namelen, iov, iovlen */
         u64 hdr[4];
         if (bpf_probe_read_user(hdr, sizeof(hdr), (void *)ptr))

@@ -218,6 +218,50 @@ def test_connections_map_is_bounded(exporter) -> None:
     assert emptied.value("lmp_exporter_map_entries", map="connections") < size - 100
 
 
+REUSE = """
+import socket, sys
+nginx, redis, rounds, path = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+numbers = set()
+for _ in range(rounds):
+    with socket.create_connection(("127.0.0.1", nginx)) as s:
+        numbers.add(s.fileno())
+        s.sendall(b"GET /ok HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n")
+        while s.recv(4096):
+            pass
+    with open(path, "w+b", buffering=0) as f:  # the same number, a file: an HTTP answer in it is no answer
+        numbers.add(f.fileno())
+        f.write(b"HTTP/1.1 500 Internal Server Error\\r\\n\\r\\n")
+        f.seek(0)
+        f.read()
+    with socket.create_connection(("127.0.0.1", redis)) as s:
+        numbers.add(s.fileno())
+        s.sendall(b"*1\\r\\n$4\\r\\nPING\\r\\n")
+        s.recv(64)
+print(len(numbers))
+"""
+
+
+def test_a_reused_fd_number_is_a_new_connection(exporter, tmp_path: Path) -> None:
+    """A closed fd's entry is kept and filled again at its number's next use: each use, an HTTP connection,
+    a file, a Redis connection, must count as itself, one after another on one number."""
+    e = exporter("l7", "-o", "tls=false")
+    rounds = 7
+    with servers.nginx(tmp_path) as http, servers.redis(tmp_path) as redis:
+        before = e.scrape()
+        out = subprocess.run([sys.executable, "-c", REUSE, str(http), str(redis), str(rounds), str(tmp_path / "f")],
+                             check=True, capture_output=True, text=True, timeout=60).stdout
+        assert out.strip() == "1"  # every connection and the file had the same fd number
+
+        def counts(s: Scrape) -> tuple[float, float, float]:
+            return (delta(before, s, "lmp_http_requests_total", role="client", service=str(http), status="200"),
+                    delta(before, s, "lmp_http_requests_total", role="client", service=str(http)),
+                    delta(before, s, "lmp_redis_requests_total", role="client", service=str(redis),
+                          command="PING", status="ok"))
+        after = settled(e, lambda s: counts(s) == (rounds, rounds, rounds))
+        assert counts(after) == (rounds, rounds, rounds)
+        assert delta(before, after, "lmp_redis_requests_total", role="client", service=str(http)) == 0
+
+
 def test_a_binary_with_tls_built_in_is_reported_not_covered(exporter, tmp_path: Path) -> None:
     """A process that maps no libssl but carries OpenSSL's version string (as a static or stripped binary
     does) is counted as not covered while it runs, and no longer once it exits."""
