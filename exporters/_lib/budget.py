@@ -1,5 +1,8 @@
-"""A collector's series budget: above it, the least active cgroups fold into one `cgroup="other"`, and every
-total stays exact.
+"""A collector's series budget: above it, the least active cgroups and command names fold into `other`
+(`cgroup="other"`, `comm="other"`), and every total stays exact.
+
+What folds is a metric's subject: the values of its labels that say who (its cgroup, its process's command
+name, or both together). Below, "a cgroup" is any subject.
 
 Coroot's `~other` bucket and --min-container-age, done so that counters stay counters: a cgroup's numbers
 move between its own series and `other` without either going down. When a cgroup gets its own series
@@ -10,7 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 OTHER = "other"
 Labels = tuple[str, ...]
@@ -39,25 +42,45 @@ def events(value: Any) -> float:
     return value if isinstance(value, (int, float)) else sum(value[0])
 
 
+Subject = tuple[str, ...]  # the values of a label set's folding labels
+
+
 @dataclass
 class Table:
-    """One metric's part: where its cgroup label is, and how many series one label set makes."""
-    fold: int | None  # index of the cgroup label; None: nothing to fold
+    """One metric's part: which labels fold (its subject), which of them is the cgroup, and how many series
+    one label set makes."""
+    fold: tuple[int, ...] = ()  # indices of the labels that fold together into `other`; none: nothing folds
+    cgroup: int | None = None  # index of the cgroup label (one of fold): min_age holds back young cgroups
     weight: int = 1  # a histogram's label set is its buckets, _count and _sum
+
+    def subject(self, labels: Labels) -> Subject:
+        return tuple(labels[i] for i in self.fold)
+
+    def other(self, labels: Labels) -> Labels:
+        """The label set with its subject folded: `other` in each folding label."""
+        return tuple(OTHER if i in self.fold else v for i, v in enumerate(labels))
+
+    def rest(self, labels: Labels) -> Labels:
+        """The labels that stay when the subject folds: what tells `other`'s series apart."""
+        return tuple(v for i, v in enumerate(labels) if i not in self.fold)
 
 
 @dataclass
 class Budget:
     limit: int
     min_age: float = 0.0  # seconds a cgroup is first seen before it may have series of its own
-    own: set[str] = field(default_factory=set)  # cgroups with series of their own
-    first_seen: dict[str, float] = field(default_factory=dict)
-    last_events: dict[str, float] = field(default_factory=dict)  # per cgroup, at the last scrape
+    # A cgroup label that may have a series of its own: not one whose id no longer names a cgroup (removed
+    # before it was first read), which would be a series no one can tell from the next.
+    resolved: Callable[[str], bool] = lambda cgroup: True
+    own: set[Subject] = field(default_factory=set)  # subjects with series of their own
+    first_seen: dict[Subject, float] = field(default_factory=dict)
+    last_events: dict[Subject, float] = field(default_factory=dict)  # per subject, at the last scrape
+    aged: dict[Subject, str] = field(default_factory=dict)  # subjects with a cgroup -> the cgroup
     baseline: dict[tuple[int, Labels], Any] = field(default_factory=dict)  # kept in `other` at admission
     gave: dict[tuple[int, Labels], Any] = field(default_factory=dict)  # what each label set gave `other`
     dead: dict[tuple[int, Labels], Any] = field(default_factory=dict)  # `other`'s share of vanished label sets
     folded_total: int = 0  # times a cgroup went into `other` (first seen there, or evicted)
-    in_other: set[str] = field(default_factory=set)
+    in_other: set[Subject] = field(default_factory=set)
     series: int = 0  # series the last scrape exported
 
     def apply(self, tables: list[Table], values: list[Values], now: float | None = None) -> list[Values]:
@@ -70,15 +93,15 @@ class Budget:
         for i, (table, vals) in enumerate(zip(tables, values)):
             res: Values = {}
             for labels, value in vals.items():
-                if table.fold is None or labels[table.fold] in self.own:
+                if not table.fold or table.subject(labels) in self.own:
                     kept = self.baseline.get((i, labels))
                     res[labels] = add(res.get(labels), sub(value, kept))
                     to_other = kept
                 else:
                     to_other = value
                     self.baseline.pop((i, labels), None)
-                if to_other is not None and table.fold is not None:
-                    other = labels[:table.fold] + (OTHER,) + labels[table.fold + 1:]
+                if to_other is not None and table.fold:
+                    other = table.other(labels)
                     res[other] = add(res.get(other), to_other)
                     gave[(i, labels)] = to_other
             out.append(res)
@@ -88,74 +111,73 @@ class Budget:
                 self.baseline.pop(key, None)
         self.gave = gave
         for (i, labels), share in self.dead.items():
-            fold = tables[i].fold
-            assert fold is not None
-            other = labels[:fold] + (OTHER,) + labels[fold + 1:]
+            other = tables[i].other(labels)
             out[i][other] = add(out[i].get(other), share)
         self._compact_dead(tables)
         self.series = sum(len(res) * t.weight for t, res in zip(tables, out))
         return out
 
-    def _activity(self, tables: list[Table], values: list[Values], now: float) -> dict[str, float]:
-        """Each cgroup's events since the last scrape (all of them, the first time it is seen)."""
-        totals: dict[str, float] = {}
+    def _activity(self, tables: list[Table], values: list[Values], now: float) -> dict[Subject, float]:
+        """Each subject's events since the last scrape (all of them, the first time it is seen)."""
+        totals: dict[Subject, float] = {}
+        self.aged = {}
         for table, vals in zip(tables, values):
-            if table.fold is not None:
+            if table.fold:
                 for labels, value in vals.items():
-                    totals[labels[table.fold]] = totals.get(labels[table.fold], 0) + events(value)
-        recent = {cg: n - self.last_events.get(cg, 0) for cg, n in totals.items()}
+                    subject = table.subject(labels)
+                    totals[subject] = totals.get(subject, 0) + events(value)
+                    if table.cgroup is not None:
+                        self.aged[subject] = labels[table.cgroup]
+        recent = {s: n - self.last_events.get(s, 0) for s, n in totals.items()}
         self.last_events = totals
-        self.first_seen = {cg: self.first_seen.get(cg, now) for cg in totals}
+        self.first_seen = {s: self.first_seen.get(s, now) for s in totals}
         self.own &= set(totals)
         return recent
 
-    def _choose(self, tables: list[Table], values: list[Values], activity: dict[str, float], now: float) -> None:
+    def _choose(self, tables: list[Table], values: list[Values], activity: dict[Subject, float], now: float) -> None:
         """Keep the active cgroups that have series while they fit, then admit the most active of the others
         that are old enough, while they fit. `other` is budgeted as if every
         cgroup without series of its own were in it."""
-        cost: dict[str, int] = dict.fromkeys(activity, 0)
+        cost: dict[Subject, int] = dict.fromkeys(activity, 0)
         fixed, other = 0, set()
         for i, (table, vals) in enumerate(zip(tables, values)):
             for labels in vals:
-                if table.fold is None:
+                if not table.fold:
                     fixed += table.weight
                 else:
-                    cost[labels[table.fold]] += table.weight
-                    other.add((i, labels[:table.fold] + labels[table.fold + 1:]))
+                    cost[table.subject(labels)] += table.weight
+                    other.add((i, table.rest(labels)))
         for i, labels in self.dead:  # `other`'s series of vanished label sets stay
-            fold = tables[i].fold
-            assert fold is not None
-            other.add((i, labels[:fold] + labels[fold + 1:]))
+            other.add((i, tables[i].rest(labels)))
         room = self.limit - fixed - sum(tables[i].weight for i, _ in other)
         before = set(self.own)
         # Active cgroups first, those with series before the others (series that come and go each scrape
         # would churn Prometheus); an idle cgroup gives its place to an active one.
-        ranked = sorted(activity, key=lambda cg: (activity[cg] > 0, cg in self.own, activity[cg]), reverse=True)
+        ranked = sorted(activity, key=lambda who: (activity[who] > 0, who in self.own, activity[who]), reverse=True)
         self.own = set()
-        for cg in ranked:
-            mature = cg in before or now - self.first_seen[cg] >= self.min_age
-            if mature and cost[cg] <= room:
-                self.own.add(cg)
-                room -= cost[cg]
-                if cg not in before:  # its past stays in `other`; its own series counts from here
-                    self._set_baseline(tables, values, cg)
+        for who in ranked:
+            cgroup = self.aged.get(who)
+            mature = cgroup is None or who in before or now - self.first_seen[who] >= self.min_age
+            if mature and cost[who] <= room and (cgroup is None or self.resolved(cgroup)):
+                self.own.add(who)
+                room -= cost[who]
+                if who not in before:  # its past stays in `other`; its own series counts from here
+                    self._set_baseline(tables, values, who)
         self.folded_total += len((set(activity) - self.own) - self.in_other)
         self.in_other = set(activity) - self.own
 
-    def _set_baseline(self, tables: list[Table], values: list[Values], cg: str) -> None:
+    def _set_baseline(self, tables: list[Table], values: list[Values], who: Subject) -> None:
         for i, (table, vals) in enumerate(zip(tables, values)):
-            if table.fold is None:
+            if not table.fold:
                 continue
             for labels, value in vals.items():
-                if labels[table.fold] == cg and (i, labels) in self.gave:
+                if table.subject(labels) == who and (i, labels) in self.gave:
                     self.baseline[(i, labels)] = self.gave[(i, labels)]
 
     def _compact_dead(self, tables: list[Table]) -> None:
         """Vanished label sets that fold into the same `other` series are one number: bounded by `other`."""
         merged: dict[tuple[int, Labels], Any] = {}
         for (i, labels), share in self.dead.items():
-            fold = tables[i].fold
-            assert fold is not None
-            key = (i, labels[:fold] + (OTHER,) + labels[fold + 1:])
+            key = (i, tables[i].other(labels))
             merged[key] = add(merged.get(key), share)
         self.dead = merged

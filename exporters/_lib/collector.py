@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import logging
+import os
 import platform
 import threading
 import time
@@ -51,15 +52,19 @@ def histogram_buckets(slots: list[int], hist: Histogram) -> list[tuple[str, int]
 
 
 RETIRED_FOR = 300.0  # seconds a removed cgroup's series stay exported (the forget_after option's default)
+# Decoders of the labels that say who: above the budget they fold into `other`, and the keys of the dead
+# (a removed cgroup, an exited process, a command name no task runs under any more) are forgotten.
+FOLDS = ("cgroup", "pid", "comm")
 
 
 class MapMetric:
     """One spec metric bound to its BPF map, with the label values of keys seen so far cached by the key's raw
     bytes.
 
-    Keys of removed cgroups are deleted from the kernel's map (so that churning containers cannot fill it
-    for good), but their last values live on here, `retired`, for `retire_for` seconds: an OOM kill in a
-    container that is then removed must stay visible longer than two scrapes."""
+    Keys of the dead, removed cgroups and command names no running task has, are deleted from the kernel's
+    map (so that churning containers and processes cannot fill it for good), but their last values live on
+    here, `retired`, for `retire_for` seconds: an OOM kill in a container that is then removed must stay
+    visible longer than two scrapes."""
 
     def __init__(self, metric: Metric, bpf_map: Map, interfaces: dict[int, str],
                  retire_for: float = RETIRED_FOR) -> None:
@@ -69,8 +74,10 @@ class MapMetric:
         self.label_cache: dict[bytes, Labels] = {}
         self.inner_cache: dict[Labels, str] = {}
         self.cgroup_field = next((label.field for label in metric.labels if label.decoder == "cgroup"), None)
-        self.fold = next((i for i, label in enumerate(metric.labels) if label.decoder == "cgroup"), None)
-        self.suspects: set[int] = set()
+        self.mortal = [(label.decoder, label.field) for label in metric.labels if label.decoder in FOLDS]
+        self.fold = tuple(i for i, label in enumerate(metric.labels) if label.decoder in FOLDS)
+        self.cgroup = next((i for i, label in enumerate(metric.labels) if label.decoder == "cgroup"), None)
+        self.suspects: set[tuple[str, Any]] = set()  # ("cgroup", id) or ("comm", name) the last pass missed
         self.retired: dict[Labels, tuple[Any, float]] = {}  # label values -> (count or (slots, sum), until when)
         self.last: Values = {}  # what the last read found
         # Where the metric's number lies in the map's value, in u64 words: the whole value, or the field
@@ -110,31 +117,53 @@ class MapMetric:
         words = self.map.words(value, self.start, self.width)
         return words[0] if self.metric.histogram is None else (words[:-1], words[-1])
 
-    def forget_dead_cgroups(self, items: list[tuple[bytes, Any]]) -> list[tuple[bytes, Any]]:
-        """Move the keys of cgroups that no longer exist out of the kernel's map into `retired`; returns the
-        items still live. An id is dead when two scrapes in a row cannot find it (a cgroup created since the
-        last walk is found by the next one)."""
-        if self.cgroup_field is None:
+    def _who(self, key: bytes) -> list[tuple[str, Any]]:
+        """Those a key names that may die: its cgroup's id, its process id, its command name."""
+        who: list[tuple[str, Any]] = []
+        for kind, field in self.mortal:
+            value = self.map.key.get(key, field)
+            if kind == "comm":
+                who.append((kind, decoders.comm(bytes(value))))
+            elif value:  # cgroup 0: none (the option is off); pid 0: the idle task
+                who.append((kind, int(value)))
+        return who
+
+    def forget_dead(self, items: list[tuple[bytes, Any]]) -> list[tuple[bytes, Any]]:
+        """Move the keys of cgroups that no longer exist, of processes that exited and of command names no
+        task runs under any more, out of the kernel's map into `retired`; returns the items still live. One
+        is dead when two passes in a row cannot find it (a cgroup created since the last walk is found by
+        the next one; a process may be between fork and exec)."""
+        if not self.mortal:
             return items
         paths, now = decoders.cgroups(), time.monotonic()
-        unknown = {self._cgroup(key) for key, _ in items} - {0}
-        unknown = {cg for cg in unknown if not paths.known(cg)}
+        who = {key: self._who(key) for key, _ in items}
+        named = {w for ws in who.values() for w in ws}
+        running = decoders.running_comms() if any(kind == "comm" for kind, _ in named) else set()
+
+        def alive(kind: str, value: Any) -> bool:
+            if kind == "cgroup":
+                return paths.known(value)
+            return value in running if kind == "comm" else os.path.exists(f"/proc/{value}")
+        unknown = {w for w in named if not alive(*w)}
         dead, live = unknown & self.suspects, []
         for key, value in items:
-            if self._cgroup(key) not in dead:
+            if dead.isdisjoint(who[key]):
                 live.append((key, value))
                 continue
             labels, number = self._labels(key), self._value(value)
             old = self.retired.get(labels, (None, 0.0))[0]
             self.retired[labels] = (add(old, number), now + self.retire_for)
             self.map.delete(key)
+            self.label_cache.pop(key, None)  # the memory of the dead goes with them
         self.suspects = unknown
-        self.retired = {k: v for k, v in self.retired.items() if v[1] > now}
+        for labels in [k for k, v in self.retired.items() if v[1] <= now]:
+            del self.retired[labels]
+            self.inner_cache.pop(labels, None)
         return live
 
     def collect(self, items: list[tuple[bytes, memoryview]]) -> Values:
         """The metric's values by label values from `items`, the map's entries as one read found them."""
-        items = self.forget_dead_cgroups(items)
+        items = self.forget_dead(items)
         values: Values = {labels: value for labels, (value, _) in self.retired.items()}
         for key, raw in items:
             value = self._value(raw)
@@ -198,7 +227,7 @@ class BpfCollector:
         self.last_duration, self.last_success = 0.0, 1
         self.entries: dict[str, int] = {}
         self.budget = Budget(int(values.get("series_budget", DEFAULT_SERIES_BUDGET)),
-                             float(values.get("min_cgroup_age", 0)))
+                             float(values.get("min_cgroup_age", 0)), decoders.resolved)
         self.identities: dict[str, dict[str, str]] = {}  # cgroup path -> lmp_cgroup_info's labels
         self.info_help = load_self(check=False).metric("lmp_cgroup_info").help
 
@@ -221,7 +250,8 @@ class BpfCollector:
                     ok = 0
                 if isinstance(m, MapMetric):  # a failed read shows its last values: the budget's totals stay
                     collected.append((m, m.last))
-            folded = self.budget.apply([Table(m.fold, m.weight) for m, _ in collected], [v for _, v in collected])
+            folded = self.budget.apply([Table(m.fold, m.cgroup, m.weight) for m, _ in collected],
+                                       [v for _, v in collected])
             self.budget.series += len(fixed)
             parts = [m.text(openmetrics, values) for (m, _), values in zip(collected, folded)] + fixed
             parts.append(self._cgroup_info(openmetrics, collected, folded))
@@ -233,7 +263,8 @@ class BpfCollector:
     def _cgroup_info(self, openmetrics: bool, collected: list[tuple[MapMetric, Values]], folded: list[Values]) -> str:
         """lmp_cgroup_info: one series for each cgroup this scrape exports, naming its container, pod or unit
         (exporters/_lib/identity.py), for joins on `cgroup`."""
-        seen = {labels[m.fold] for (m, _), values in zip(collected, folded) if m.fold is not None for labels in values}
+        seen = {labels[m.cgroup] for (m, _), values in zip(collected, folded) if m.cgroup is not None
+                for labels in values}
         seen.discard(OTHER)
         if not seen:
             return ""

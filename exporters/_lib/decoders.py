@@ -5,6 +5,7 @@ back at every scrape. The set of values is bounded by the maps' sizes, so the ca
 from __future__ import annotations
 
 import errno
+import glob
 import ipaddress
 import os
 import platform
@@ -109,7 +110,12 @@ class CgroupPaths:
         return self.paths.get(cgroup_id, f"cgroup_{cgroup_id}")
 
     def known(self, cgroup_id: int) -> bool:
-        return cgroup_id == 0 or not self(cgroup_id).startswith("cgroup_")
+        return cgroup_id == 0 or resolved(self(cgroup_id))
+
+
+def resolved(cgroup: str) -> bool:
+    """A cgroup label that names a cgroup, not the id of one removed before it was first read."""
+    return not cgroup.startswith("cgroup_")
 
 
 _cgroups: CgroupPaths | None = None
@@ -201,6 +207,18 @@ def comm(raw: bytes | str) -> str:
     return raw.decode(errors="replace").rstrip("\0") if isinstance(raw, bytes) else raw
 
 
+def running_comms() -> set[str]:
+    """The command names of every task running now (each thread's own: a thread may rename itself)."""
+    names = set()
+    for path in glob.glob("/proc/[0-9]*/task/[0-9]*/comm"):
+        try:
+            with open(path, "rb") as f:
+                names.add(comm(f.read().rstrip(b"\n")))
+        except OSError:  # exited while we looked
+            continue
+    return names
+
+
 def make(decoder: str, values: tuple[str, ...] = (), event: str | None = None, field: str = "",
          interfaces: Mapping[int, str] | None = None) -> Callable[[object], str]:
     """The decoder function a spec label names; `interfaces`: the names of the interfaces a function
@@ -215,7 +233,9 @@ def make(decoder: str, values: tuple[str, ...] = (), event: str | None = None, f
         "syscall": lambda v: syscall(int(v)),
         "errno": lambda v: errno_name(int(v)),
         "disk": lambda v: disk(int(v)),
-        "comm": lambda v: comm(bytes(v)) if not isinstance(v, (bytes, str)) else comm(v),
+        "pid": str,  # a process id (tgid): keys of exited processes are forgotten
+        "comm": lambda v: comm(bytes(v)) if not isinstance(v, (bytes, str)) else comm(v),  # a task's name
+        "text": lambda v: comm(bytes(v)) if not isinstance(v, (bytes, str)) else comm(v),  # any other string
         "signal": lambda v: signal_name(int(v)),
         "irq": lambda v: irq(int(v)),
         "cidr": lambda v: cidr(bytes(v)),  # type: ignore[call-overload]

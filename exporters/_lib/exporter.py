@@ -36,7 +36,7 @@ def loopback(environ: dict) -> bool:
     return (getattr(address, "ipv4_mapped", None) or address).is_loopback
 
 
-FORGET_EVERY = 30.0  # seconds between reads of the maps that forget removed cgroups when nobody scrapes
+FORGET_EVERY = 30.0  # seconds between reads of the maps that forget the dead when nobody scrapes
 
 
 class MetricsApp:
@@ -153,8 +153,9 @@ def serve(spec: Spec, listen: str, values: dict[str, bool | int], policy: Policy
     collector = app.collector = BpfCollector(spec, loaded, values)
 
     def forget_on_schedule() -> None:
-        # A read of the maps deletes removed cgroups' keys and ends their series after forget_after,
-        # whether Prometheus scrapes or not: the maps of an unscraped exporter must not fill with the dead.
+        # A read of the maps deletes the keys of removed cgroups, exited processes and command names no
+        # task runs, and ends their series after forget_after, whether Prometheus scrapes or not: the maps
+        # of an unscraped exporter must not fill with the dead.
         while not stop.wait(FORGET_EVERY):
             collector.render(False)
     threading.Thread(target=forget_on_schedule, daemon=True).start()

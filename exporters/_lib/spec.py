@@ -105,14 +105,15 @@ class Option:
 
 
 def core_options(budget: int) -> dict[str, Option]:
-    """The options every collector has: its series budget and how cgroups' series live and die."""
+    """The options every collector has: its series budget and how the series of cgroups and processes live
+    and die."""
     return {o.name: o for o in (
-        Option("series_budget", "int", budget, "Series the collector may export; above it the least active cgroups "
-               "fold into cgroup=\"other\", totals kept exact.", core=True, minimum=1),
+        Option("series_budget", "int", budget, "Series the collector may export; above it the least active cgroups, "
+               "processes and command names fold into cgroup=\"other\" (pid, comm), totals kept exact.", core=True, minimum=1),
         Option("min_cgroup_age", "int", 0, "Seconds a cgroup counts into cgroup=\"other\" after it is first seen, "
                "before it may have series of its own.", core=True, minimum=0),
-        Option("forget_after", "int", 300, "Seconds a removed cgroup's series stay exported after its keys are "
-               "deleted from the kernel's maps.", core=True, minimum=0),
+        Option("forget_after", "int", 300, "Seconds the series of a removed cgroup, an exited process or a command "
+               "name no task runs stay exported after their keys are deleted from the kernel's maps.", core=True, minimum=0),
     )}
 
 

@@ -171,13 +171,62 @@ def test_keys_of_removed_cgroups_are_forgotten(exporter, cgroup):
     finally:
         child.rmdir()  # the caller has exited: the cgroup can go
     # First scrape: the id is not found (the cgroup is gone) and becomes a suspect; its key leaves the
-    # kernel's map when the next scrape, after a fresh walk of the hierarchy, still cannot find it. Its
-    # series stays, with its last value, for the exporter to keep showing a while (RETIRED_FOR).
+    # kernel's map when the next scrape, after a fresh walk of the hierarchy, still cannot find it. A cgroup
+    # no one can name has no series of its own: its count is in `other`, and stays there.
     first = probe.scrape()
-    assert first.value("lmp_probe_calls_total", pid=str(pid), comm=comm) == 1
+    assert first.value("lmp_probe_calls_total", default=0.0, pid=str(pid), comm=comm) == 0
+    assert first.value("lmp_probe_calls_total", pid="other", cgroup="other", comm="other") == 1
     assert first.value("lmp_exporter_map_entries", map="probe_calls_total") == 1
     time.sleep(1.1)  # the decoder walks the hierarchy at most once a second
     probe.scrape()
     last = probe.scrape()
     assert last.value("lmp_exporter_map_entries", map="probe_calls_total") == 0
-    assert last.value("lmp_probe_calls_total", pid=str(pid), comm=comm) == 1
+    assert last.value("lmp_probe_calls_total", pid="other", cgroup="other", comm="other") == 1
+
+
+# Makes one sched_get_priority_min call for each line it reads, and says so; ends at end of input.
+LIVE = ("import os, sys\nfor _ in sys.stdin:\n    os.sched_get_priority_min(os.SCHED_OTHER)\n"
+        "    print('called', flush=True)\n")
+FORGET = 2  # seconds: the forget_after the next test sets
+
+
+def call(proc: subprocess.Popen, times: int) -> None:
+    for _ in range(times):
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().strip() == "called"
+
+
+def test_keys_of_exited_processes_are_forgotten_and_the_living_stay_exact(exporter, cgroup):
+    """The probe's `pid` label is a process id (decoder pid): once a process has exited, the second pass
+    that misses it deletes its key from the kernel's map, and its series ends forget_after later; a process
+    that lives on keeps its key and its exact count."""
+    group_dir, _ = cgroup
+    probe = exporter("probe", "--collector-dir", str(FIXTURES), "-o", f"syscall_nr={SCHED_GET_PRIORITY_MIN}",
+                     "-o", "capacity=64", "-o", f"filter_cgroup={os.stat(group_dir).st_ino}",
+                     "-o", f"forget_after={FORGET}")
+    live = subprocess.Popen([sys.executable, "-c", LIVE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        (group_dir / "cgroup.procs").write_text(str(live.pid))
+        call(live, 3)
+        gone, _ = call_once(group_dir)  # one call, then it exits
+        assert not Path(f"/proc/{gone}").exists()
+        first = probe.scrape()
+        assert first.value("lmp_probe_calls_total", pid=str(gone)) == 1
+        assert first.value("lmp_probe_calls_total", pid=str(live.pid)) == 3
+        assert first.value("lmp_exporter_map_entries", map="probe_calls_total") == 2
+        probe.scrape()  # the second pass that misses the exited process deletes its key
+        kept = probe.scrape()
+        assert kept.value("lmp_exporter_map_entries", map="probe_calls_total") == 1  # the living one's
+        assert kept.value("lmp_probe_calls_total", pid=str(gone)) == 1  # shown a while: forget_after
+        time.sleep(FORGET + 0.5)
+        call(live, 2)
+        last = probe.scrape()
+        assert last.value("lmp_probe_calls_total", default=0.0, pid=str(gone)) == 0, \
+            "the exited process's series outlived forget_after"
+        assert last.value("lmp_probe_calls_total", pid=str(live.pid)) == 5
+        assert last.value("lmp_exporter_map_entries", map="probe_calls_total") == 1
+    finally:
+        live.stdin.close()
+        live.kill()
+        live.wait()

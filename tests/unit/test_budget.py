@@ -7,7 +7,7 @@ from exporters._lib import catalog
 from exporters._lib.budget import OTHER, Budget, Table
 from exporters._lib.spec import parse_option
 
-TABLES = [Table(fold=0), Table(fold=None)]  # a metric by (cgroup, code), and one without a cgroup
+TABLES = [Table(fold=(0,), cgroup=0), Table()]  # a metric by (cgroup, code), and one without a cgroup
 
 
 def total(values: dict) -> int:
@@ -60,7 +60,7 @@ def test_vanished_cgroups_leave_their_share_in_other():
 
 def test_histograms_fold_bucket_by_bucket():
     b = Budget(limit=4)
-    table = [Table(fold=0, weight=2)]
+    table = [Table(fold=(0,), cgroup=0, weight=2)]
     out = b.apply(table, [{("/a",): ([1, 2], 10), ("/b",): ([0, 1], 4)}], now=0)[0]
     assert sorted(out.values()) == [([0, 1], 4), ([1, 2], 10)] and b.series == 4
     assert (OTHER,) in out
@@ -73,3 +73,23 @@ def test_core_options_refuse_what_cannot_work():
         parse_option(spec, "series_budget=0")
     with pytest.raises(ValueError, match="option min_cgroup_age is at least 0, not -5"):
         parse_option(spec, "min_cgroup_age=-5")
+
+
+def test_a_subject_of_two_labels_folds_as_one_and_a_command_name_is_never_too_young():
+    b = Budget(limit=3, min_age=10)  # `other` and two (comm, cgroup) pairs
+    table = [Table(fold=(0, 1), cgroup=1)]  # a metric by (comm, cgroup, code)
+    out = b.apply(table, [{("a", "/x", "1"): 1, ("b", "/x", "1"): 9}], now=0)[0]
+    assert out == {(OTHER, OTHER, "1"): 10}  # both young
+    kernel = {("a", "/x", "1"): 1, ("b", "/x", "1"): 14, ("c", "/y", "1"): 7}
+    out = b.apply(table, [kernel], now=10)[0]
+    assert set(out) == {("a", "/x", "1"), ("b", "/x", "1"), (OTHER, OTHER, "1")}  # (c, /y) is young
+    assert total(out) == total(kernel) and out[("b", "/x", "1")] == 5  # its past stays in `other`
+    commands = Budget(limit=2, min_age=10)
+    out = commands.apply([Table(fold=(0,))], [{("a", "1"): 3, ("b", "1"): 1}], now=0)[0]
+    assert out == {("a", "1"): 3, (OTHER, "1"): 1}  # no cgroup, no age: admitted at once
+
+
+def test_an_unresolved_cgroup_never_has_a_series_of_its_own():
+    b = Budget(limit=100, resolved=lambda cgroup: not cgroup.startswith("cgroup_"))
+    out = b.apply(TABLES[:1], [{("cgroup_123", "1"): 4, ("/a", "1"): 1}], now=0)[0]
+    assert out == {("/a", "1"): 1, (OTHER, "1"): 4}
