@@ -14,6 +14,7 @@ from exporters._lib import decoders
 
 from .events import KIND_NAMES, TCP_KINDS
 from .record import Recording
+from .requests import PROTOCOLS, ROLES
 
 PARTS = (  # (key, label)
     ("on_cpu_user", "on CPU, user"), ("on_cpu_kernel", "on CPU, kernel"),
@@ -61,11 +62,18 @@ def build(rec: Recording, probes: list[str]) -> dict[str, Any]:
                     "delivered": t.get("signal_totals", {}).get(1, 0)},
         "uprobes": [{"probe": p, "count": t.get("uprobe_totals", {}).get(i, {}).get("count", 0),
                      "seconds": t.get("uprobe_totals", {}).get(i, {}).get("ns", 0) * NS} for i, p in enumerate(probes)],
+        "requests": _requests(t.get("request_totals", {})),
         "events": {KIND_NAMES[k]: {"made": rec.produced.get(k, 0), "lost": rec.lost.get(k, 0)}
                    for k in sorted(rec.produced) if k != 2} | _syscall_events(rec),
         "events_kept": rec.kept, "events_over_cap": rec.dropped, "reader_seconds": rec.reader_seconds,
         "map_overflow": rec.overflow,
     }
+
+
+def _requests(rows: dict[int, dict[str, int]]) -> list[dict[str, Any]]:
+    """The requests answered, by protocol and role, counted in the kernel (exact, whatever events were lost)."""
+    return [{"protocol": PROTOCOLS[i // 2] if i // 2 < len(PROTOCOLS) else str(i // 2), "role": ROLES[i % 2],
+             "count": row["count"], "seconds": row["ns"] * NS} for i, row in sorted(rows.items())]
 
 
 def _syscall_events(rec: Recording) -> dict[str, dict[str, int]]:
@@ -91,6 +99,10 @@ def table(b: dict[str, Any], top: int = 12) -> str:
         lines += [f"  {s['name']:<42}{s['count']:>8}{s['errors']:>8}{s['seconds']:>10.6f}" for s in b["syscalls"][:top]]
         if len(b["syscalls"]) > top:
             lines.append(f"  ... {len(b['syscalls']) - top} more in breakdown.json")
+    if b.get("requests"):
+        lines += ["", f"{'requests answered (spans on the timeline)':<44}{'count':>8}{'':>8}{'seconds':>10}"]
+        lines += [f"  {r['protocol'] + ', ' + r['role']:<42}{r['count']:>8}{'':>8}{r['seconds']:>10.6f}"
+                  for r in b["requests"]]
     lines += ["", "events: " + summary(b)]
     return "\n".join(lines)
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from exporters._lib import decoders
 
+from . import requests
 from .ringbuf import DISCARD, HEADER, LENGTH, record_size
 
 c_u64, c_s64, c_u32, c_s32, c_u16 = ct.c_uint64, ct.c_int64, ct.c_uint32, ct.c_int32, ct.c_uint16
@@ -40,6 +41,9 @@ LAYOUTS: dict[int, tuple[str, type[ct.Structure]]] = {
     11: ("sample", layout("Sample", [("ip", c_u64), ("kstack", c_s32), ("ustack", c_s32)])),
     12: ("uprobe", layout("Uprobe", [("entry", c_u64), ("arg0", c_u64), ("ret", c_s64), ("probe", c_u32),
                                     ("pad", c_u32)])),
+    13: ("request", layout("Request", [("start", c_u64), ("command", ct.c_char * 16), ("fd", c_s32), ("what", c_u16),
+                                       ("status", c_u16), ("port", c_u16), ("protocol", ct.c_uint8),
+                                       ("role", ct.c_uint8), ("sqlstate", ct.c_char * 2), ("pad", c_u16)])),
 }
 KIND_NAMES = {kind: name for kind, (name, _) in LAYOUTS.items()}
 REASONS = {1: "sleeping", 2: "uninterruptible", 3: "other", 4: "preempted"}
@@ -135,6 +139,9 @@ def decode(e: Any, t0: int, probes: list[str]) -> dict[str, Any]:
     elif kind == "uprobe":
         out.update(start=e.entry - t0, probe=probes[e.probe] if e.probe < len(probes) else str(e.probe),
                    arg0=e.arg0, ret=e.ret)
+    elif kind == "request":
+        out.update(start=e.start - t0, role=requests.ROLES[e.role & 1], fd=e.fd, port=e.port,
+                   **requests.describe(e.protocol, e.what, e.status, e.command, e.sqlstate))
     if "start" in out:
         out["dur"] = out["t"] - out["start"]
     return out

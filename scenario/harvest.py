@@ -9,7 +9,7 @@ from .loader import OVERFLOW_MAPS
 from .record import ST_NAMES, ST_ON_CPU, ST_UNKNOWN, T_LAST_END, T_LIFETIME, Recorder, Recording, _sum
 
 TABLES = ("syscall_totals", "fault_totals", "block_totals", "tcp_totals", "signal_totals", "sample_totals",
-          "uprobe_totals")
+          "uprobe_totals", "request_totals")
 
 
 def _per_cpu_structs(table: Any) -> dict[int, dict[str, int]]:

@@ -8,6 +8,7 @@ target and the families asked for), so it alone needs BCC and kernel headers; th
 reads are at offsets taken from the running kernel's BTF, as libbpf reads it."""
 from __future__ import annotations
 
+import os
 import platform
 import re
 import sys
@@ -19,6 +20,8 @@ from exporters._lib import bpf as lmpbpf
 from exporters._lib import btf, libbpf
 
 BPF_DIR = Path(__file__).resolve().parent / "bpf"
+# The application protocols' parsers, shared with the l7 collector: put in front of requests.bpf.c.
+L7_PROTOCOLS = Path(__file__).resolve().parent.parent / "exporters" / "l7" / "protocols.h"
 ALWAYS = ("core", "sched")
 # family: (its file or None, the tracepoints it needs). offcpu only turns on sched.bpf.c's events.
 FAMILIES: dict[str, tuple[str | None, tuple[str, ...]]] = {
@@ -30,13 +33,20 @@ FAMILIES: dict[str, tuple[str | None, tuple[str, ...]]] = {
                     "tcp:tcp_receive_reset")),
     "signals": ("signals", ("signal:signal_generate", "signal:signal_deliver")),
     "samples": ("samples", ()),
+    "requests": ("requests", ("raw_syscalls:sys_enter", "raw_syscalls:sys_exit")),
 }
 CORE_TRACEPOINTS = ("sched:sched_switch", "sched:sched_wakeup", "sched:sched_wakeup_new",
                     "sched:sched_process_fork", "sched:sched_process_exec", "sched:sched_process_exit")
 # Maps whose inserts can fail when full: each gets an overflow slot in lmp.h's lmp_overflow.
-OVERFLOW_MAPS = ("threads", "offcpu_stacks", "oncpu_stacks", "requests", "calls")
+OVERFLOW_MAPS = ("threads", "offcpu_stacks", "oncpu_stacks", "requests", "calls", "l7_conns")
 BTF_FIELDS = ("task_struct.pid", "task_struct.tgid", "task_struct.exit_code", "pt_regs.di", "pt_regs.si",
               "pt_regs.dx")
+# requests.bpf.c follows an fd to its socket through the task's file table.
+SOCKET_FIELDS = ("task_struct.files", "files_struct.fdt", "fdtable.fd", "fdtable.max_fds", "file.f_inode",
+                 "inode.i_mode", "file.private_data", "socket.sk", "socket.type", "sock_common.skc_family",
+                 "sock_common.skc_num", "sock_common.skc_dport")
+# Attached by the loader, not by BCC: syscalls.bpf.c holds BCC's own raw sys_enter and sys_exit.
+RAW_PROGRAMS = {"requests": (("l7_sys_enter", "sys_enter"), ("l7_sys_exit", "sys_exit"))}
 MAX_UPROBES = 8
 PERF_TYPE_SOFTWARE, PERF_COUNT_SW_CPU_CLOCK = 1, 0
 
@@ -125,6 +135,7 @@ class Program:
     root_pid: int = -1  # uprobes attach to this process only, unless children are followed
     bpf: Any = None
     attached: list[str] = field(default_factory=list)
+    raw_links: list[int] = field(default_factory=list)  # fds of the raw tracepoints attached here
 
     def files(self) -> list[str]:
         wanted = [FAMILIES[f][0] for f in self.families if FAMILIES[f][0]]
@@ -134,6 +145,10 @@ class Program:
         parts = [(BPF_DIR / "bcc.h").read_text()]
         for name in self.files():
             path = BPF_DIR / f"{name}.bpf.c"
+            if name == "requests":  # its parsers, inlined: BCC relocates no calls
+                parts.append(f'#define L7_PARSER static __always_inline\n#define L7_SUBPROG __always_inline\n'
+                             f'#line 1 "{L7_PROTOCOLS}"\n'
+                             f'{L7_PROTOCOLS.read_text()}')
             parts.append(f'#line 1 "{path}"\n{path.read_text()}')
         return "\n".join(parts)
 
@@ -142,7 +157,8 @@ class Program:
                  *(f"-DLMP_MAP_{name}={i}" for i, name in enumerate(OVERFLOW_MAPS)),
                  f"-DFOLLOW_CHILDREN={int(self.children)}", f"-DOFFCPU={int('offcpu' in self.families)}",
                  f"-DRING_PAGES={self.ring_pages}"]
-        flags += [f"-DBTF_{f.replace('.', '_')}={off}" for f, off in kernel_offsets(BTF_FIELDS).items()]
+        fields = BTF_FIELDS + (SOCKET_FIELDS if "requests" in self.families else ())
+        flags += [f"-DBTF_{f.replace('.', '_')}={off}" for f, off in kernel_offsets(fields).items()]
         return flags
 
     def missing(self) -> list[str]:
@@ -170,12 +186,23 @@ class Program:
         try:
             self._attach_more()
         except Exception:
+            self._close_raw()
             self.bpf.cleanup()
             raise
         return self.bpf
 
     def _attach_more(self) -> None:
-        """What BCC does not attach by itself: the perf sampling event and the uprobes."""
+        """What BCC does not attach by itself: the perf sampling event, raw tracepoints a second program of
+        the same hook needs, and the uprobes."""
+        from bcc import BPF, lib
+
+        for family, programs in RAW_PROGRAMS.items():
+            for fn_name, tp in programs if family in self.families else ():
+                fd = lib.bpf_attach_raw_tracepoint(self.bpf.load_func(fn_name.encode(), BPF.RAW_TRACEPOINT).fd,
+                                                   tp.encode())
+                if fd < 0:
+                    raise lmpbpf.LoadError(f"could not attach {fn_name} to the raw tracepoint {tp}")
+                self.raw_links.append(fd)
         if "samples" in self.families:
             self.bpf.attach_perf_event(ev_type=PERF_TYPE_SOFTWARE, ev_config=PERF_COUNT_SW_CPU_CLOCK,
                                        fn_name=b"on_cpu_sample", sample_freq=self.frequency, cpu=-1)
@@ -197,12 +224,18 @@ class Program:
             b.detach_tracepoint(tp)
         for tp in list(b.raw_tracepoint_fds):
             b.detach_raw_tracepoint(tp)
+        self._close_raw()
         for ev_type, ev_config in list(b.open_perf_events):
             b.detach_perf_event(ev_type, ev_config)
         for name in list(b.uprobe_fds):
             b.detach_uprobe_event(name)
 
+    def _close_raw(self) -> None:
+        while self.raw_links:
+            os.close(self.raw_links.pop())
+
     def close(self) -> None:
+        self._close_raw()
         if self.bpf is not None:
             self.bpf.cleanup()
             self.bpf = None

@@ -7,10 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .requests import title
 from .timeline import instant_name
 
 HERE = Path(__file__).resolve().parent / "report"
-SLICES = {"syscall", "uprobe", "offcpu", "block"}
+SLICES = {"syscall", "uprobe", "offcpu", "block", "request"}
 
 
 def page(title: str, data: dict[str, Any]) -> str:
@@ -36,6 +37,9 @@ def _info(e: dict[str, Any]) -> str:
         return f"sector {e['sector']}, {e['bytes']} bytes, error {e['error']}"
     if kind == "uprobe":
         return f"arg0 {e['arg0']:#x}, returned {e['ret']}"
+    if kind == "request":
+        where = f"fd {e['fd']}, port {e['port']}"
+        return where + (f", SQLSTATE class {e['sqlstate_class']}" if e.get("sqlstate_class") else "")
     return ", ".join(f"{k} {v}" for k, v in e.items() if k not in ("kind", "t", "tid", "tgid", "cpu", "kstack", "ustack"))
 
 
@@ -46,8 +50,9 @@ def timeline(events: list[dict[str, Any]], end: int, truncated: bool, names: dic
         threads.setdefault(e["tid"], e["tgid"])
         kind = e["kind"]
         if kind in SLICES:
-            name = {"syscall": e.get("name"), "uprobe": f"{e.get('probe')}()", "block": f"block {e.get('op')}",
-                    "offcpu": f"off CPU: {e.get('reason')}"}[kind]
+            name = title(e) if kind == "request" else {
+                "syscall": e.get("name"), "uprobe": f"{e.get('probe')}()", "block": f"block {e.get('op')}",
+                "offcpu": f"off CPU: {e.get('reason')}"}[kind]
             slices.append([e["tid"], e["start"], e["dur"], name, kind, _info(e)])
             if kind == "offcpu" and e["woken"] is not None:
                 slices.append([e["tid"], e["woken"], e["t"] - e["woken"], "run queue", "runqueue", _info(e)])

@@ -6,12 +6,16 @@ millions of events needs no more memory than a short one.
 In the trace each process is a Perfetto process and each thread a track: syscalls, user function
 calls (uprobes) and off-CPU intervals are slices on the thread's track (they nest: a sleep inside its
 nanosleep, the run-queue wait at the end of an off-CPU interval); faults, samples, signals, TCP
-changes, exec, fork and exit are instants on it; block requests are async slices of the process."""
+changes, exec, fork and exit are instants on it; block requests and application requests (HTTP, DNS,
+Redis, PostgreSQL) are async slices of the process: a server's requests on many connections overlap
+without nesting."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Any, TextIO
+
+from .requests import title
 
 US = 1e-3  # the trace format's unit is the microsecond
 # One encoder for every event: compact, and no check for cycles (events are flat dicts). About twice as
@@ -49,6 +53,12 @@ def trace_events(e: dict[str, Any], stack: Any) -> list[dict[str, Any]]:
                 "queued_us": _us((e["issue"] or e["start"]) - e["start"])}
         return [{**base, "ph": "b", "name": name, "id": ident, "ts": _us(e["start"]), "args": args},
                 {**base, "ph": "e", "name": name, "id": ident, "ts": _us(e["t"])}]
+    if kind == "request":
+        ident = f"request:{tid}:{e['fd']}:{e['start']}"
+        skip = {"kind", "t", "tid", "tgid", "cpu", "start", "dur"}
+        args = {"thread": tid, **{k: v for k, v in e.items() if k not in skip}}
+        return [{**base, "ph": "b", "name": title(e), "id": ident, "ts": _us(e["start"]), "args": args},
+                {**base, "ph": "e", "name": title(e), "id": ident, "ts": _us(e["t"])}]
     return [{**base, "ph": "i", "s": "t", "name": instant_name(e), "ts": _us(e["t"]), "args": instant_args(e, stack)}]
 
 

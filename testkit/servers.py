@@ -138,9 +138,10 @@ def postgres_bin() -> Path:
 
 
 @contextmanager
-def postgres(tmp: Path) -> Iterator[int]:
+def postgres(tmp: Path, log: Path | None = None) -> Iterator[int]:
     """A PostgreSQL cluster made in tmp (initdb, trust authentication), listening on loopback only; run as
-    the postgres user, which the server requires."""
+    the postgres user, which the server requires. With log, every statement a client sends is written
+    there (log_statement=all): the server's own account of what it was asked."""
     tmp = Path(tempfile.mkdtemp(prefix="lmp-test-pg-"))  # pytest's own are private to root
     os.chmod(tmp, 0o755)
     shutil.chown(tmp, "postgres")
@@ -148,12 +149,16 @@ def postgres(tmp: Path) -> Iterator[int]:
     as_postgres = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"]
     subprocess.run([*as_postgres, str(postgres_bin() / "initdb"), "-A", "trust", "-U", "postgres", "-D", str(data)],
                    check=True, capture_output=True)
+    logging = ["-c", "log_statement=all"] if log else []
+    stderr = open(log, "wb") if log else subprocess.DEVNULL
     proc = subprocess.Popen([*as_postgres, str(postgres_bin() / "postgres"), "-D", str(data), "-p", str(port),
-                             "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={tmp}"],
-                            stderr=subprocess.DEVNULL)
+                             "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={tmp}", *logging],
+                            stderr=stderr)
     try:
         wait_port(port, proc)
         yield port
     finally:
         stop(proc)
+        if log:
+            stderr.close()  # type: ignore[union-attr]
         shutil.rmtree(tmp, ignore_errors=True)

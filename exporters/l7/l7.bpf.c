@@ -43,9 +43,7 @@ const volatile bool tls = true; /* the SSL uprobes are attached */
 #define NR_recvmmsg 299
 #define NR_sendmmsg 307
 
-/* Protocols, in the order of the spec's `protocol` values. */
-enum { P_NONE, P_HTTP, P_DNS, P_REDIS, P_POSTGRES, P_TLS, P_UNKNOWN, P_NOT_SOCKET };
-enum { CLIENT, SERVER };
+#include "protocols.h"
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
 #define E2BIG 7
@@ -171,14 +169,8 @@ static __always_inline bool skipped(void)
     return filter_tgid && (bpf_get_current_pid_tgid() >> 32) != filter_tgid;
 }
 
-/* A message's first bytes, zero past its end. */
-struct head {
-    u8 b[64];   /* PREFIX bytes, with room for the verifier's bound (n & 63) */
-    u64 len; /* the whole message's */
-};
-
 /* avail: the bytes at ptr (a first iovec's); len: the whole message's. */
-static __always_inline int fetch(struct head *m, u64 ptr, u64 avail, u64 len)
+static __always_inline int fetch(struct l7_msg *m, u64 ptr, u64 avail, u64 len)
 {
     __builtin_memset(m, 0, sizeof(*m));
     m->len = len;
@@ -187,130 +179,10 @@ static __always_inline int fetch(struct head *m, u64 ptr, u64 avail, u64 len)
     return bpf_probe_read_user(m->b, n & 63, (void *)ptr);
 }
 
-static __always_inline u32 be32(const u8 *b) { return (u32)b[0] << 24 | (u32)b[1] << 16 | (u32)b[2] << 8 | b[3]; }
-static __always_inline u16 be16(const u8 *b) { return (u16)b[0] << 8 | b[1]; }
-static __always_inline bool digit(u8 c) { return c >= '0' && c <= '9'; }
-
-/* HTTP methods, in the order of the spec's `method` values (0: other). */
-static __always_inline u8 http_method(const u8 *b)
-{
-    u32 w = b[0] | b[1] << 8 | b[2] << 16 | (u32)b[3] << 24;
-    switch (w) {
-    case 'G' | 'E' << 8 | 'T' << 16 | (u32)' ' << 24: return 1;
-    case 'P' | 'O' << 8 | 'S' << 16 | (u32)'T' << 24: return b[4] == ' ' ? 2 : 0;
-    case 'P' | 'U' << 8 | 'T' << 16 | (u32)' ' << 24: return 3;
-    case 'H' | 'E' << 8 | 'A' << 16 | (u32)'D' << 24: return b[4] == ' ' ? 4 : 0;
-    case 'D' | 'E' << 8 | 'L' << 16 | (u32)'E' << 24: return b[6] == ' ' ? 5 : 0;
-    case 'P' | 'A' << 8 | 'T' << 16 | (u32)'C' << 24: return b[5] == ' ' ? 6 : 0;
-    case 'O' | 'P' << 8 | 'T' << 16 | (u32)'I' << 24: return b[7] == ' ' ? 7 : 0;
-    case 'C' | 'O' << 8 | 'N' << 16 | (u32)'N' << 24: return b[7] == ' ' ? 8 : 0;
-    case 'T' | 'R' << 8 | 'A' << 16 | (u32)'C' << 24: return b[5] == ' ' ? 9 : 0;
-    }
-    return 0;
-}
-
-/* "HTTP/1.x NNN": the status code, or 0. */
-static __always_inline u16 http_status(const u8 *b)
-{
-    if (b[0] != 'H' || b[1] != 'T' || b[2] != 'T' || b[3] != 'P' || b[4] != '/' || b[5] != '1' || b[6] != '.' ||
-        b[8] != ' ' || !digit(b[9]) || !digit(b[10]) || !digit(b[11]))
-        return 0;
-    return (b[9] - '0') * 100 + (b[10] - '0') * 10 + (b[11] - '0');
-}
-
-/* The DNS header's offset in the message: 0 over UDP, 2 over TCP (after the length), or -1 if it is none.
- * A query asks one question with no answer; a response repeats the one question. */
-static __always_inline int dns_header(const struct head *m, bool dgram, u16 expect, bool *query)
-{
-    u32 off = dgram || (expect && m->len == expect) ? 0 : 2; /* the length came in a read or iovec of its own */
-    if (off == 2 && be16(m->b) + 2 != m->len)
-        return -1;
-    if (m->len < off + 12)
-        return -1;
-    const u8 *h = m->b + off;
-    u16 flags = be16(h + 2);
-    if ((flags >> 11 & 0xf) != 0 || be16(h + 4) != 1)
-        return -1;
-    *query = !(flags >> 15);
-    if (*query && (be16(h + 6) != 0 || be16(h + 8) != 0))
-        return -1;
-    return off;
-}
-
-/* The query type, compacted to the spec's `qtype` values: walks the question's name (labels of at most
- * 63 bytes) in user memory. */
-static __always_inline u16 dns_qtype(u64 ptr, u32 off, u64 len)
-{
-    u32 at = off + 12;
-    for (int i = 0; i < 16; i++) {
-        u8 n = 0;
-        if (at >= len || bpf_probe_read_user(&n, 1, (void *)(ptr + at)))
-            return 0;
-        at += 1 + n;
-        if (n == 0)
-            break;
-    }
-    u8 t[2];
-    if (at + 2 > len || bpf_probe_read_user(t, 2, (void *)(ptr + at)))
-        return 0;
-    switch (be16(t)) {
-    case 1: return 1;    /* A */
-    case 2: return 2;    /* NS */
-    case 5: return 3;    /* CNAME */
-    case 6: return 4;    /* SOA */
-    case 12: return 5;   /* PTR */
-    case 15: return 6;   /* MX */
-    case 16: return 7;   /* TXT */
-    case 28: return 8;   /* AAAA */
-    case 33: return 9;   /* SRV */
-    case 65: return 10;  /* HTTPS */
-    case 255: return 11; /* ANY */
-    }
-    return 0;
-}
-
-/* A RESP command, "*N\r\n$L\r\nNAME\r\n...": NAME's first 15 letters, upper-cased, into cmd; false if not.
- * Each part in its own short loop: the verifier follows a few paths, not one per byte. */
-static __noinline bool redis_command(const u8 *b, char *cmd)
-{
-    if (b[0] != '*' || !digit(b[1]))
-        return false;
-    u32 i = 2;
-    for (int k = 0; k < 3 && digit(b[i]); k++)
-        i++;
-    if (b[i] != '\r' || b[i + 1] != '\n' || b[i + 2] != '$' || !digit(b[i + 3]))
-        return false;
-    i += 4;
-    for (int k = 0; k < 3 && digit(b[i]); k++)
-        i++;
-    if (b[i] != '\r' || b[i + 1] != '\n')
-        return false;
-    i += 2;
-    for (int k = 0; k < 15; k++) {
-        u8 c = b[i + k];
-        if (c >= 'a' && c <= 'z')
-            c -= 'a' - 'A';
-        if ((c < 'A' || c > 'Z') && c != '_')
-            break;
-        cmd[k] = c;
-    }
-    return cmd[0] != 0;
-}
-
-/* PostgreSQL: a startup or SSL request (length, then version 3.0 or the SSL/GSS codes), or a Query
- * message that fills the write. */
-static __always_inline bool postgres_start(const struct head *m)
-{
-    u32 code = be32(m->b + 4);
-    if (be32(m->b) == m->len && (code == 0x30000 || code == 80877103 || code == 80877104))
-        return true;
-    return m->b[0] == 'Q' && be32(m->b + 1) + 1 == m->len;
-}
-
 /* Per-CPU room for what the 512-byte stack cannot hold: a new connection's state, a message's first bytes. */
 struct scratch {
     struct conn fresh;
-    struct head m;
+    struct l7_msg m;
     struct lmp_hist zero; /* never written: a new histogram's first value */
 };
 struct {
@@ -468,32 +340,7 @@ static __always_inline bool pop(struct conn *c, struct req_key *k)
 /* The parsers below are global functions: the verifier checks each once, on its own, instead of once per
  * path through its caller (and each has its own stack frame). */
 
-/* What its first message says the connection is: its protocol, with REQUEST when it was a request. */
-#define REQUEST 0x100
-__noinline int l7_detect(const struct head *m, bool dgram, u16 expect)
-{
-    bool query;
-    if (!m)
-        return P_UNKNOWN | REQUEST;
-    if (http_method(m->b))
-        return P_HTTP | REQUEST;
-    if (http_status(m->b))
-        return P_HTTP;
-    if (dns_header(m, dgram, expect, &query) >= 0)
-        return P_DNS | (query ? REQUEST : 0);
-    if (dgram)
-        return P_UNKNOWN | REQUEST; /* unknown: whoever speaks first is taken for the client */
-    char cmd[16] = {};
-    if (redis_command(m->b, cmd))
-        return P_REDIS | REQUEST;
-    if (postgres_start(m))
-        return P_POSTGRES | REQUEST;
-    if (m->b[0] == 0x16 && m->b[1] == 3 && m->b[2] <= 4) /* a TLS handshake record */
-        return P_TLS | REQUEST;
-    return P_UNKNOWN | REQUEST;
-}
-
-__noinline int l7_request(struct conn *c, const struct head *m, u64 ptr)
+__noinline int l7_request(struct conn *c, const struct l7_msg *m, u64 ptr)
 {
     char cmd[16] = {};
     bool query;
@@ -523,33 +370,7 @@ __noinline int l7_request(struct conn *c, const struct head *m, u64 ptr)
     return 0;
 }
 
-/* PostgreSQL's answer: ErrorResponse among its first messages (its SQLSTATE's class kept), and whether it
- * ends with ReadyForQuery ('Z', length 5, status), the end of every query's answer. */
-static __always_inline bool postgres_answer(struct conn *c, u64 ptr, u64 len)
-{
-    u64 at = 0;
-    u8 h[5];
-    for (int i = 0; i < 4 && at + 5 <= len; i++) {
-        if (bpf_probe_read_user(h, 5, (void *)(ptr + at)))
-            break;
-        if (h[0] == 'E' && !c->error) {
-            u8 f[32] = {};
-            c->error = 1;
-            bpf_probe_read_user(f, sizeof(f), (void *)(ptr + at + 5));
-            for (int j = 0; j < 29; j++) /* fields: a type byte, then a NUL-terminated string; C is the code */
-                if (f[j] == 'C' && (j == 0 || f[j - 1] == 0)) {
-                    c->sqlstate[0] = f[j + 1];
-                    c->sqlstate[1] = f[j + 2];
-                    break;
-                }
-        }
-        at += 1 + (u64)be32(h + 1);
-    }
-    u8 z[6];
-    return len >= 6 && !bpf_probe_read_user(z, 6, (void *)(ptr + len - 6)) && z[0] == 'Z' && be32(z + 1) == 5;
-}
-
-__noinline int l7_response(struct conn *c, const struct head *m, u64 ptr, u64 avail)
+__noinline int l7_response(struct conn *c, const struct l7_msg *m, u64 ptr, u64 avail)
 {
     struct req_key k = {};
     bool query;
@@ -577,7 +398,7 @@ __noinline int l7_response(struct conn *c, const struct head *m, u64 ptr, u64 av
         }
         break;
     case P_POSTGRES:
-        if (postgres_answer(c, ptr, avail)) {
+        if (postgres_answer(ptr, avail, &c->error, c->sqlstate)) {
             k.status = c->error;
             k.sqlstate_class[0] = c->sqlstate[0];
             k.sqlstate_class[1] = c->sqlstate[1];
@@ -607,7 +428,7 @@ static __noinline void message(struct conn *c, u64 ptr, u64 avail, u64 len, u32 
     struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
     if (!s || !c || c->proto == P_UNKNOWN) /* unknown: never parsed again, not even read */
         return;
-    struct head *m = &s->m;
+    struct l7_msg *m = &s->m;
     if (fetch(m, ptr, avail, len))
         return;
     /* A stream's 1- or 2-byte pieces: DNS over TCP's length, read or written on its own (dnsmasq reads it

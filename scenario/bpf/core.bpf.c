@@ -42,7 +42,8 @@
 #define EV_EXIT 10
 #define EV_SAMPLE 11
 #define EV_UPROBE 12
-#define EV_KINDS 13
+#define EV_REQUEST 13
+#define EV_KINDS 14
 
 /* Thread states and the `totals` slots they are accounted in. */
 #define ST_ON_CPU 0

@@ -105,7 +105,7 @@
   /* Timeline: a lane per thread; slices nest in rows, instants are ticks under them. */
   const COLORS = { syscall: "#4a7bd0", uprobe: "#2e9d5b", "off CPU: sleeping": "#b8c4d6", "off CPU: uninterruptible": "#d9534f",
     "off CPU: preempted": "#e8b63a", "off CPU: other": "#999", "run queue": "#f08a24", fault: "#8e44ad", sample: "#222",
-    block: "#c0392b", tcp: "#16a085", signal: "#d35400", exec: "#000", fork: "#000", exit: "#000" };
+    block: "#c0392b", request: "#6c3483", tcp: "#16a085", signal: "#d35400", exec: "#000", fork: "#000", exit: "#000" };
   const colorOf = (s) => COLORS[s.cat === "offcpu" || s.cat === "runqueue" ? s.name : s.cat] || "#777";
 
   function Timeline(canvas, tl) {

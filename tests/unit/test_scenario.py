@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from scenario import events, flame, report
+from scenario import events, flame, report, requests
 from scenario.loader import Uprobe
 from scenario.record import Recorder
 from scenario.ringbuf import BUSY, DISCARD, Ring, Run, record_size, runs
@@ -72,10 +72,26 @@ def test_uprobe_specs():
 
 def test_event_layouts_match_the_c_structs():
     """Sizes from the C structs in scenario/bpf/ (natural alignment, as clang lays them out)."""
-    sizes = {1: 72, 2: 328, 3: 56, 4: 48, 5: 72, 6: 88, 7: 56, 8: 288, 11: 40, 12: 56}
+    sizes = {1: 72, 2: 328, 3: 56, 4: 48, 5: 72, 6: 88, 7: 56, 8: 288, 11: 40, 12: 56, 13: 64}
     assert {k: ctypes.sizeof(cls) for k, (_, cls) in events.LAYOUTS.items() if k in sizes} == sizes
     assert events._exit_status(3 << 8) == {"code": 3}
     assert events._exit_status(9) == {"signal": "SIGKILL", "core_dumped": False}
+
+
+def test_request_spans_are_named_as_the_l7_spec_names_its_labels():
+    """requests.bpf.c's numbers (l7's P_HTTP..., the enum fields' indexes) read with exporters/l7/l7.yaml."""
+    http = requests.describe(1, 1, 404, b"", b"")
+    assert http == {"protocol": "http", "method": "GET", "status": 404, "error": False}
+    assert requests.describe(1, 2, 503, b"", b"")["error"] and requests.describe(1, 2, 503, b"", b"")["method"] == "POST"
+    assert requests.describe(2, 8, 3, b"", b"") == {"protocol": "dns", "qtype": "AAAA", "status": "NXDOMAIN",
+                                                    "error": True}
+    assert requests.describe(3, 0, 1, b"LPUSH", b"") == {"protocol": "redis", "command": "LPUSH", "status": "error",
+                                                         "error": True}
+    pg = requests.describe(4, 1, 1, b"", b"42")
+    assert (pg["query"], pg["status"], pg["sqlstate_class"]) == ("extended", "error", "42")
+    assert requests.title({**http, "role": "server"}) == "HTTP GET 404 (server)"
+    assert requests.title({"protocol": "redis", "command": "SET", "status": "ok", "role": "client"}) == \
+        "redis SET ok (client)"
 
 
 def test_report_page_is_self_contained_and_escapes_its_data():

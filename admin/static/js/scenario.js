@@ -40,9 +40,13 @@ async function showResults(run) {
   parts.push(["all of it, accounted", b.accounted_seconds.toFixed(4),
               `${(100 * (1 + b.accounted_vs_reference)).toFixed(1)} % of the ${b.reference.replace("_", " ")}`]);
   const syscalls = b.syscalls.slice(0, 15).map((s) => [s.name, String(s.count), String(s.errors), s.seconds.toFixed(4)]);
+  // HTTP, DNS, Redis and PostgreSQL requests it served or made: each is a span on the report's timeline.
+  const requests = (b.requests || []).map((r) => [r.protocol, r.role, String(r.count), r.seconds.toFixed(4)]);
   document.getElementById("breakdown").replaceChildren(
     table(`Wall-clock time ${b.wall_seconds.toFixed(4)} s, ${b.threads} thread(s)`, ["where", "seconds", "share"], parts),
-    table("Syscalls, by time inside them (overlaps the above)", ["syscall", "calls", "errors", "seconds"], syscalls));
+    table("Syscalls, by time inside them (overlaps the above)", ["syscall", "calls", "errors", "seconds"], syscalls),
+    ...(requests.length ? [table("Requests answered (spans on the timeline below)",
+                                 ["protocol", "role", "requests", "seconds in them"], requests)] : []));
   const report = document.getElementById("report");
   // Sandboxed, without our origin: the report's own script runs, reads nothing of this page, fetches nothing.
   report.srcdoc = (await (await fetchFile("report.html")).text()).replace("<head>", `<head>${CSP}`);
