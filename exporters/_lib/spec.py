@@ -100,6 +100,9 @@ class Option:
     help: str
     programs: tuple[str, ...] = ()  # a bool option: programs that load only when it is on
     sizes: tuple[str, ...] = ()  # an int option: maps whose max_entries it is
+    # a bool option: (map, the map its metric reads instead when the option is on), where the option needs a
+    # key the cheaper map cannot have (syscalls: a per-CPU array by syscall, a hash by cgroup and syscall)
+    maps: tuple[tuple[str, str], ...] = ()
     core: bool = False  # read by the exporter in user space (every collector has them), not by the kernel code
     minimum: int | None = None  # an int option's least value
 
@@ -197,13 +200,16 @@ class Spec:
     def map_names(self) -> list[str]:
         """Every map the spec names: the metrics' (once each), then the internal ones."""
         maps = [m.map for m in self.metrics if m.procfs is None] + [m.name for m in self.internal_maps]
+        maps += [instead for opt in self.options.values() for _, instead in opt.maps]
         return list(dict.fromkeys(maps))
 
     def active(self, values: dict[str, bool | int]) -> tuple[list[Metric], list[str]]:
         """The metrics (with their labels) and all map names (metrics' first) that exist with these
         option values."""
         on = lambda when: when is None or bool(values.get(when))  # noqa: E731
-        metrics = [replace(m, labels=tuple(l for l in m.labels if on(l.when))) for m in self.metrics if on(m.when)]
+        swapped = {old: new for opt in self.options.values() if values.get(opt.name) for old, new in opt.maps}
+        metrics = [replace(m, labels=tuple(l for l in m.labels if on(l.when)), map=swapped.get(m.map, m.map))
+                   for m in self.metrics if on(m.when)]
         maps = [m.map for m in metrics if m.procfs is None] + [m.name for m in self.internal_maps if on(m.when)]
         return metrics, list(dict.fromkeys(maps))
 
@@ -310,6 +316,16 @@ def _check(spec: Spec, doc: Any, path: Path) -> None:
             raise YamlError(path, where, f"option {name}: only a bool option turns programs on")
         if opt.sizes and opt.type != "int":
             raise YamlError(path, where, f"option {name}: only an int option sizes maps")
+        if opt.maps and opt.type != "bool":
+            raise YamlError(path, where, f"option {name}: only a bool option puts a map in another's place")
+        read = {m.map for m in spec.metrics if m.procfs is None}
+        unread = {old for old, _ in opt.maps} - read
+        if unread:
+            raise YamlError(path, where, f"option {name} replaces maps no metric reads: {', '.join(sorted(unread))}")
+        taken = {new for _, new in opt.maps} & (read | {m.name for m in spec.internal_maps})
+        if taken:
+            raise YamlError(path, where, f"option {name}: {', '.join(sorted(taken))} already has a metric or "
+                            f"internal map of its own; the map that takes another's place is named for that only")
         unknown = set(opt.sizes) - set(spec.map_names)
         if unknown:
             raise YamlError(path, where, f"option {name} sizes maps the spec does not name: {', '.join(sorted(unknown))}")
@@ -359,7 +375,8 @@ def load(path: Path, check: bool = True) -> Spec:
         answers=doc.get("answers", ""), port=doc.get("port", 0), enabled=doc.get("enabled", True),
         tracepoints=tuple(requires.get("tracepoints", ())),
         options={**{k: Option(k, v["type"], v["default"], v["help"], tuple(v.get("programs", ())),
-                              tuple(v.get("sizes", ()))) for k, v in (doc.get("options") or {}).items()},
+                              tuple(v.get("sizes", ())), maps=tuple((v.get("maps") or {}).items()))
+                    for k, v in (doc.get("options") or {}).items()},
                  **core_options(doc.get("series_budget", DEFAULT_SERIES_BUDGET))},
         metrics=tuple(_metric(m) for m in doc["metrics"]),
         internal_maps=tuple(InternalMap(m["name"], m["help"], m.get("when"), m.get("per_process", False))

@@ -1,24 +1,37 @@
-/* syscalls: counts every system call and every failed one, by syscall number and errno.
+/* syscalls: counts every system call and every failed one, by syscall number and errno (and, with the
+ * cgroup option, by the caller's cgroup).
  *
  * One program on the sys_exit tracepoint sees both the syscall number and its return value, so counting
  * calls and errors costs a single run per syscall. It is a tp_btf program: the tracepoint's own C
  * arguments, sys_exit(struct pt_regs *regs, long ret), read directly, without the copy of a classic
  * tracepoint's record (about 55 ns less per syscall here; see docs/performance.md). Counts go into
- * per-CPU arrays: no locking, no hashing on the hot path. */
+ * per-CPU arrays: no locking, no hashing on the hot path. A cgroup cannot index an array, so the cgroup
+ * option counts calls in a per-CPU hash by (cgroup, syscall) instead, and the spec has the exporter read
+ * that map (its `maps:`); the option is a constant, so the verifier drops whichever path is off. */
 #include "lmp.h"
 
 /* Syscall numbers index the arrays: x86_64 has about 470, so 1024 leaves room for new ones. */
 #define MAX_SYSCALLS 1024
-/* Distinct (syscall, errno) pairs: a busy host shows a few hundred. */
-#define MAX_ERROR_PAIRS 4096
+/* Distinct (syscall, errno) pairs, per cgroup with the cgroup option: a busy host shows a few hundred. */
+#define MAX_ERROR_PAIRS 8192
+/* (cgroup, syscall) pairs: a process makes 30 to 80 distinct syscalls, so room for a few hundred cgroups. */
+#define MAX_CGROUP_KEYS 16384
 
 /* Options (the spec's), set by the exporter before the programs load. */
 const volatile bool latency = false;
 const volatile u32 filter_tgid = 0;
+const volatile bool cgroup = false;
 
 struct error_key {
+    u64 cgroup; /* 0 unless the cgroup option is on */
     u32 syscall;
     u32 errno;
+};
+
+struct cgroup_key {
+    u64 cgroup;
+    u32 syscall;
+    u32 pad; /* zeroed so that equal keys hash equally */
 };
 
 struct {
@@ -28,6 +41,9 @@ struct {
     __type(value, u64);
 } syscalls_total SEC(".maps");
 LMP_OVERFLOW_COUNTER(syscalls_total);
+
+/* What syscalls_total counts, with the cgroup option: the exporter reads this map instead. */
+LMP_COUNTERS(syscalls_total_by_cgroup, struct cgroup_key, MAX_CGROUP_KEYS);
 
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
@@ -83,15 +99,22 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
     if (id < 0)
         return 0;
     u32 nr = id;
-    u64 *calls = bpf_map_lookup_elem(&syscalls_total, &nr);
-    if (calls)
-        (*calls)++;
-    else /* a number past the array: x32 syscalls (bit 30 set) or a kernel far newer than this code */
-        LMP_OVERFLOW(syscalls_total);
+    /* The cgroup v2 id, as the other collectors take it; a constant 0 without the option. */
+    u64 cg = cgroup ? bpf_get_current_cgroup_id() : 0;
+    if (cgroup) {
+        struct cgroup_key key = {.cgroup = cg, .syscall = nr};
+        LMP_ADD(syscalls_total_by_cgroup, &key, 1);
+    } else {
+        u64 *calls = bpf_map_lookup_elem(&syscalls_total, &nr);
+        if (calls)
+            (*calls)++;
+        else /* a number past the array: x32 syscalls (bit 30 set) or a kernel far newer than this code */
+            LMP_OVERFLOW(syscalls_total);
+    }
 
     /* The kernel returns errors as -errno, in [-4095, -1]. */
     if (ret < 0 && ret >= -4095) {
-        struct error_key key = {.syscall = nr, .errno = -ret};
+        struct error_key key = {.cgroup = cg, .syscall = nr, .errno = -ret};
         LMP_ADD(syscall_errors_total, &key, 1);
     }
 

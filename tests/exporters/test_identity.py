@@ -3,8 +3,9 @@ runtime and kubelet name theirs, and 3,000 short-lived cgroups made and removed 
 
 Ground truth is signals we send ourselves: each workload sends SIGWINCH (ignored by default, and rare on a
 host) to itself a known, prime number of times with the kill syscall, and the signal collector counts it in
-the sender's cgroup; and the page faults the kernel accounted to each churn process (its rusage). podman
-says who its container is (`podman inspect`)."""
+the sender's cgroup (and the syscalls collector, in the container, counts the kill syscalls); and the page
+faults the kernel accounted to each churn process (its rusage). podman says who its container is
+(`podman inspect`)."""
 from __future__ import annotations
 
 import os
@@ -76,6 +77,7 @@ def image(tmp_path_factory) -> Iterator[Path]:
 
 def test_a_podman_container_is_named_and_its_counts_join(exporter, image):
     signals = exporter("signal", "-o", "cgroup=true")
+    calls = exporter("syscalls", "-o", "cgroup=true")
     name = f"lmp-test-{os.getpid()}"
     cid = podman("run", "-d", "-i", "--network", "none", "--name", name, IMAGE, "sh", "-c", WORKLOAD, conf=image)
     try:
@@ -100,6 +102,8 @@ def test_a_podman_container_is_named_and_its_counts_join(exporter, image):
                       for s in scrape.families["lmp_signals_generated"].samples
                       if s.labels["signal"] == SIGNAL and s.labels["cgroup"] in info(scrape)}
             assert joined[name] == SENDS
+            # the same sends as kill syscalls, counted in the container's cgroup from its start
+            assert calls.scrape().value("lmp_syscalls_total", syscall="kill", cgroup=path) == SENDS
         finally:
             attach.kill()
             attach.wait()

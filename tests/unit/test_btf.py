@@ -26,11 +26,11 @@ def types() -> Iterator:
 
 def test_a_struct_key_is_read_field_by_field(types):
     key = types("syscalls").struct("error_key")
-    assert key.size == 8
+    assert key.size == 16
     assert [(f.name, f.offset, f.size, f.kind) for f in key.fields.values()] == [
-        ("syscall", 0, 4, "uint"), ("errno", 4, 4, "uint")]
+        ("cgroup", 0, 8, "uint"), ("syscall", 8, 4, "uint"), ("errno", 12, 4, "uint")]
     raw = key.pack(syscall=257, errno=2)
-    assert raw == (257).to_bytes(4, "little") + (2).to_bytes(4, "little")
+    assert raw == bytes(8) + (257).to_bytes(4, "little") + (2).to_bytes(4, "little")
     assert (key.get(raw, "syscall"), key.get(raw, "errno")) == (257, 2)
 
 
@@ -59,8 +59,9 @@ def test_options_are_read_only_globals_and_overflow_counters_bss_globals(types):
     t = types("syscalls")
     options = t.section(".rodata")
     assert {name: (f.size, f.kind) for name, f in options.items()} == {"latency": (1, "uint"),
-                                                                        "filter_tgid": (4, "uint")}
-    assert set(t.section(".bss")) == {"lmp_overflow_syscalls_total", "lmp_overflow_syscall_errors_total"}
+                                                                        "filter_tgid": (4, "uint"), "cgroup": (1, "uint")}
+    assert set(t.section(".bss")) == {"lmp_overflow_syscalls_total", "lmp_overflow_syscall_errors_total",
+                                      "lmp_overflow_syscalls_total_by_cgroup"}
 
 
 def test_a_signed_option_keeps_its_sign(types):

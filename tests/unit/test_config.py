@@ -13,7 +13,7 @@ SHIPPED = paths.DEFAULT_CONFIG.read_text()
 def test_shipped_config_loads_with_defaults_filled_in():
     cfg = configs.load(paths.DEFAULT_CONFIG)
     assert set(cfg.collectors) == set(catalog.names())  # every collector has its place and port
-    assert cfg.collectors["syscalls"].options == {"latency": False, "filter_tgid": 0, "series_budget": 10000,
+    assert cfg.collectors["syscalls"].options == {"latency": False, "filter_tgid": 0, "cgroup": False, "series_budget": 10000,
                                                   "min_cgroup_age": 0, "forget_after": 300}
     assert cfg.prometheus.listen == "127.0.0.1:9490"
     assert cfg.admin.enabled and cfg.admin.listen == "127.0.0.1:9480" and cfg.admin.data_dir == "/var/lib/lmp"

@@ -110,6 +110,26 @@ def test_names_and_maps_do_not_collide(tmp_path, extra, reason):
         specs.load(write(tmp_path, GOOD + extra))
 
 
+def test_an_option_puts_a_map_in_another_s_place(tmp_path):
+    text = GOOD.replace("    when: verbose\n", "").replace("help: More.}", "help: More., maps: {demo_latency_seconds: demo_by_op}}")
+    spec = specs.load(write(tmp_path, text))
+    assert "demo_by_op" in spec.map_names  # so that it is sized down to one entry while the option is off
+    assert spec.active({"verbose": True})[1] == ["demo_by_op"]
+    assert [m.map for m in spec.active({"verbose": False})[0]] == ["demo_latency_seconds"]
+
+
+@pytest.mark.parametrize("option, reason", [
+    ("verbose: {type: int, default: 1, help: More., maps: {demo_latency_seconds: x}}", "only a bool option"),
+    ("verbose: {type: bool, default: false, help: More., maps: {nothing_reads_it: x}}",
+     "replaces maps no metric reads: nothing_reads_it"),
+    ("verbose: {type: bool, default: false, help: More., maps: {demo_latency_seconds: demo_latency_seconds}}",
+     "already has a metric or internal map of its own"),
+])
+def test_a_map_in_another_s_place_is_checked(tmp_path, option, reason):
+    with pytest.raises(YamlError, match=reason):
+        specs.load(write(tmp_path, GOOD.replace("verbose: {type: bool, default: false, help: More.}", option)))
+
+
 ALERT = """alerts:
   - name: LmpDemoSlow
     expr: histogram_quantile(0.99, rate(lmp_demo_latency_seconds_bucket{$selector}[5m])) > $demo_seconds
