@@ -32,8 +32,9 @@ def variable(name: str, label: str, query: str) -> g.Template:
 
 def templating(cgroup_metrics: list[str]) -> g.Templating:
     """datasource, job and instance always; container, pod and cgroup when a metric of the dashboard has a
-    cgroup label. Container and pod come from lmp_cgroup_info and narrow the cgroups offered; All cgroups
-    (the default) includes cgroup="other", so that the panels' totals stay whole."""
+    cgroup label. Container and pod come from lmp_cgroup_info and narrow both the cgroups offered and every
+    panel (panels.narrowed); All (the default, everywhere) includes cgroup="other", so that the panels'
+    totals stay whole."""
     host = 'job=~"$job", instance=~"$instance"'
     variables = [
         g.Template(name="datasource", label="Data source", query="prometheus", type="datasource", default="Prometheus"),

@@ -2,7 +2,8 @@
 function per kind of panel, so that every dashboard shows a counter, a histogram or a gauge the same way.
 
 Queries select with the dashboard's template variables: `job`, `instance` and, for metrics with a cgroup
-label, `cgroup`; `$__rate_interval` lets Grafana pick a rate window that fits the scrape interval."""
+label, `cgroup`, `container` and `pod` (narrowed()); `$__rate_interval` lets Grafana pick a rate window that
+fits the scrape interval."""
 from __future__ import annotations
 
 from grafanalib import core as g
@@ -16,12 +17,30 @@ RATE_UNITS = {"seconds": "s", "bytes": "Bps", "": "ops"}  # per second, in Grafa
 VALUE_UNITS = {"seconds": "s", "bytes": "bytes", "ratio": "percentunit", "": "short"}
 
 
+def has_cgroup(metric: Metric | None) -> bool:
+    return metric is not None and any(label.name == "cgroup" for label in metric.labels)
+
+
 def selector(metric: Metric | None = None, extra: str = "") -> str:
     """The label matchers of the template variables (and `extra` ones)."""
     matchers = ['job=~"$job"', 'instance=~"$instance"']
-    if metric is not None and any(label.name == "cgroup" for label in metric.labels):
+    if has_cgroup(metric):
         matchers.append('cgroup=~"$cgroup"')
     return ", ".join([*matchers, *([extra] if extra else [])])
+
+
+# The chosen containers' and pods' cgroups. lmp_cgroup_info names each cgroup an exporter shows, "other" and
+# unnamed ones with empty labels, which All (".*") matches; series without a cgroup label (the collector's
+# cgroup option off) match the exporter's lmp_exporter_build_info, which has neither label: they count
+# while container and pod are All, and in no container's or pod's view.
+IDENTITY = 'container_name=~"$container", pod_uid=~"$pod"'
+CGROUPS = f"lmp_cgroup_info{{{selector(extra=IDENTITY)}}} or lmp_exporter_build_info{{{selector(extra=IDENTITY)}}}"
+
+
+def narrowed(metric: Metric, expr: str) -> str:
+    """`expr`, the metric's series (or their rate), kept for the cgroups of the chosen containers and pods
+    (a cgroup variable left at All then still means those of the container), in parentheses."""
+    return f"({expr} and on (job, instance, cgroup) ({CGROUPS}))" if has_cgroup(metric) else f"({expr})"
 
 
 def target(expr: str, legend: str = "", ref: str = "A", heatmap: bool = False) -> g.Target:
@@ -49,8 +68,13 @@ def counter_by(metric: Metric) -> tuple[str, ...]:
     return metric.panel.by or tuple(label.name for label in metric.labels if label.name != "cgroup")
 
 
+def rated(metric: Metric, series: str = "", fn: str = "rate", extra: str = "") -> str:
+    """fn (rate, increase) of the metric's series (or its _bucket, _sum ... `series`), narrowed()."""
+    return narrowed(metric, f"{fn}({series or metric.name}{{{selector(metric, extra)}}}[$__rate_interval])")
+
+
 def rate_expr(metric: Metric, by: tuple[str, ...], series: str = "", fn: str = "rate") -> str:
-    expr = f"{by_clause(by)}({fn}({series or metric.name}{{{selector(metric)}}}[$__rate_interval]))"
+    expr = f"{by_clause(by)}{rated(metric, series, fn)}"
     return f"topk({metric.panel.topk}, {expr})" if metric.panel.topk else expr
 
 
@@ -69,8 +93,8 @@ def error_ratio(metric: Metric, by: tuple[str, ...]) -> g.TimeSeries:
     labels that the matchers do not name."""
     errors = metric.panel.errors or ""
     by = tuple(label for label in by if label not in errors)
-    total = f"{by_clause(by)}(rate({metric.name}{{{selector(metric)}}}[$__rate_interval]))"
-    failed = f"{by_clause(by)}(rate({metric.name}{{{selector(metric, errors)}}}[$__rate_interval]))"
+    total = f"{by_clause(by)}{rated(metric)}"
+    failed = f"{by_clause(by)}{rated(metric, extra=errors)}"
     return timeseries(f"{metric.name.removeprefix('lmp_').removesuffix('_total')}: error ratio"
                       f"{' by ' + ', '.join(by) if by else ''}", f"{metric.help} Errors: {errors}.",
                       [target(f"{failed} / {total}", legend(by))], "percentunit")
@@ -85,7 +109,7 @@ def increase(metric: Metric) -> g.TimeSeries:
 
 def gauge(metric: Metric) -> list[g.Panel]:
     by = counter_by(metric)
-    expr = f"{by_clause(by)}({metric.name}{{{selector(metric)}}})"
+    expr = f"{by_clause(by)}{narrowed(metric, f'{metric.name}{{{selector(metric)}}}')}"
     return [timeseries(metric.panel.title or metric.name.removeprefix("lmp_"), metric.help,
                        [target(expr, legend(by))], VALUE_UNITS[metric.unit])]
 
@@ -93,11 +117,11 @@ def gauge(metric: Metric) -> list[g.Panel]:
 def quantile_expr(metric: Metric, q: float, by: tuple[str, ...] = ()) -> str:
     labels = ", ".join(("le", *by))
     return (f"histogram_quantile({q}, sum by ({labels}) "
-            f"(rate({metric.name}_bucket{{{selector(metric)}}}[$__rate_interval])))")
+            f"{rated(metric, f'{metric.name}_bucket')})")
 
 
 def heatmap(metric: Metric) -> g.Heatmap:
-    buckets = f"sum by (le) (rate({metric.name}_bucket{{{selector(metric)}}}[$__rate_interval]))"
+    buckets = f"sum by (le) {rated(metric, f'{metric.name}_bucket')}"
     return g.Heatmap(title=f"{metric.name.removeprefix('lmp_')}: distribution", description=metric.help,
                      dataSource=DATASOURCE, dataFormat="tsbuckets", targets=[target(buckets, "{{le}}", heatmap=True)],
                      yAxis=g.YAxis(format=VALUE_UNITS[metric.unit]), hideZeroBuckets=True, maxDataPoints=50)

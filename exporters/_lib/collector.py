@@ -262,17 +262,17 @@ class BpfCollector:
 
     def _cgroup_info(self, openmetrics: bool, collected: list[tuple[MapMetric, Values]], folded: list[Values]) -> str:
         """lmp_cgroup_info: one series for each cgroup this scrape exports, naming its container, pod or unit
-        (exporters/_lib/identity.py), for joins on `cgroup`."""
+        (exporters/_lib/identity.py), for joins on `cgroup`; `other` too, with empty labels, so that a join
+        that keeps every cgroup (the dashboards' All) keeps it."""
         seen = {labels[m.cgroup] for (m, _), values in zip(collected, folded) if m.cgroup is not None
                 for labels in values}
-        seen.discard(OTHER)
         if not seen:
             return ""
         if len(self.identities) > 4 * max(self.budget.limit, 1):  # cgroups churn
             self.identities.clear()
         out = [exposition.header("lmp_cgroup_info", "gauge", self.info_help, openmetrics)]
         for path in sorted(seen):
-            labels = self.identities.get(path)
+            labels = self.identities.get(path) if path != OTHER else identity.Identity().labels()
             if labels is None or (labels["runtime"] and not labels["container_name"]):  # a name may come later
                 labels = self.identities[path] = identity.resolve(path).labels()
             inner = exposition.labels(["cgroup", *labels], (path, *labels.values()))

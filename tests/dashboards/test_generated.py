@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 import dashboards
+from dashboards.panels import CGROUPS
 from exporters._lib import catalog, paths
 from exporters._lib.spec import load_self
 from tests.conftest import LMP, ROOT
@@ -51,6 +52,8 @@ def test_dashboard_queries_name_only_exported_metrics(path):
         for t in panel.get("targets", []):
             assert metric_names(t["expr"]) <= known, (panel["title"], t["expr"])
             assert 'job=~"$job"' in t["expr"] and 'instance=~"$instance"' in t["expr"], t["expr"]
+            # each cgroup selector narrowed to the chosen containers' and pods' cgroups (the cgroup at All)
+            assert t["expr"].count('cgroup=~"$cgroup"') == t["expr"].count(CGROUPS), t["expr"]
         if panel["type"] in ("timeseries", "heatmap"):
             assert panel["targets"], panel["title"]
     # No two panels overlap on Grafana's grid.

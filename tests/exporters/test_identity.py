@@ -279,5 +279,8 @@ def test_young_cgroups_count_into_other(exporter):
         run_in(group)
         scrape = signals.scrape()
         assert sent(scrape, path) == 0 and path not in info(scrape)
+        # `other` is named too, with empty labels: a join on lmp_cgroup_info that keeps every cgroup keeps it
+        assert info(scrape)["other"] == {"cgroup": "other", "runtime": "", "container_id": "", "container_name": "",
+                                         "pod_uid": "", "qos_class": "", "unit": ""}
         assert sent(scrape, "other") - sent(before, "other") >= SENDS
         assert scrape.value("lmp_exporter_folded_values_total", collector="signal") > 0
