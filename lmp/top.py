@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -99,6 +100,24 @@ def first_pid(cgroup: str) -> int | None:
     return int(pids[0]) if pids else None
 
 
+def collector_of(row: Row, collector: dict[str, str]) -> str:
+    """The collector of the row's busiest column ("" when it has none): the dashboard to look at next."""
+    busiest = max(row.rates, key=lambda c: row.rates[c]) if row.rates else ""
+    return collector.get(busiest, "")
+
+
+def look_next(row: Row, collector: dict[str, str]) -> str:
+    """Where to look next for a row, as the admin's Containers page links it: the collector's dashboard for
+    that cgroup (Grafana's, and the admin's page of that collector), and the command that records a scenario
+    of one of its processes."""
+    name, cgroup = collector_of(row, collector), quote(row.cgroup, safe="/")
+    text = f"{row.name}: dashboard /d/lmp-{name or 'overview'}?var-cgroup={cgroup}"
+    if name:
+        text += f" (admin: /components/{name}?cgroup={cgroup})"
+    pid = first_pid(row.cgroup)
+    return text + (f"; record a scenario: lmp scenario attach --pid {pid} --duration 10" if pid else "")
+
+
 def short(column: str) -> str:
     return column.removeprefix("lmp_").removesuffix("_sum")
 
@@ -111,12 +130,7 @@ def render(columns: list[str], found: list[Row], collector: dict[str, str], limi
         lines.append(f"{row.name[:32]:<32} {row.kind:<10} "
                      + " ".join(f"{row.rates.get(c, 0.0):>18.2f}" for c in columns))
     lines.append("")
-    for row in found[:3]:
-        busiest = max(row.rates, key=lambda c: row.rates[c]) if row.rates else ""
-        board = f"lmp-{collector.get(busiest, 'overview')}"
-        pid = first_pid(row.cgroup)
-        lines.append(f"{row.name}: dashboard /d/{board}?var-cgroup={row.cgroup}"
-                     + (f"; record a scenario: lmp scenario attach {pid}" if pid else ""))
+    lines += [look_next(row, collector) for row in found[:3]]
     return "\n".join(lines) + "\n"
 
 

@@ -31,15 +31,20 @@ blp = Blueprint("charts", __name__, description="The web page's charts: panels o
 POINTS = 240  # per series: enough for a smooth line, little to send
 
 
+def promql_regex(text: str) -> str:
+    """`text` matched exactly by a PromQL =~ (RE2, anchored), inside a double-quoted PromQL string."""
+    return re.sub(r"([\\.+*?()|\[\]{}^$])", r"\\\1", text).replace("\\", "\\\\").replace('"', '\\"')
+
+
 @lru_cache(maxsize=32)
-def board(name: str) -> tuple[dict, ...]:
+def board(name: str, cgroup: str | None = None) -> tuple[dict, ...]:
     """The time-series panels of dashboards/grafana/lmp-<name>.json, the template variables filled in for
-    this host (every LMP series of this host has instance=<host name>)."""
+    this host (every LMP series of this host has instance=<host name>) and for one cgroup, or all of them."""
     path = paths.GRAFANA_DIR / f"lmp-{name}.json"
     if not re.fullmatch(r"[a-z0-9]+", name) or not path.is_file():
         return ()
-    host = re.escape(socket.gethostname()).replace("\\", "\\\\")  # a regex, inside a PromQL string
-    variables = {"$job": "lmp", "$instance": host, "$cgroup": ".*", "$container": ".*", "$pod": ".*",
+    variables = {"$job": "lmp", "$instance": promql_regex(socket.gethostname()),
+                 "$cgroup": ".*" if cgroup is None else promql_regex(cgroup), "$container": ".*", "$pod": ".*",
                  "$__rate_interval": "1m"}
     charts = []
     for panel in json.loads(path.read_text())["panels"]:
@@ -47,17 +52,16 @@ def board(name: str) -> tuple[dict, ...]:
             continue
         queries = []
         for target in panel["targets"]:
-            expr = target["expr"]
-            for key, value in variables.items():
-                expr = expr.replace(key, value)
+            # One pass: a value filled in (a cgroup's path) is never read again for variables.
+            expr = re.sub(r"\$\w+", lambda m: variables.get(m.group(0), m.group(0)), target["expr"])
             queries.append({"expr": expr, "legend": target["legendFormat"]})
         charts.append({"id": panel["id"], "title": panel["title"], "description": panel.get("description") or "",
                        "unit": panel["fieldConfig"]["defaults"].get("unit", ""), "queries": queries})
     return tuple(charts)
 
 
-def find(name: str) -> tuple[dict, ...]:
-    charts = board(name)
+def find(name: str, cgroup: str | None = None) -> tuple[dict, ...]:
+    charts = board(name, cgroup)
     if not charts:
         abort(404, message=f"no dashboard named {name!r} (overview, or a collector's name)")
     return charts
@@ -97,10 +101,11 @@ def query_range(cfg: configs.Config, expr: str, start: float, end: float, step: 
 @blp.route("/<string:name>")
 class Board(MethodView):
     @role_required("viewer")
+    @blp.arguments(schemas.BoardQuery, location="query")
     @blp.response(200, schemas.Chart(many=True))
-    def get(self, name: str) -> list[dict]:
-        """The charts of a board, with their PromQL."""
-        return list(find(name))  # a list: flask-smorest reads a tuple as (body, status, headers)
+    def get(self, query: dict, name: str) -> list[dict]:
+        """The charts of a board, with their PromQL (for one cgroup, or all of them)."""
+        return list(find(name, query.get("cgroup")))  # a list: flask-smorest reads a tuple as (body, status, headers)
 
 
 @blp.route("/<string:name>/<int:chart>")
@@ -112,7 +117,7 @@ class ChartData(MethodView):
     @blp.alt_response(503, description="The local Prometheus is off or does not answer.")
     def get(self, query: dict, name: str, chart: int) -> dict:
         """One chart's series over the last `minutes`, from the local Prometheus."""
-        found = next((c for c in find(name) if c["id"] == chart), None)
+        found = next((c for c in find(name, query.get("cgroup")) if c["id"] == chart), None)
         if found is None:
             abort(404, message=f"dashboard {name} has no chart {chart}")
         cfg = configfile.current()

@@ -105,7 +105,13 @@ class Chart(Schema):
     queries = fields.List(fields.Nested(Query))
 
 
-class ChartQuery(Schema):
+class BoardQuery(Schema):
+    cgroup = fields.String(validate=validate.Regexp(r"^[^\x00-\x1f\x7f]{1,4096}\Z"), metadata={
+        "description": "one cgroup (its path, as the cgroup label says): the charts whose metrics carry a cgroup "
+                       "show its series only, as the Grafana dashboard does with var-cgroup"})
+
+
+class ChartQuery(BoardQuery):
     minutes = fields.Integer(load_default=15, validate=validate.Range(min=1, max=24 * 60))
 
 

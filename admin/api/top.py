@@ -60,7 +60,6 @@ class Top(MethodView):
         columns, found = top.rows(before, after)
         rows = []
         for row in found[:100]:
-            busiest = max(row.rates, key=lambda c: row.rates[c]) if row.rates else ""
             rows.append({"cgroup": row.cgroup, "name": row.name, "kind": row.kind, "rates": row.rates,
-                         "collector": after.collector.get(busiest, ""), "pid": top.first_pid(row.cgroup)})
+                         "collector": top.collector_of(row, after.collector), "pid": top.first_pid(row.cgroup)})
         return {"columns": columns, "rows": rows}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import urllib.parse
 
 import pytest
 
@@ -146,6 +147,24 @@ def test_charts_are_the_generated_dashboards_panels_for_this_host(client, auth):
     assert client.get("/api/v1/charts/nosuch", headers=headers).status_code == 404
     assert client.get(f"/api/v1/charts/overview/{10**6}", headers=headers).status_code == 404
     assert client.get("/api/v1/charts/overview/2?minutes=0", headers=headers).status_code == 422
+
+
+def test_charts_for_one_cgroup_match_its_path_exactly(client, auth):
+    """The containers page links to a collector's page for one cgroup: its charts' PromQL matches that path
+    and nothing else (regex characters escaped, a quote kept inside the string, nothing read as a variable)."""
+    headers = auth.headers("view")
+
+    def exprs(query: str) -> list[str]:
+        response = client.get(f"/api/v1/charts/pagefault{query}", headers=headers)
+        assert response.status_code == 200, response.json
+        return [q["expr"] for c in response.json for q in c["queries"] if "lmp_page_faults_total" in q["expr"]]
+
+    assert exprs("") and all('cgroup=~".*"' in e for e in exprs(""))
+    path = '/system.slice/docker-1a.scope/a+b (c)"$pod'
+    filtered = exprs("?" + urllib.parse.urlencode({"cgroup": path}))
+    assert filtered and all(r'cgroup=~"/system\\.slice/docker-1a\\.scope/a\\+b \\(c\\)\"\\$pod"' in e for e in filtered)
+    assert client.get("/api/v1/charts/pagefault?cgroup=%2Fa%0A", headers=headers).status_code == 422
+    assert client.get("/api/v1/charts/pagefault/4?cgroup=", headers=headers).status_code == 422
 
 
 def test_chart_data_without_a_prometheus_is_a_clear_503(client, auth, config_file):

@@ -1,17 +1,23 @@
 """The web page, in headless chromium: logging in and out, live charts after a workload, turning a collector
 off and on (the page and /metrics follow), what a viewer may not do, a bad config edit, every page free of
-console errors, usable on a phone's width, with accessible names on its controls."""
+console errors, usable on a phone's width, with accessible names on its controls; a Containers row's links to its
+charts and to a scenario of its process, followed."""
 from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+import urllib.parse
 import urllib.request
 
 import pytest
 from playwright.sync_api import expect
 
+from admin.api.charts import promql_regex
 from lmp import config as configs
 from testkit.workloads import processes_and_signals, tcp_traffic, udp_to_closed_port
+from tests.conftest import made_cgroup
 from tests.lmprun import serving, wait_for
 
 from .conftest import ARTIFACTS, Tab
@@ -227,3 +233,89 @@ def test_an_operator_may_only_attach_and_a_viewer_may_not_start(tab):
     expect(page.locator("#runs")).to_be_visible()
     assert page.get_by_role("button", name="Start").is_hidden()
     tab.shot("viewer-scenarios")
+
+
+# Page faults, steadily and without forking (a fresh 4 MiB mapping written each time: 1024 faults), so that the
+# process alone is its cgroup's row and its pid the one the row names. It starts once it is in the cgroup.
+FAULTS = """import mmap, sys, time
+sys.stdin.readline()
+page = b"x" * mmap.PAGESIZE
+while True:
+    with mmap.mmap(-1, 4 << 20) as m:
+        for offset in range(0, 4 << 20, mmap.PAGESIZE):
+            m[offset:offset + mmap.PAGESIZE] = page
+    time.sleep(0.1)
+"""
+FAULTS_CHART = "page_faults_total per second by mode, access, cause"
+
+
+def busiest(tab: Tab, board: str, title: str, cgroup: str) -> float:
+    """The highest point of a chart for one cgroup, through the API as the page reads it (-1: no series)."""
+    return tab.page.evaluate("""async ([board, title, cgroup]) => {
+        const get = async (path) => (await fetch(`/api/v1/charts/${board}${path}`,
+            {headers: {Authorization: 'Bearer ' + sessionStorage.getItem('lmp.access')}})).json();
+        const id = (await get('')).find((c) => c.title === title).id;
+        const series = (await get(`/${id}?cgroup=${encodeURIComponent(cgroup)}`)).series;
+        return Math.max(-1, ...series.flatMap((s) => s.values.map((p) => p[1])));
+    }""", [board, title, cgroup])
+
+
+def test_a_containers_row_links_to_its_charts_and_a_scenario_of_its_process(tab):
+    unit = "lmp-browser-top.service"
+    with made_cgroup() as (top_dir, top_path):
+        group, cgroup = top_dir / unit, f"{top_path}/{unit}"
+        group.mkdir()
+        proc = subprocess.Popen([sys.executable, "-c", FAULTS], stdin=subprocess.PIPE, text=True)
+        try:
+            (group / "cgroup.procs").write_text(str(proc.pid))
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+            logged_in(tab, "ops")
+            page = tab.go("/containers")
+            row = page.locator("#containers tbody tr", has=page.get_by_role("cell", name=unit, exact=True))
+            expect(row).to_have_count(1, timeout=30000)  # the page refreshes every 5 s
+            board = row.get_by_role("link", name="dashboard")
+            record = row.get_by_role("link", name=f"record a scenario (attach {proc.pid})")
+            # its faults are all it does that the stack's collectors see by cgroup: pagefault's page
+            query = urllib.parse.urlencode
+            expect(board).to_have_attribute("href", "/components/pagefault?" + query({"cgroup": cgroup}))
+            expect(record).to_have_attribute("href", "/scenarios?" + query({"pid": proc.pid, "name": unit}))
+            tab.shot("containers")
+
+            board.click()
+            page.wait_for_url("**/components/pagefault?cgroup=*")
+            expect(page.locator("#only")).to_contain_text(f"For {unit} (unit, {cgroup}) only")
+            faults = chart(tab, FAULTS_CHART)
+            wait_for(lambda: int(faults.locator("[role=img]").get_attribute("data-points") or 0) > 0, timeout=60)
+            expect(faults.locator("code")).to_contain_text(f'cgroup=~"{promql_regex(cgroup)}"')  # the PromQL shown
+            # Its faults, and only its: the same chart for a cgroup nobody is in has no series.
+            wait_for(lambda: busiest(tab, "pagefault", FAULTS_CHART, cgroup) > 100, timeout=60)
+            assert busiest(tab, "pagefault", FAULTS_CHART, "/lmp-none") == -1
+            tab.shot("component-for-a-cgroup")
+
+            page.go_back()
+            page.locator("#containers tbody tr", has=page.get_by_role("cell", name=unit, exact=True)).get_by_role(
+                "link", name=f"record a scenario (attach {proc.pid})").click()
+            page.wait_for_url("**/scenarios?pid=*")
+            expect(page.get_by_label("a running process")).to_be_checked()
+            expect(page.get_by_label("Process id")).to_have_value(str(proc.pid))
+            expect(page.locator("#for")).to_have_text(
+                f"For {unit}: its process {proc.pid} is filled in; Start records it.")
+            tab.shot("scenario-for-a-container")
+            page.get_by_label("Seconds (at most)").fill("2")
+            page.get_by_role("button", name="Start").click()  # one click records that container's process
+            page.wait_for_url(re.compile(r".*/scenarios/\d+$"))
+            expect(page.locator("#run")).to_contain_text(f"attach pid {proc.pid}, by ops: complete", timeout=90000)
+            assert not tab.problems, tab.problems
+        finally:
+            proc.kill()
+            proc.wait()
+            group.rmdir()
+
+
+def test_a_viewer_gets_no_link_to_record_from_the_containers_page(tab):
+    logged_in(tab, "view")
+    page = tab.go("/containers")
+    expect(page.locator("#containers tbody tr").first).to_be_visible(timeout=30000)
+    expect(page.get_by_role("link", name="dashboard").first).to_be_visible()
+    assert page.get_by_role("link", name=re.compile("record a scenario")).count() == 0

@@ -37,9 +37,10 @@ export function align(series) {
 }
 
 class Chart {
-  constructor(board, def, parent) {
+  constructor(board, def, parent, only) {
     this.board = board;
     this.def = def;
+    this.only = only;  // "&cgroup=...", or ""
     const card = document.createElement("figure");
     card.className = "card chart";
     const caption = document.createElement("figcaption");
@@ -63,7 +64,7 @@ class Chart {
   }
 
   async update(minutes) {
-    const data = await api(`/charts/${encodeURIComponent(this.board)}/${encodeURIComponent(this.def.id)}?minutes=${encodeURIComponent(minutes)}`);
+    const data = await api(`/charts/${encodeURIComponent(this.board)}/${encodeURIComponent(this.def.id)}?minutes=${encodeURIComponent(minutes)}${this.only}`);
     const points = data.series.reduce((n, s) => n + s.values.length, 0);
     this.empty.textContent = points ? "" : "No data in this time range.";
     this.plot.setAttribute("aria-label", `${this.def.title}: ${data.series.length} series, ${points} points`);
@@ -93,10 +94,12 @@ class Chart {
   }
 }
 
-// Draws every chart of `board` into `parent` and keeps them fresh; `minutes()` says the time range.
-export async function showBoard(board, parent, minutes) {
-  const defs = await api(`/charts/${encodeURIComponent(board)}`);
-  const charts = defs.map((def) => new Chart(board, def, parent));
+// Draws every chart of `board` into `parent` and keeps them fresh; `minutes()` says the time range. With a
+// `cgroup` (its path), the charts whose metrics carry a cgroup show that cgroup's series only.
+export async function showBoard(board, parent, minutes, cgroup = "") {
+  const only = cgroup ? `&cgroup=${encodeURIComponent(cgroup)}` : "";
+  const defs = await api(`/charts/${encodeURIComponent(board)}${only.replace("&", "?")}`);
+  const charts = defs.map((def) => new Chart(board, def, parent, only));
   const refresh = async () => {
     const failed = [];
     await Promise.all(charts.map((c) => c.update(minutes()).catch((err) => failed.push(err))));

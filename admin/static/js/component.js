@@ -5,6 +5,8 @@ import {describeState, enabledControl} from "./toggle.js";
 const user = await session();
 const state = document.getElementById("state");
 const name = state.dataset.name;
+// ?cgroup=PATH (from the Containers page): the charts of that cgroup only.
+const cgroup = new URLSearchParams(location.search).get("cgroup") || "";
 
 function show(c) {
   const line = document.createElement("p");
@@ -27,5 +29,19 @@ function show(c) {
   state.replaceChildren(...parts);
 }
 
-show(await api(`/components/${encodeURIComponent(name)}`));
-await showBoard(name, document.getElementById("charts"), () => 15);
+// Says which cgroup the charts show, by name when the collector names it, with the way back to all of them.
+function showOnly(c) {
+  const only = document.getElementById("only");
+  const named = (c.cgroups || []).find((g) => g.cgroup === cgroup);
+  const all = document.createElement("a");
+  all.href = location.pathname;
+  all.textContent = "show every cgroup";
+  only.replaceChildren(`For ${named ? `${named.name} (${named.kind}, ${cgroup})` : cgroup} only: `,
+                       "the charts whose metrics carry a cgroup show its series; ", all, ".");
+  only.hidden = false;
+}
+
+const component = await api(`/components/${encodeURIComponent(name)}`);
+show(component);
+if (cgroup) showOnly(component);
+await showBoard(name, document.getElementById("charts"), () => 15, cgroup);

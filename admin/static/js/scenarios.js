@@ -50,6 +50,23 @@ document.getElementById("start").addEventListener("submit", async (event) => {
   }
 });
 
-if (may(user, "operator")) document.getElementById("start").hidden = false;
+// Sent from the Containers page (?pid=...&name=...): the form is filled in to attach to that process.
+function prefill(form) {
+  const query = new URLSearchParams(location.search);
+  const pid = Number(query.get("pid"));
+  if (!Number.isInteger(pid) || pid < 1) return;
+  form.querySelector("input[name=target][value=pid]").checked = true;
+  document.getElementById("pid").value = String(pid);
+  const note = document.getElementById("for");
+  const name = query.get("name");
+  note.textContent = `${name ? `For ${name}: its process` : "Process"} ${pid} is filled in; Start records it.`;
+  note.hidden = false;
+}
+
+if (may(user, "operator")) {
+  const form = document.getElementById("start");
+  form.hidden = false;
+  prefill(form);
+}
 let running = await load();
 setInterval(async () => { if (running) running = await load(); }, 3000);
