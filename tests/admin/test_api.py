@@ -85,7 +85,7 @@ def test_catalog_lists_every_collector_from_its_spec(client, auth):
     syscalls = next(c for c in components if c["name"] == "syscalls")
     assert syscalls["hooks"] == ["raw_syscalls:sys_exit"]
     assert {"name": "lmp_syscalls_total", "type": "counter", "help": "System calls completed, by syscall.",
-            "labels": ["syscall"]} in syscalls["metrics"]
+            "labels": ["syscall", "cgroup"]} in syscalls["metrics"]
     assert syscalls["can_run"] is True and syscalls["enabled"] is True and syscalls["listen"] == "127.0.0.1:9451"
     assert client.get("/api/v1/components/nosuch", headers=auth.headers("view")).status_code == 404
 

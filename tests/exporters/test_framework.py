@@ -94,7 +94,7 @@ def test_not_root_is_refused_with_a_clear_message():
 def test_unknown_option_is_refused():
     result = run_lmp("exporter", "syscalls", "-o", "nosuch=1", "--listen", f"127.0.0.1:{free_port()}")
     assert result.returncode == 2
-    assert "unknown option 'nosuch=1' (options: latency, filter_tgid, series_budget, min_cgroup_age, forget_after)" in result.stderr
+    assert "unknown option 'nosuch=1' (options: latency, filter_tgid, cgroup, series_budget, min_cgroup_age, forget_after)" in result.stderr
 
 
 def test_openmetrics_gzip_self_metrics_and_promtool(exporter):
