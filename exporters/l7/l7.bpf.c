@@ -561,20 +561,28 @@ __noinline int l7_exit(long nr, long ret)
  * cost more per call than raw_syscalls (133 against 104 ns for an empty program, docs/performance.md) but
  * nothing at all for the host's other syscalls (epoll, futex, accept4, ...), which raw_syscalls would
  * pass through a program too: a new connection per request makes 7 program runs instead of 20. */
-#define SOCKET_CALL(call)                                                                                     \
-    SEC("tp/syscalls/sys_exit_" #call)                                                                        \
-    int sys_exit_##call(struct syscall_trace_exit *ctx) { return l7_exit(ctx->nr, ctx->ret); }
-SOCKET_CALL(read)
-SOCKET_CALL(write)
-SOCKET_CALL(readv)
-SOCKET_CALL(writev)
-SOCKET_CALL(sendto)
-SOCKET_CALL(recvfrom)
-SOCKET_CALL(sendmsg)
-SOCKET_CALL(recvmsg)
-SOCKET_CALL(sendmmsg)
-SOCKET_CALL(recvmmsg)
-SOCKET_CALL(close)
+SEC("tp/syscalls/sys_exit_read")
+int sys_exit_read(struct syscall_trace_exit *ctx) { return l7_exit(ctx->nr, ctx->ret); }
+SEC("tp/syscalls/sys_exit_write")
+int sys_exit_write(struct syscall_trace_exit *ctx) { return l7_exit(ctx->nr, ctx->ret); }
+SEC("tp/syscalls/sys_exit_readv")
+int sys_exit_readv(struct syscall_trace_exit *ctx) { return l7_exit(ctx->nr, ctx->ret); }
+SEC("tp/syscalls/sys_exit_writev")
+int sys_exit_writev(struct syscall_trace_exit *ctx) { return l7_exit(ctx->nr, ctx->ret); }
+SEC("tp/syscalls/sys_exit_sendto")
+int sys_exit_sendto(struct syscall_trace_exit *ctx) { return l7_exit(ctx->nr, ctx->ret); }
+SEC("tp/syscalls/sys_exit_recvfrom")
+int sys_exit_recvfrom(struct syscall_trace_exit *ctx) { return l7_exit(ctx->nr, ctx->ret); }
+SEC("tp/syscalls/sys_exit_sendmsg")
+int sys_exit_sendmsg(struct syscall_trace_exit *ctx) { return l7_exit(ctx->nr, ctx->ret); }
+SEC("tp/syscalls/sys_exit_recvmsg")
+int sys_exit_recvmsg(struct syscall_trace_exit *ctx) { return l7_exit(ctx->nr, ctx->ret); }
+SEC("tp/syscalls/sys_exit_sendmmsg")
+int sys_exit_sendmmsg(struct syscall_trace_exit *ctx) { return l7_exit(ctx->nr, ctx->ret); }
+SEC("tp/syscalls/sys_exit_recvmmsg")
+int sys_exit_recvmmsg(struct syscall_trace_exit *ctx) { return l7_exit(ctx->nr, ctx->ret); }
+SEC("tp/syscalls/sys_exit_close")
+int sys_exit_close(struct syscall_trace_exit *ctx) { return l7_exit(ctx->nr, ctx->ret); }
 
 /* TLS: SSL_write(ssl, buf, num) and SSL_write_ex(ssl, buf, num, &written), SSL_read(ssl, buf, num) and
  * SSL_read_ex(ssl, buf, num, &readbytes), from OpenSSL's ssl.h. */
