@@ -70,7 +70,8 @@ class Budget:
     limit: int
     min_age: float = 0.0  # seconds a cgroup is first seen before it may have series of its own
     # A cgroup label that may have a series of its own: not one whose id no longer names a cgroup (removed
-    # before it was first read), which would be a series no one can tell from the next.
+    # before it was first read), which would be a series no one can tell from the next; unless the subject
+    # has another label that says who (an OOM victim's command name names it where its cgroup cannot).
     resolved: Callable[[str], bool] = lambda cgroup: True
     own: set[Subject] = field(default_factory=set)  # subjects with series of their own
     first_seen: dict[Subject, float] = field(default_factory=dict)
@@ -158,7 +159,7 @@ class Budget:
         for who in ranked:
             cgroup = self.aged.get(who)
             mature = cgroup is None or who in before or now - self.first_seen[who] >= self.min_age
-            if mature and cost[who] <= room and (cgroup is None or self.resolved(cgroup)):
+            if mature and cost[who] <= room and (cgroup is None or len(who) > 1 or self.resolved(cgroup)):
                 self.own.add(who)
                 room -= cost[who]
                 if who not in before:  # its past stays in `other`; its own series counts from here

@@ -93,3 +93,10 @@ def test_an_unresolved_cgroup_never_has_a_series_of_its_own():
     b = Budget(limit=100, resolved=lambda cgroup: not cgroup.startswith("cgroup_"))
     out = b.apply(TABLES[:1], [{("cgroup_123", "1"): 4, ("/a", "1"): 1}], now=0)[0]
     assert out == {("/a", "1"): 1, (OTHER, "1"): 4}
+
+
+def test_an_unresolved_cgroup_keeps_a_series_when_another_label_names_it():
+    """An OOM victim's cgroup is often gone by the next scrape; its command name still says who it was."""
+    b = Budget(limit=100, resolved=lambda cgroup: not cgroup.startswith("cgroup_"))
+    out = b.apply([Table(fold=(0, 1), cgroup=1)], [{("victim", "cgroup_123"): 1, ("other-app", "/a"): 2}], now=0)[0]
+    assert out == {("victim", "cgroup_123"): 1, ("other-app", "/a"): 2}
