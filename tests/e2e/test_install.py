@@ -39,7 +39,7 @@ def test_collectors_need_no_kernel_headers():
     whose /lib/modules is empty, `--kernel` is content, links nothing, and a collector loads its CO-RE
     object and counts: libbpf fits it to the kernel through BTF alone."""
     count = ("from exporters._lib import bpf, catalog; import os; spec = catalog.load('syscalls', check=False); "
-             "l = bpf.load(spec, {'latency': False, 'filter_tgid': 0}); os.getpid(); "
+             "l = bpf.load(spec, {o.name: o.default for o in spec.options.values()}); os.getpid(); "
              "print('calls', sum(l.maps['syscalls_total'].words(v, 0, 1)[0] for _, v in l.maps['syscalls_total'].items())); "
              "l.close()")
     script = (f"mount -t tmpfs lmp-test /lib/modules && bash {INSTALL} --kernel && "

@@ -56,7 +56,7 @@ def test_a_program_the_verifier_refuses_is_shown_with_its_reasons_and_source_lin
     folder = tmp_path / "careless"
     folder.mkdir()
     code = (catalog.EXPORTERS_DIR / "syscalls" / "syscalls.bpf.c").read_text()
-    careless = code.replace("    if (calls)\n        (*calls)++;\n    else", "    (*calls)++;\n    if (!calls)")
+    careless = code.replace("        if (calls)\n            (*calls)++;\n        else", "        (*calls)++;\n        if (!calls)")
     assert careless != code
     (folder / "careless.bpf.c").write_text(careless)
     (folder / "careless.yaml").write_text((catalog.EXPORTERS_DIR / "syscalls" / "syscalls.yaml").read_text()
@@ -69,7 +69,7 @@ def test_a_program_the_verifier_refuses_is_shown_with_its_reasons_and_source_lin
     assert "lmp exporter careless: the kernel refused careless.bpf.o:" in err  # the name said once
     assert "libbpf: prog 'sys_exit': BPF program load failed: Permission denied" in err
     assert "the verifier's log" in err and "invalid mem access 'map_value_or_null'" in err
-    line = careless.splitlines().index("    (*calls)++;") + 1
+    line = careless.splitlines().index("        (*calls)++;") + 1
     assert f"; (*calls)++; @ careless.bpf.c:{line}" in err  # where, in the reader's own file
     assert len(err.splitlines()) < 50  # trimmed to what a reader needs
     assert not programs_left(bpf_program_ids() - before)
