@@ -10,7 +10,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +27,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def free_ports(names: Iterable[str]) -> dict[str, int]:
+    """A distinct free port for each name: the sockets stay bound until all are chosen, since ports chosen
+    one at a time may repeat (the kernel hands a freed ephemeral port out again)."""
+    held = []
+    try:
+        for _ in names:
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            held.append(s)
+        return {name: s.getsockname()[1] for name, s in zip(names, held)}
+    finally:
+        for s in held:
+            s.close()
 
 
 def wait_for(condition: Callable[[], T], what: str = "", timeout: float = 90.0, every: float = 0.2) -> T:

@@ -24,7 +24,7 @@ from exporters._lib import paths
 from exporters._lib.bpf import programs_held_by
 from exporters._lib.serving import Reach, wait_until_serving
 from exporters._lib.spec import load_self
-from testkit import VethPair, free_port, made_cgroup, made_veth_pair, wait_for  # noqa: F401 (shared with the tests)
+from testkit import VethPair, free_port, free_ports, made_cgroup, made_veth_pair, wait_for  # noqa: F401 (shared with the tests)
 from testkit.traffic import PAYLOAD, connect_from, datagrams_received, send_datagrams  # noqa: F401 (likewise)
 
 ROOT = paths.ROOT

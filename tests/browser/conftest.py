@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_ports
 from tests.lmprun import Api, lmp_running
 
 CHROMIUM = "/usr/bin/chromium"
@@ -36,7 +36,7 @@ class Stack:
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     folder = Path(tempfile.mkdtemp(dir=ROOT, prefix=".lmp-test-browser-"))
-    ports = {name: free_port() for name in (*COLLECTORS, "prometheus", "admin")}
+    ports = free_ports((*COLLECTORS, "prometheus", "admin"))
     lines = ["disable_defaults: true", "prometheus:", f"  listen: 127.0.0.1:{ports['prometheus']}", "  scrape_interval: 1s",
              f"  data_dir: {folder / 'prometheus'}", "admin:", f"  listen: 127.0.0.1:{ports['admin']}",
              f"  data_dir: {folder / 'data'}", f"  run_dir: {folder / 'run'}",

@@ -23,7 +23,7 @@ from ruamel.yaml import YAML
 from dashboards import alerts
 from exporters._lib import catalog, paths
 from exporters._lib.spec import load_self
-from tests.conftest import ROOT, VethPair, connect_from, free_port, made_cgroup, made_veth_pair, send_datagrams
+from tests.conftest import ROOT, VethPair, connect_from, free_ports, made_cgroup, made_veth_pair, send_datagrams
 from tests.lmprun import Api, Run, lmp_running, query, wait_for
 
 HOST = socket.gethostname()
@@ -104,7 +104,7 @@ def stack() -> Iterator[Stack]:
 
 def _stack(policies: dict[str, dict], guarded: Callable[[], None]) -> Iterator[Stack]:
     folder = Path(tempfile.mkdtemp(dir=ROOT, prefix=".lmp-test-prometheus-"))  # on the real disk
-    ports = {name: free_port() for name in (*catalog.names(), "prometheus", "admin")}
+    ports = free_ports((*catalog.names(), "prometheus", "admin"))
     try:
         with lmp_running(write_config(folder, ports, policies), set(catalog.names()), ports["prometheus"]) as started:
             workload(folder)

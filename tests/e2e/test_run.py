@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from exporters._lib.serving import answers
-from tests.conftest import LMP, free_port, programs_left, programs_of
+from tests.conftest import LMP, free_ports, programs_left, programs_of
 from tests.lmprun import Api, Run, active_targets, alive, descendants, query, serving, up_collectors, wait_for
 
 COLLECTORS = ("syscalls", "runqlat", "biolatency")
@@ -36,7 +36,7 @@ def write_config(tmp_path: Path, ports: dict[str, int], admin: bool = True, prom
 
 def test_run_through_the_admin_prometheus_follows_enable_and_disable(tmp_path):
     before_tmp = set(Path(tempfile.gettempdir()).glob("lmp-run-*"))
-    ports = {name: free_port() for name in (*COLLECTORS, "prometheus", "admin")}
+    ports = free_ports((*COLLECTORS, "prometheus", "admin"))
     run = Run(write_config(tmp_path, ports, disabled=("biolatency",)))
     try:
         password = run.wait_for_line("log in as admin, password").split("password ")[1].split()[0]
@@ -75,7 +75,7 @@ def test_run_through_the_admin_prometheus_follows_enable_and_disable(tmp_path):
 
 
 def test_run_without_the_admin_uses_static_targets(tmp_path):
-    ports = {name: free_port() for name in (*COLLECTORS, "prometheus", "admin")}
+    ports = free_ports((*COLLECTORS, "prometheus", "admin"))
     run = Run(write_config(tmp_path, ports, admin=False))
     try:
         run.wait_for_line("prometheus")
@@ -96,7 +96,7 @@ def test_run_without_the_admin_uses_static_targets(tmp_path):
 @pytest.mark.parametrize("admin", [True, False])
 def test_a_collector_that_cannot_start_does_not_stop_the_others(tmp_path, admin):
     message = "collector biolatency failed: lmp exporter biolatency: cannot listen on 127.0.0.1:{port}"
-    ports = {name: free_port() for name in (*COLLECTORS, "prometheus", "admin")}
+    ports = free_ports((*COLLECTORS, "prometheus", "admin"))
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", ports["biolatency"]))
         busy.listen()
@@ -111,7 +111,7 @@ def test_a_collector_that_cannot_start_does_not_stop_the_others(tmp_path, admin)
 
 
 def test_a_second_run_is_refused_while_the_first_holds_the_admin_port(tmp_path):
-    ports = {name: free_port() for name in (*COLLECTORS, "prometheus", "admin")}
+    ports = free_ports((*COLLECTORS, "prometheus", "admin"))
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", ports["admin"]))
         busy.listen()
@@ -130,7 +130,7 @@ def by_name(root: int) -> dict[str, int]:
 
 
 def test_a_crashed_admin_is_restarted_and_the_exporters_run_on_untouched(tmp_path):
-    ports = {name: free_port() for name in (*COLLECTORS, "prometheus", "admin")}
+    ports = free_ports((*COLLECTORS, "prometheus", "admin"))
     run = Run(write_config(tmp_path, ports, prometheus=False))
     try:
         password = run.wait_for_line("log in as admin, password").split("password ")[1].split()[0]
@@ -151,7 +151,7 @@ def test_a_crashed_admin_is_restarted_and_the_exporters_run_on_untouched(tmp_pat
 
 @pytest.mark.parametrize("victim", ["lmp-run", None])  # the launcher, or `lmp run`'s first process (the spawner)
 def test_lmp_run_killed_with_sigkill_leaves_no_process_or_program_behind(tmp_path, victim):
-    ports = {name: free_port() for name in (*COLLECTORS, "prometheus", "admin")}
+    ports = free_ports((*COLLECTORS, "prometheus", "admin"))
     run = Run(write_config(tmp_path, ports, prometheus=False))
     try:
         run.wait_for_line("LMP is running")

@@ -18,7 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporters._lib.serving import answers
-from tests.conftest import Scrape, connect_from, datagrams_received, free_port, send_datagrams
+from tests.conftest import Scrape, connect_from, datagrams_received, free_ports, send_datagrams
 from tests.lmprun import Api, Run, serving, wait_for
 
 OPERATOR = ("ops", "an-operator-password")
@@ -35,7 +35,7 @@ class Stack:
 
 def started(tmp_path: Path, collectors: dict[str, bool]) -> Iterator[Stack]:
     """`lmp run` (no Prometheus) with these collectors, enabled or not; stopped with Ctrl-C afterwards."""
-    ports = {name: free_port() for name in (*collectors, "admin")}
+    ports = free_ports((*collectors, "admin"))
     config = tmp_path / "lmp.yaml"
     config.write_text(
         f"disable_defaults: true\nprometheus: {{enabled: false}}\nadmin: {{listen: '127.0.0.1:{ports['admin']}', data_dir: '{tmp_path / 'data'}', "

@@ -12,7 +12,7 @@ from pathlib import Path
 import bcrypt
 
 from exporters._lib.serving import PASSWORD_FILE, SERVICE_USER, WEB_FILE, Reach
-from tests.conftest import connect_from, free_port, make_cert
+from tests.conftest import connect_from, free_ports, make_cert
 from tests.exporters.test_web import curl, events_status
 from tests.lmprun import Api, lmp_running, wait_for
 
@@ -48,7 +48,7 @@ def scrape_urls(prometheus_port: int) -> dict[str, str]:
 
 def test_prometheus_scrapes_over_https_with_basic_auth_and_events_need_auth(tmp_path, cgroup):
     group, group_path = cgroup
-    ports = {name: free_port() for name in ("syscalls", "connguard", "prometheus", "admin")}
+    ports = free_ports(("syscalls", "connguard", "prometheus", "admin"))
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()

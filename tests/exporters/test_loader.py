@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 from exporters._lib import catalog
-from tests.conftest import LMP, bpf_program_ids, free_port, programs_left, run_lmp
+from tests.conftest import LMP, bpf_program_ids, free_port, free_ports, programs_left, run_lmp
 from tests.lmprun import Run, descendants
 
 # Shared objects whose presence in an exporter's address space would mean what it must not carry: the
@@ -33,7 +33,7 @@ def test_an_exporter_on_its_own_maps_libbpf_and_nothing_it_must_not_carry(export
 
 
 def test_exporters_under_lmp_run_carry_none_either(tmp_path):
-    ports = {name: free_port() for name in ("syscalls", "runqlat", "admin")}
+    ports = free_ports(("syscalls", "runqlat", "admin"))
     config = tmp_path / "lmp.yaml"
     config.write_text(f"disable_defaults: true\nprometheus: {{enabled: false}}\nadmin: {{listen: '127.0.0.1:{ports['admin']}', "
                       f"data_dir: '{tmp_path / 'data'}', run_dir: '{tmp_path / 'run'}'}}\ncollectors:\n" +
