@@ -166,22 +166,25 @@ def test_keys_of_removed_cgroups_are_forgotten(exporter, cgroup):
                      "-o", "capacity=64")
     child = parent / "short-lived"
     child.mkdir()
+    removed = f"cgroup_{child.stat().st_ino}"  # what a removed cgroup's id decodes to
     try:
         pid, comm = call_once(child)
     finally:
         child.rmdir()  # the caller has exited: the cgroup can go
     # First scrape: the id is not found (the cgroup is gone) and becomes a suspect; its key leaves the
-    # kernel's map when the next scrape, after a fresh walk of the hierarchy, still cannot find it. A cgroup
-    # no one can name has no series of its own: its count is in `other`, and stays there.
+    # kernel's map when the next scrape, after a fresh walk of the hierarchy, still cannot find it. The
+    # cgroup has no name any more, but the process id and command name still say who made the call (as an
+    # OOM victim's does): the series keeps them, and outlives the key for forget_after (a cgroup that is
+    # the only label saying who folds into `other` instead: tests/unit/test_budget.py).
     first = probe.scrape()
-    assert first.value("lmp_probe_calls_total", default=0.0, pid=str(pid), comm=comm) == 0
-    assert first.value("lmp_probe_calls_total", pid="other", cgroup="other", comm="other") == 1
+    assert first.value("lmp_probe_calls_total", pid=str(pid), cgroup=removed, comm=comm) == 1
+    assert first.value("lmp_probe_calls_total", default=0.0, pid="other", cgroup="other", comm="other") == 0
     assert first.value("lmp_exporter_map_entries", map="probe_calls_total") == 1
     time.sleep(1.1)  # the decoder walks the hierarchy at most once a second
     probe.scrape()
     last = probe.scrape()
     assert last.value("lmp_exporter_map_entries", map="probe_calls_total") == 0
-    assert last.value("lmp_probe_calls_total", pid="other", cgroup="other", comm="other") == 1
+    assert last.value("lmp_probe_calls_total", pid=str(pid), cgroup=removed, comm=comm) == 1
 
 
 # Makes one sched_get_priority_min call for each line it reads, and says so; ends at end of input.
