@@ -23,8 +23,6 @@
 #define PREFIX 48
 /* Messages of one sendmmsg/recvmmsg parsed (a resolver sends A and AAAA queries in one). */
 #define MMSGS 4
-/* Pipelined requests remembered per connection (HTTP/1.1, Redis); the ring's size is a power of two. */
-#define RING 8
 
 const volatile bool cgroup = false;
 const volatile u32 filter_tgid = 0;
@@ -65,18 +63,8 @@ struct conn_key {
     s32 fd;
 };
 
-struct pending {
-    u64 start;
-    union {
-        char command[16]; /* Redis */
-        u64 what;         /* HTTP method, DNS query type, PostgreSQL query kind */
-    };
-};
-
 struct conn {
-    struct pending ring[RING]; /* requests sent or received and not yet answered, oldest at head */
-    struct pending last;       /* HTTP: the last request pushed, for responses to pipelined ones */
-    u32 head, tail;
+    struct l7_queue q;          /* requests not yet answered */
     u16 service, lport, dport;
     u16 expect;                 /* DNS over TCP: the length a message's separate 2-byte prefix announced */
     u8 prefix_bytes;            /* bytes of that prefix seen */
@@ -283,30 +271,12 @@ static __always_inline void observe(void *map, struct dur_key *key, u64 value, u
 }
 #define OBSERVE(map, key, value) observe(&map, key, value, &lmp_overflow_##map)
 
-static __always_inline void push(struct conn *c, u64 what, const char *command)
-{
-    if (c->tail - c->head >= RING) /* more in flight than remembered: the oldest is dropped */
-        c->head++;
-    struct pending *p = &c->ring[c->tail & (RING - 1)];
-    p->start = bpf_ktime_get_ns();
-    p->what = what;
-    if (command)
-        __builtin_memcpy(p->command, command, 16);
-    c->last = *p;
-    c->tail++;
-}
-
 /* Counts the oldest pending request as answered, with the labels in k; false when none is pending. */
 static __always_inline bool pop(struct conn *c, struct req_key *k)
 {
-    struct pending *p = &c->last;
-    if (c->tail != c->head) {
-        p = &c->ring[c->head & (RING - 1)];
-        c->head++;
-    } else if (c->proto != P_HTTP || !p->start) {
+    struct l7_pending *p = l7_answered(&c->q, c->proto == P_HTTP);
+    if (!p)
         return false;
-    } /* else an HTTP response with no request left: one pipelined in the same read as the last, which the
-       * parser did not see (it reads the first bytes only); counted with that one's method and start */
     u64 took = bpf_ktime_get_ns() - p->start;
     k->cgroup = cgroup_id();
     k->service = c->service;
@@ -350,21 +320,21 @@ __noinline int l7_request(struct conn *c, const struct l7_msg *m, u64 ptr)
     switch (c->proto) {
     case P_HTTP:
         if (http_method(m->b))
-            push(c, http_method(m->b), NULL);
+            l7_push(&c->q, http_method(m->b), NULL);
         break;
     case P_DNS:
         off = dns_header(m, c->dgram, c->expect, &query);
         if (off >= 0 && query)
-            push(c, dns_qtype(ptr, off, m->len), NULL);
+            l7_push(&c->q, dns_qtype(ptr, off, m->len), NULL);
         break;
     case P_REDIS:
         if (redis_command(m->b, cmd))
-            push(c, 0, cmd);
+            l7_push(&c->q, 0, cmd);
         break;
     case P_POSTGRES:
         /* Q: a simple query; P (Parse) or B (Bind, of a prepared statement): the extended protocol. */
         if (m->b[0] == 'Q' || m->b[0] == 'P' || m->b[0] == 'B')
-            push(c, m->b[0] == 'Q' ? 0 : 1, NULL);
+            l7_push(&c->q, m->b[0] == 'Q' ? 0 : 1, NULL);
         break;
     }
     return 0;

@@ -3,7 +3,8 @@
  * (scenario/bpf/requests.bpf.c, compiled by BCC): one idea of what a request and a response look like.
  *
  * Pure functions of a message's first bytes (struct l7_msg) or of user memory read with
- * bpf_probe_read_user: no map, no kernel struct, nothing that differs between libbpf and BCC. The
+ * bpf_probe_read_user, and a connection's queue of pending requests: no map, no kernel struct, nothing
+ * that differs between libbpf and BCC. The
  * includer provides the kernel's integer types, bool and the helpers. Two macros say how functions are
  * linked: L7_PARSER (l7_detect) a global function and L7_SUBPROG (redis_command) a function of its own for
  * libbpf, so that the verifier checks each once, on its own; BCC, which cannot relocate calls between
@@ -24,6 +25,44 @@
 /* Protocols, in the order of the spec's `protocol` values. */
 enum { P_NONE, P_HTTP, P_DNS, P_REDIS, P_POSTGRES, P_TLS, P_UNKNOWN, P_NOT_SOCKET };
 enum { CLIENT, SERVER };
+
+/* A connection's requests sent or received and not yet answered: a response answers the oldest. */
+#define L7_PENDING 8 /* pipelined requests remembered (HTTP/1.1, Redis); a power of two */
+struct l7_pending {
+    u64 start;
+    union {
+        char command[16]; /* Redis */
+        u64 what;         /* HTTP method, DNS query type, PostgreSQL query kind */
+    };
+};
+struct l7_queue {
+    struct l7_pending ring[L7_PENDING]; /* oldest at head */
+    struct l7_pending last;             /* HTTP: the last one pushed, for responses to pipelined ones */
+    u32 head, tail;
+};
+
+static __always_inline void l7_push(struct l7_queue *q, u64 what, const char *command)
+{
+    if (q->tail - q->head >= L7_PENDING) /* more in flight than remembered: the oldest is dropped */
+        q->head++;
+    struct l7_pending *p = &q->ring[q->tail & (L7_PENDING - 1)];
+    p->start = bpf_ktime_get_ns();
+    p->what = what;
+    if (command)
+        __builtin_memcpy(p->command, command, 16);
+    q->last = *p;
+    q->tail++;
+}
+
+/* The request a response answers: the oldest pending; or, for HTTP with none left, the last one pushed
+ * (a request pipelined in the same read as it, which the parser did not see: it reads the first bytes
+ * only, and the response is counted with that one's method and start); NULL when there is none. */
+static __always_inline struct l7_pending *l7_answered(struct l7_queue *q, bool http)
+{
+    if (q->tail != q->head)
+        return &q->ring[q->head++ & (L7_PENDING - 1)];
+    return http && q->last.start ? &q->last : NULL;
+}
 
 /* A message's first bytes, zero past its end. */
 struct l7_msg {

@@ -13,8 +13,6 @@
 
 /* (process, fd) connections followed at once; a new one past it is not, and counted in map_overflow. */
 #define MAX_CONNS 4096
-/* Requests in flight per connection (pipelined HTTP/1.1, Redis); a power of two. */
-#define PENDING 8
 /* Bytes of each message read, as l7's PREFIX: a method, a status line, a DNS header, a RESP command. */
 #define PREFIX 48
 #define S_IFMT 00170000
@@ -44,18 +42,8 @@ struct l7_key {
     s32 fd;
 };
 
-struct l7_pending {
-    u64 start;
-    union {
-        char command[16]; /* Redis */
-        u64 what;         /* HTTP method, DNS query type, PostgreSQL query kind */
-    };
-};
-
 struct l7_conn {
-    struct l7_pending ring[PENDING]; /* sent or received and not yet answered, oldest at head */
-    struct l7_pending last;          /* HTTP: the last one pushed, for responses to pipelined ones */
-    u32 head, tail;
+    struct l7_queue q; /* requests not yet answered */
     u16 lport, dport;
     u16 expect;       /* DNS over TCP: the length a separate 2-byte prefix announced */
     u8 prefix_bytes;
@@ -169,29 +157,12 @@ static __always_inline struct l7_conn *conn_of(u32 tgid, s32 fd, struct l7_scrat
     return l7_conns.lookup(&k);
 }
 
-static __always_inline void l7_push(struct l7_conn *c, u64 what, const char *command)
-{
-    if (c->tail - c->head >= PENDING) /* more in flight than remembered: the oldest is dropped */
-        c->head++;
-    struct l7_pending *p = &c->ring[c->tail & (PENDING - 1)];
-    p->start = bpf_ktime_get_ns();
-    p->what = what;
-    if (command)
-        __builtin_memcpy(p->command, command, 16);
-    c->last = *p;
-    c->tail++;
-}
-
 /* The oldest pending request, answered with `status`: its span goes to the ring buffer. */
 static __always_inline void l7_pop(struct l7_conn *c, u16 status, s32 fd)
 {
-    struct l7_pending *p = &c->last;
-    if (c->tail != c->head) {
-        p = &c->ring[c->head & (PENDING - 1)];
-        c->head++;
-    } else if (c->proto != P_HTTP || !p->start) {
+    struct l7_pending *p = l7_answered(&c->q, c->proto == P_HTTP);
+    if (!p)
         return;
-    } /* else a response to a request pipelined in the read of the last one: l7's README says why */
     u64 now = bpf_ktime_get_ns(), pid_tgid = bpf_get_current_pid_tgid();
     u32 slot = (c->proto & 7) * 2 + (c->role & 1);
     struct total *total = request_totals.lookup(&slot);
@@ -225,15 +196,15 @@ static __always_inline void l7_request(struct l7_conn *c, struct l7_msg *m, u64 
     bool query;
     int off;
     if (c->proto == P_HTTP && http_method(m->b)) {
-        l7_push(c, http_method(m->b), 0);
+        l7_push(&c->q, http_method(m->b), 0);
     } else if (c->proto == P_DNS) {
         off = dns_header(m, c->dgram, c->expect, &query);
         if (off >= 0 && query)
-            l7_push(c, dns_qtype(ptr, off, m->len), 0);
+            l7_push(&c->q, dns_qtype(ptr, off, m->len), 0);
     } else if (c->proto == P_REDIS && redis_command(m->b, cmd)) {
-        l7_push(c, 0, cmd);
+        l7_push(&c->q, 0, cmd);
     } else if (c->proto == P_POSTGRES && (m->b[0] == 'Q' || m->b[0] == 'P' || m->b[0] == 'B')) {
-        l7_push(c, m->b[0] == 'Q' ? 0 : 1, 0);
+        l7_push(&c->q, m->b[0] == 'Q' ? 0 : 1, 0);
     }
 }
 
