@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -38,9 +39,20 @@ def test_login_a_wrong_password_and_logout(tab):
     tab.shot("wrong-password")
     tab.problems.clear()  # the refused login is a 401 the browser reports; nothing else may be
     logged_in(tab, "admin")
+    tokens = [page.evaluate(f"sessionStorage.getItem('{key}')") for key in ("lmp.access", "lmp.refresh")]
     page.get_by_role("button", name="Log out").click()
     page.wait_for_url("**/login?reason=logged_out**")
     expect(page.locator("#reason")).to_have_text("You are logged out.")
+
+    def refused(token: str) -> bool:  # the page does not wait for the revocations (keepalive): they land soon
+        request = urllib.request.Request(tab.stack.base + "/api/v1/auth/refresh", method="POST",
+                                         headers={"Authorization": f"Bearer {token}"})
+        try:
+            urllib.request.urlopen(request, timeout=10).close()
+        except urllib.error.HTTPError as e:
+            return e.code == 401
+        return False
+    assert wait_for(lambda: refused(tokens[1]), timeout=30)  # the refresh token is revoked: no new access
     tab.go("/components")  # the tokens are gone: back to the login page
     page.wait_for_url("**/login?reason=login**")
     assert not tab.problems, tab.problems

@@ -32,7 +32,7 @@ async function send(path, options, token) {
     headers["Content-Type"] = "application/json";
     options = {...options, body: JSON.stringify(options.json)};
   }
-  return fetch(API + path, {method: options.method || "GET", headers, body: options.body});
+  return fetch(API + path, {method: options.method || "GET", headers, body: options.body, keepalive: options.keepalive});
 }
 
 async function refresh() {
@@ -73,10 +73,12 @@ export async function session() {
 }
 
 async function logout() {
-  for (const key of [ACCESS, REFRESH]) {  // revoke both: a stolen copy of either is worth nothing after
-    const token = sessionStorage.getItem(key);
-    if (token) await send("/auth/logout", {method: "POST"}, token).catch(() => {});
-  }
+  // Revoke both: a stolen copy of either is worth nothing after. keepalive lets the revocations finish
+  // after the page has gone, so the page waits for them a moment only (a server busy with a page's charts
+  // may queue them for longer).
+  const revocations = [ACCESS, REFRESH].map((key) => sessionStorage.getItem(key)).filter(Boolean)
+    .map((token) => send("/auth/logout", {method: "POST", keepalive: true}, token).catch(() => {}));
+  await Promise.race([Promise.all(revocations), new Promise((done) => setTimeout(done, 2000))]);
   return toLogin("logged_out");
 }
 
